@@ -1,0 +1,88 @@
+# snakebox build. `make` builds build/snakebox; `make run` and `make test` are the README's two
+# set-up commands: both first install what is missing (scripts/install-deps, apt on Debian 12).
+
+CC       ?= gcc
+BUILD    ?= build
+PKGS     := libmicrohttpd jansson libseccomp python3-embed
+PYTHON   := /usr/bin/python3
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+            -Wno-unused-parameter
+HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 $(WARN) $(HARDEN) -D_GNU_SOURCE -Isrc -MMD -MP
+LDFLAGS  += -pie -Wl,-z,relro,-z,now
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+# `make SANITIZE=address,undefined` builds the whole server with sanitizers.
+ifneq ($(SANITIZE),)
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+SRCS := $(wildcard src/*.c src/util/*.c)
+OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
+LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
+
+.PHONY: all run test unit api deps check clean format format-check example
+all: $(BUILD)/snakebox
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/snakebox: $(OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Unit tests: each tests/unit/test-X.c links against every module but main, built apart with
+# AddressSanitizer and UBSan (leak detection on).
+UNIT_SRCS  := $(wildcard tests/unit/test-*.c)
+UNIT_BUILD := $(BUILD)/asan
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(UNIT_BUILD)/%,$(UNIT_SRCS))
+UNIT_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+UNIT_OBJS  := $(patsubst src/%.c,$(UNIT_BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS)))
+
+$(UNIT_BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -O2,$(CFLAGS)) $(UNIT_FLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(UNIT_BUILD)/test-%: tests/unit/test-%.c $(UNIT_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -O2,$(CFLAGS)) $(UNIT_FLAGS) $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
+
+api: $(BUILD)/snakebox
+	$(PYTHON) -m pytest -q tests/api tests/escape
+
+deps:
+	scripts/install-deps
+
+# The README's two commands.
+run: deps
+	$(MAKE) all
+	$(BUILD)/snakebox serve
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) api
+
+check: $(BUILD)/snakebox
+	$(BUILD)/snakebox check
+
+example: $(BUILD)/snakebox
+	$(BUILD)/snakebox example > .env.example
+
+format:
+	clang-format -i src/*.c src/*.h src/util/*.h src/util/*.c tests/unit/*.c
+
+format-check:
+	clang-format --dry-run --Werror src/*.c src/*.h src/util/*.h src/util/*.c tests/unit/*.c
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(OBJS:.o=.d) $(UNIT_OBJS:.o=.d)

@@ -1,0 +1,68 @@
+/* Configuration: one table of keys, read from defaults < `.env` < the environment. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_STR_MAX 1024
+
+typedef struct Config {
+        /* EXECUTION_TIMEOUT: wall-clock seconds a run may take. */
+        uint32_t timeout_sec;
+        /* PREINSTALL_LIBS: space-separated package names imported by the zygote. */
+        char preinstall_libs[CONFIG_STR_MAX];
+        /* HOST, PORT: where the HTTP server listens. PORT 0 picks a free port. */
+        char host[256];
+        uint32_t port;
+        /* MAX_CONCURRENCY: runs executing at once. */
+        uint32_t max_concurrency;
+        /* QUEUE_SIZE: requests waiting for a sandbox beyond MAX_CONCURRENCY; then 503. */
+        uint32_t queue_size;
+        /* QUEUE_TIMEOUT: seconds a request may wait in the queue before a 503. */
+        uint32_t queue_timeout_sec;
+        /* POOL_SIZE: sealed sandboxes kept ready for the next request. */
+        uint32_t pool_size;
+        /* MEMORY_LIMIT_MB: memory of one run (cgroup, else RLIMIT_AS). */
+        uint64_t memory_limit_bytes;
+        /* MAX_PROCESSES: processes and threads of one run. */
+        uint32_t max_processes;
+        /* TMP_SIZE_MB: the run's tmpfs (/tmp, working directory, /dev/shm together). */
+        uint64_t tmp_size_bytes;
+        /* MAX_FILE_SIZE_MB: largest file a run may write (RLIMIT_FSIZE). */
+        uint64_t max_file_size_bytes;
+        /* MAX_OPEN_FILES: open files of one process of a run (RLIMIT_NOFILE). */
+        uint32_t max_open_files;
+        /* MAX_OUTPUT_BYTES: stdout + stderr kept from a run; beyond it the run is stopped. */
+        uint64_t max_output_bytes;
+        /* MAX_REQUEST_BYTES: largest request body; beyond it 413. */
+        uint64_t max_request_bytes;
+        /* SANDBOX_UID, SANDBOX_GID: host ids a run executes as (when the server is root). */
+        uint32_t sandbox_uid;
+        uint32_t sandbox_gid;
+        /* CACHE_DIR: where the zygote keeps matplotlib's font cache; "" = automatic. */
+        char cache_dir[CONFIG_STR_MAX];
+} Config;
+
+/* Fills every field with its default. */
+void config_init(Config *c);
+
+/* Applies KEY=VALUE lines of a `.env` text. Unknown keys and malformed lines are errors.
+ * Returns 0, or -EINVAL and sets *ret_error to a malloc'ed message naming the line, the key,
+ * the value and what is allowed. Does not log. */
+int config_apply_dotenv(Config *c, const char *text, size_t len, const char *origin, char **ret_error);
+
+/* Applies every known key present in envp (a NULL-terminated "KEY=VALUE" array); other
+ * variables are ignored. Same error contract as config_apply_dotenv. */
+int config_apply_environ(Config *c, char *const *envp, char **ret_error);
+
+/* Defaults, then `dotenv_path` if it exists (a missing file is not an error), then envp.
+ * Same error contract as above; an unreadable or oversized `.env` is an error too. */
+int config_load(Config *c, const char *dotenv_path, char *const *envp, char **ret_error);
+
+/* Writes the `.env.example` text: every key, its help, default and range. */
+void config_write_example(FILE *f);
+
+/* Writes one "KEY=value" line per key, for the start-up summary. */
+void config_write_summary(const Config *c, FILE *f);

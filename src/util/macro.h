@@ -1,0 +1,67 @@
+/* Cleanup attributes and ownership helpers shared by every module.
+ *
+ * Every owning local carries a cleanup attribute so that early returns cannot leak; ownership is
+ * handed on with TAKE_PTR()/TAKE_FD(), which read the value and reset the variable in one step. */
+#pragma once
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _noreturn_ __attribute__((noreturn))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _warn_unused_ __attribute__((warn_unused_result))
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#define TAKE_PTR(p)                      \
+        ({                               \
+                __typeof__(p) _p_ = (p); \
+                (p) = NULL;              \
+                _p_;                     \
+        })
+
+#define TAKE_FD(fd)              \
+        ({                       \
+                int _fd_ = (fd); \
+                (fd) = -1;       \
+                _fd_;            \
+        })
+
+static inline void freep(void *p) {
+        free(*(void **)p);
+}
+#define _cleanup_free_ _cleanup_(freep)
+
+/* Closes an fd and keeps errno intact, so it can run on error paths. Returns -1. */
+static inline int safe_close(int fd) {
+        if (fd >= 0) {
+                int saved = errno;
+                close(fd);
+                errno = saved;
+        }
+        return -1;
+}
+
+static inline void closep(int *fd) {
+        safe_close(*fd);
+}
+#define _cleanup_close_ _cleanup_(closep)
+
+static inline void close_pair(int p[2]) {
+        p[0] = safe_close(p[0]);
+        p[1] = safe_close(p[1]);
+}
+static inline void close_pairp(int (*p)[2]) {
+        close_pair(*p);
+}
+#define _cleanup_close_pair_ _cleanup_(close_pairp)
+
+/* The negative errno of the last failed libc call, never 0 (a caller testing r < 0 must see it). */
+static inline int negative_errno(void) {
+        return errno > 0 ? -errno : -EIO;
+}
