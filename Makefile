@@ -6,8 +6,10 @@ BUILD    ?= build
 PKGS     := libmicrohttpd jansson libseccomp python3-embed
 PYTHON   := /usr/bin/python3
 
+# -Wno-format-truncation: snprintf into fixed buffers is how messages are cut on purpose; where a
+# cut would change meaning (paths), the code checks snprintf's return value instead.
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
-            -Wno-unused-parameter
+            -Wno-unused-parameter -Wno-format-truncation
 HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 $(WARN) $(HARDEN) -D_GNU_SOURCE -Isrc -MMD -MP
@@ -22,7 +24,9 @@ LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 SRCS := $(wildcard src/*.c src/util/*.c)
-OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
+# The sandbox runner's Python source, linked in with .incbin (src/runner-blob.S).
+BLOB := $(BUILD)/obj/runner-blob.o
+OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS)) $(BLOB)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
 .PHONY: all run test unit api deps check clean format format-check example
@@ -31,6 +35,10 @@ all: $(BUILD)/snakebox
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/runner-blob.o: src/runner-blob.S src/runner.py
+	@mkdir -p $(dir $@)
+	$(CC) -c $< -o $@
 
 $(BUILD)/snakebox: $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
@@ -41,7 +49,7 @@ UNIT_SRCS  := $(wildcard tests/unit/test-*.c)
 UNIT_BUILD := $(BUILD)/asan
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(UNIT_BUILD)/%,$(UNIT_SRCS))
 UNIT_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-UNIT_OBJS  := $(patsubst src/%.c,$(UNIT_BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS)))
+UNIT_OBJS  := $(patsubst src/%.c,$(UNIT_BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS))) $(BLOB)
 
 $(UNIT_BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -85,4 +93,4 @@ format-check:
 clean:
 	rm -rf $(BUILD)
 
--include $(OBJS:.o=.d) $(UNIT_OBJS:.o=.d)
+-include $(filter-out $(BLOB:.o=.d),$(OBJS:.o=.d) $(UNIT_OBJS:.o=.d))

@@ -50,7 +50,8 @@ void config_init(Config *c);
 
 /* Applies KEY=VALUE lines of a `.env` text. Unknown keys and malformed lines are errors.
  * Returns 0, or -EINVAL and sets *ret_error to a malloc'ed message naming the line, the key,
- * the value and what is allowed. Does not log. */
+ * the value and what is allowed (-ENOMEM with *ret_error NULL if out of memory). On error *c is
+ * unchanged. ret_error may be NULL. Does not log. */
 int config_apply_dotenv(Config *c, const char *text, size_t len, const char *origin, char **ret_error);
 
 /* Applies every known key present in envp (a NULL-terminated "KEY=VALUE" array); other
@@ -58,7 +59,8 @@ int config_apply_dotenv(Config *c, const char *text, size_t len, const char *ori
 int config_apply_environ(Config *c, char *const *envp, char **ret_error);
 
 /* Defaults, then `dotenv_path` if it exists (a missing file is not an error), then envp.
- * Same error contract as above; an unreadable or oversized `.env` is an error too. */
+ * Same error contract as above; an unreadable or oversized `.env` is an error too, with a
+ * message and the open/read errno, -EFBIG over 64 KiB, or -EINVAL if not a regular file. */
 int config_load(Config *c, const char *dotenv_path, char *const *envp, char **ret_error);
 
 /* Writes the `.env.example` text: every key, its help, default and range. */

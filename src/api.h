@@ -1,0 +1,25 @@
+/* /api/execute: request decoding and validation, answer assembly. No I/O, no HTTP library:
+ * the HTTP layer calls these and sends what they return. */
+#pragma once
+
+#include <stddef.h>
+
+#include "config.h"
+#include "pool.h"
+
+/* Decodes and validates a request body. On success returns 0 and sets *ret to a malloc'ed JSON
+ * document for the runner and *ret_len to its length. On a bad request returns an HTTP status
+ * (400) and writes the reason, meant for the client, into why. Does not log. */
+int api_decode_request(const char *body, size_t len, char **ret, size_t *ret_len, char *why, size_t whyn);
+
+/* Builds the runner's request for code (n bytes). Returns 0 and a malloc'ed JSON text, or
+ * -ENOMEM. */
+int api_runner_request(const char *code, size_t n, char **ret, size_t *ret_len);
+
+/* Builds the answer to a finished run. Returns the HTTP status and sets *ret to a malloc'ed
+ * JSON body (NULL on out-of-memory, which the caller answers with a fixed 503). */
+int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *ret_len);
+
+/* Builds {"status": "Error", "output": msg}: the shape of every error body. Malloc'ed, or NULL
+ * on out-of-memory. */
+char *api_error_body(const char *msg, size_t *ret_len);

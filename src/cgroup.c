@@ -1,0 +1,324 @@
+/* Per-run cgroups, for cgroup v1 (separate memory and pids hierarchies) and v2 (one unified
+ * hierarchy), behind the same small interface. Every run gets its own leaf, created before its
+ * sandbox is forked (off the request path) and removed after its last process was reaped.
+ *
+ * Memory is charged to the cgroup that first touches a page. The pages a sandbox shares with
+ * the zygote stay charged to the zygote; the limit therefore counts what the run itself
+ * allocates or copies, which is what MEMORY_LIMIT_MB promises. Swap is capped too where the
+ * knob exists, or the limit would only move memory to swap.
+ *
+ * v2 forbids processes in a cgroup whose controllers are delegated to children ("no internal
+ * processes"), so when our own cgroup has processes we move the server into a "server" leaf
+ * first, as systemd's Delegate=yes units are expected to. */
+#include "cgroup.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/fd.h"
+#include "util/macro.h"
+
+/* Reads our path in one hierarchy from /proc/self/cgroup: "N:<controller>:/path" (v1) or
+ * "0::/path" (v2, controller ""). */
+static int own_path(const char *controller, char *buf, size_t n) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = fd_read_file("/proc/self/cgroup", 1 << 16, &text, &len);
+        if (r < 0)
+                return r;
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+                char *a = strchr(line, ':');
+                char *b = a ? strchr(a + 1, ':') : NULL;
+                if (!b)
+                        continue;
+                *b = 0;
+                const char *ctrls = a + 1;
+                bool match = false;
+                if (!*controller)
+                        match = !*ctrls && line[0] == '0' && a == line + 1;
+                else {
+                        /* "cpu,cpuacct" style lists */
+                        _cleanup_free_ char *dup = strdup(ctrls);
+                        if (!dup)
+                                return -ENOMEM;
+                        char *save = NULL;
+                        for (char *c = strtok_r(dup, ",", &save); c; c = strtok_r(NULL, ",", &save))
+                                if (strcmp(c, controller) == 0)
+                                        match = true;
+                }
+                if (match) {
+                        if ((size_t)snprintf(buf, n, "%s", b + 1) >= n)
+                                return -ENAMETOOLONG;
+                        return 0;
+                }
+        }
+        return -ENOENT;
+}
+
+static bool file_exists(const char *dir, const char *name) {
+        char p[CGROUP_PATH_MAX + 64];
+        snprintf(p, sizeof p, "%s/%s", dir, name);
+        return access(p, F_OK) == 0;
+}
+
+static int write_knob(const char *dir, const char *name, const char *value) {
+        char p[CGROUP_PATH_MAX + 64];
+        snprintf(p, sizeof p, "%s/%s", dir, name);
+        return fd_write_file(p, value);
+}
+
+static uint64_t read_u64(const char *dir, const char *name) {
+        char p[CGROUP_PATH_MAX + 64];
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        snprintf(p, sizeof p, "%s/%s", dir, name);
+        if (fd_read_file(p, 4096, &text, &len) < 0)
+                return 0;
+        return strtoull(text, NULL, 10); /* kernel-written */
+}
+
+/* The value of "key N" in a flat-keyed file (memory.events, memory.oom_control, pids.events). */
+static uint64_t read_key(const char *dir, const char *name, const char *key) {
+        char p[CGROUP_PATH_MAX + 64];
+        _cleanup_free_ char *text = NULL;
+        size_t len, klen = strlen(key);
+        snprintf(p, sizeof p, "%s/%s", dir, name);
+        if (fd_read_file(p, 1 << 16, &text, &len) < 0)
+                return 0;
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+                if (strncmp(line, key, klen) == 0 && line[klen] == ' ')
+                        return strtoull(line + klen + 1, NULL, 10);
+        return 0;
+}
+
+/* Removes leaves of a directory of ours, then the directory (cgroup dirs only hold knobs, which
+ * rmdir ignores). */
+static void remove_tree(const char *dir) {
+        DIR *d = opendir(dir);
+        if (d) {
+                struct dirent *e;
+                while ((e = readdir(d))) {
+                        if (e->d_type != DT_DIR || e->d_name[0] == '.')
+                                continue;
+                        char p[CGROUP_PATH_MAX + 300];
+                        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+                        remove_tree(p);
+                }
+                closedir(d);
+        }
+        rmdir(dir);
+}
+
+/* Removes "snakebox-<pid>" directories of servers that no longer run. */
+static void remove_stale(const char *parent) {
+        DIR *d = opendir(parent);
+        if (!d)
+                return;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+                long pid;
+                char *end;
+                if (strncmp(e->d_name, "snakebox-", 9) != 0)
+                        continue;
+                pid = strtol(e->d_name + 9, &end, 10);
+                if (*end || pid <= 0 || pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+                        continue;
+                char p[CGROUP_PATH_MAX + 300];
+                snprintf(p, sizeof p, "%s/%s", parent, e->d_name);
+                remove_tree(p);
+        }
+        closedir(d);
+}
+
+static int make_base(const char *mount, const char *own, char *ret, size_t n) {
+        char parent[CGROUP_PATH_MAX];
+        if ((size_t)snprintf(parent, sizeof parent, "%s%s", mount, strcmp(own, "/") ? own : "") >=
+                sizeof parent)
+                return -ENAMETOOLONG;
+        remove_stale(parent);
+        /* Leave room for "/sb-<id>/<knob>" below it. */
+        if ((size_t)snprintf(ret, n, "%s/snakebox-%d", parent, (int)getpid()) >= n - 64)
+                return -ENAMETOOLONG;
+        if (mkdir(ret, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+static void init_v2(CgroupRoot *root) {
+        char own[CGROUP_PATH_MAX], dir[CGROUP_PATH_MAX + 32], leaf[CGROUP_PATH_MAX + 64];
+        if (own_path("", own, sizeof own) < 0) {
+                snprintf(root->why_not, sizeof root->why_not, "no cgroup v2 path in /proc/self/cgroup");
+                return;
+        }
+        snprintf(dir, sizeof dir, "/sys/fs/cgroup%s", strcmp(own, "/") ? own : "");
+        if (!file_exists(dir, "cgroup.subtree_control") || !file_exists(dir, "cgroup.controllers")) {
+                snprintf(root->why_not, sizeof root->why_not, "%s is not a cgroup v2 directory", dir);
+                return;
+        }
+        if (write_knob(dir, "cgroup.subtree_control", "+memory") < 0) {
+                /* Processes in our cgroup: move the server to a leaf of its own, then retry. */
+                snprintf(leaf, sizeof leaf, "%s/snakebox-server-%d", dir, (int)getpid());
+                char pid[32];
+                snprintf(pid, sizeof pid, "%d", (int)getpid());
+                if ((mkdir(leaf, 0755) < 0 && errno != EEXIST) || write_knob(leaf, "cgroup.procs", pid) < 0 ||
+                        write_knob(dir, "cgroup.subtree_control", "+memory") < 0) {
+                        snprintf(root->why_not, sizeof root->why_not,
+                                "cannot enable the memory controller in %s (not delegated to us?)", dir);
+                        return;
+                }
+        }
+        root->pids = write_knob(dir, "cgroup.subtree_control", "+pids") == 0;
+        if (make_base("/sys/fs/cgroup", own, root->mem_base, sizeof root->mem_base) < 0) {
+                snprintf(root->why_not, sizeof root->why_not, "cannot create a cgroup under %s", dir);
+                return;
+        }
+        write_knob(root->mem_base, "cgroup.subtree_control", root->pids ? "+memory +pids" : "+memory");
+        root->mode = CGROUP_V2;
+}
+
+static void init_v1(CgroupRoot *root) {
+        char own[CGROUP_PATH_MAX];
+        if (own_path("memory", own, sizeof own) < 0 || access("/sys/fs/cgroup/memory", W_OK) < 0) {
+                snprintf(root->why_not, sizeof root->why_not,
+                        "no writable cgroup v1 memory hierarchy at /sys/fs/cgroup/memory");
+                return;
+        }
+        if (make_base("/sys/fs/cgroup/memory", own, root->mem_base, sizeof root->mem_base) < 0) {
+                snprintf(root->why_not, sizeof root->why_not, "cannot create a cgroup under /sys/fs/cgroup/memory%s",
+                        own);
+                return;
+        }
+        root->mode = CGROUP_V1;
+        if (own_path("pids", own, sizeof own) == 0 && access("/sys/fs/cgroup/pids", W_OK) == 0 &&
+                make_base("/sys/fs/cgroup/pids", own, root->pids_base, sizeof root->pids_base) == 0)
+                root->pids = true;
+}
+
+void cgroup_root_init(CgroupRoot *root) {
+        *root = (CgroupRoot){0};
+        if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0)
+                init_v2(root);
+        else
+                init_v1(root);
+}
+
+void cgroup_root_destroy(CgroupRoot *root) {
+        if (root->mode == CGROUP_NONE)
+                return;
+        remove_tree(root->mem_base);
+        if (root->pids_base[0])
+                remove_tree(root->pids_base);
+        if (root->mode == CGROUP_V2) {
+                char leaf[CGROUP_PATH_MAX + 64];
+                char *slash = strrchr(root->mem_base, '/');
+                if (slash) {
+                        snprintf(leaf, sizeof leaf, "%.*s/snakebox-server-%d", (int)(slash - root->mem_base),
+                                root->mem_base, (int)getpid());
+                        rmdir(leaf); /* fails while we are in it; harmless */
+                }
+        }
+        root->mode = CGROUP_NONE;
+}
+
+static int open_procs(const char *dir, int *ret) {
+        char p[CGROUP_PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/cgroup.procs", dir);
+        int fd = open(p, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        *ret = fd;
+        return 0;
+}
+
+int cgroup_create(const CgroupRoot *root, uint64_t id, const Config *c, Cgroup *ret) {
+        char v[32];
+        int r;
+
+        *ret = (Cgroup){.procs_fds = {-1, -1}};
+        if (root->mode == CGROUP_NONE)
+                return 0;
+        snprintf(ret->mem, sizeof ret->mem, "%s/sb-%" PRIu64, root->mem_base, id);
+        if (mkdir(ret->mem, 0755) < 0)
+                return -errno;
+        snprintf(v, sizeof v, "%" PRIu64, c->memory_limit_bytes);
+        if (root->mode == CGROUP_V1) {
+                r = write_knob(ret->mem, "memory.limit_in_bytes", v);
+                if (r == 0 && file_exists(ret->mem, "memory.memsw.limit_in_bytes"))
+                        r = write_knob(ret->mem, "memory.memsw.limit_in_bytes", v);
+        } else {
+                r = write_knob(ret->mem, "memory.max", v);
+                if (r == 0 && file_exists(ret->mem, "memory.swap.max"))
+                        r = write_knob(ret->mem, "memory.swap.max", "0");
+        }
+        if (r < 0)
+                goto fail;
+        r = open_procs(ret->mem, &ret->procs_fds[ret->nprocs_fds]);
+        if (r < 0)
+                goto fail;
+        ret->nprocs_fds++;
+
+        if (root->pids) {
+                snprintf(v, sizeof v, "%" PRIu32, c->max_processes);
+                if (root->mode == CGROUP_V1) {
+                        snprintf(ret->pids, sizeof ret->pids, "%s/sb-%" PRIu64, root->pids_base, id);
+                        if (mkdir(ret->pids, 0755) < 0) {
+                                r = -errno;
+                                ret->pids[0] = 0;
+                                goto fail;
+                        }
+                        r = write_knob(ret->pids, "pids.max", v);
+                        if (r == 0)
+                                r = open_procs(ret->pids, &ret->procs_fds[ret->nprocs_fds]);
+                        if (r < 0)
+                                goto fail;
+                        ret->nprocs_fds++;
+                } else {
+                        r = write_knob(ret->mem, "pids.max", v);
+                        if (r < 0)
+                                goto fail;
+                }
+        }
+        return 0;
+fail:
+        cgroup_destroy(ret);
+        return r;
+}
+
+void cgroup_close_fds(Cgroup *cg) {
+        for (int i = 0; i < 2; i++)
+                cg->procs_fds[i] = safe_close(cg->procs_fds[i]);
+        cg->nprocs_fds = 0;
+}
+
+void cgroup_read_stats(const CgroupRoot *root, const Cgroup *cg, CgroupStats *ret) {
+        *ret = (CgroupStats){0};
+        if (!cg->mem[0])
+                return;
+        if (root->mode == CGROUP_V1) {
+                ret->memory_peak_bytes = read_u64(cg->mem, "memory.max_usage_in_bytes");
+                ret->oom_kills = read_key(cg->mem, "memory.oom_control", "oom_kill");
+                if (cg->pids[0])
+                        ret->pids_max_hits = read_key(cg->pids, "pids.events", "max");
+        } else {
+                ret->memory_peak_bytes = read_u64(cg->mem, "memory.peak");
+                ret->oom_kills = read_key(cg->mem, "memory.events", "oom_kill");
+                ret->pids_max_hits = read_key(cg->mem, "pids.events", "max");
+        }
+}
+
+void cgroup_destroy(Cgroup *cg) {
+        cgroup_close_fds(cg);
+        if (cg->pids[0])
+                rmdir(cg->pids);
+        if (cg->mem[0])
+                rmdir(cg->mem);
+        cg->mem[0] = cg->pids[0] = 0;
+}

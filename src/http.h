@@ -1,0 +1,19 @@
+/* The HTTP server: libmicrohttpd, routing, body limits, suspended requests. */
+#pragma once
+
+#include <stdint.h>
+
+#include "config.h"
+#include "pool.h"
+
+typedef struct Http Http;
+
+/* Starts listening on HOST:PORT and serving in libmicrohttpd's thread. Writes the bound port to
+ * *ret_port. Returns 0, or -errno with a reason in why. */
+int http_start(const Config *c, Pool *pool, Http **ret, uint16_t *ret_port, char *why, size_t whyn);
+
+/* Stops accepting connections (requests in flight continue). */
+void http_quiesce(Http *h);
+
+/* Stops the daemon and frees it; every job must be finished (pool_stop) before. */
+void http_stop(Http *h);

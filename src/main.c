@@ -1,0 +1,231 @@
+/* snakebox's commands; the only place that exits.
+ *
+ *   serve          run the HTTP server (the default)
+ *   check          say what this host supports and seal one sandbox; non-zero if it cannot
+ *   example        print .env.example (every config key, its default and range)
+ *   apt-packages   print the Debian packages that provide PREINSTALL_LIBS
+ *
+ * The binary is also the zygote: when started as ZYGOTE_ARGV0 it runs zygote_main(). */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "cgroup.h"
+#include "config.h"
+#include "http.h"
+#include "pool.h"
+#include "pylibs.h"
+#include "util/log.h"
+#include "util/macro.h"
+#include "zygote.h"
+
+extern char **environ;
+
+static int load_config(Config *c) {
+        _cleanup_free_ char *err = NULL;
+        int r = config_load(c, ".env", environ, &err);
+        if (r < 0)
+                log_error("configuration: %s", err ? err : strerror(-r));
+        return r;
+}
+
+/* Signals are taken by sigwait in the main thread only; every thread started later inherits
+ * the blocked mask. */
+static void block_signals(sigset_t *set) {
+        sigemptyset(set);
+        sigaddset(set, SIGTERM);
+        sigaddset(set, SIGINT);
+        sigaddset(set, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, set, NULL);
+        signal(SIGPIPE, SIG_IGN);
+}
+
+/* Our own fds: one per sandbox in flight plus one per connection; the soft default of 1024 is
+ * too small for MAX_CONCURRENCY + QUEUE_SIZE at their upper ranges. */
+static void raise_nofile(void) {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                setrlimit(RLIMIT_NOFILE, &rl);
+        }
+}
+
+static int cmd_serve(void) {
+        Config c;
+        sigset_t set;
+        char why[1024];
+        Pool *pool = NULL;
+        Http *http = NULL;
+        uint16_t port = 0;
+        int r, sig = 0;
+
+        if (load_config(&c) < 0)
+                return 2;
+        block_signals(&set);
+        raise_nofile();
+        log_info("starting: importing %s", c.preinstall_libs[0] ? c.preinstall_libs : "(no libraries)");
+        r = pool_start(&c, &pool, why, sizeof why);
+        if (r < 0) {
+                log_error("cannot start: %s", why);
+                return 1;
+        }
+        const CgroupRoot *cg = pool_cgroups(pool);
+        if (cg->mode == CGROUP_NONE)
+                log_info("memory limit: RLIMIT_AS fallback (%s)", cg->why_not);
+        else
+                log_info("memory limit: cgroup v%d%s", cg->mode, cg->pids ? ", process limit: pids cgroup" : "");
+        r = http_start(&c, pool, &http, &port, why, sizeof why);
+        if (r < 0) {
+                log_error("cannot start: %s", why);
+                pool_stop(pool);
+                return 1;
+        }
+        log_info("listening on http://%s%s%s:%u", strchr(c.host, ':') ? "[" : "", c.host,
+                strchr(c.host, ':') ? "]" : "", port);
+
+        while (sigwait(&set, &sig) != 0 || sig == SIGHUP)
+                ;
+        log_info("%s: shutting down", strsignal(sig));
+        http_quiesce(http);
+        pool_stop(pool);
+        http_stop(http);
+        return 0;
+}
+
+typedef struct Probe {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool done;
+} Probe;
+
+static void probe_done(Job *job) {
+        Probe *pr = job->userdata;
+        pthread_mutex_lock(&pr->lock);
+        pr->done = true;
+        pthread_cond_signal(&pr->cond);
+        pthread_mutex_unlock(&pr->lock);
+}
+
+/* Runs inside a sandbox and reports what it sees, so `check` shows the seal from the inside. */
+static const char probe_code[] =
+        "import os\n"
+        "st = dict(l.split(':\\t', 1) for l in open('/proc/self/status').read().splitlines() if ':\\t' in l)\n"
+        "print('  uid/gid inside:', os.getuid(), os.getgid(), 'groups:', os.getgroups())\n"
+        "print('  capabilities:', st['CapEff'].strip(), 'no_new_privs:', st['NoNewPrivs'].strip(),\n"
+        "      'seccomp:', st['Seccomp'].strip())\n"
+        "print('  processes visible:', sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))\n"
+        "print('  network interfaces:', [l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:]])\n"
+        "print('  root:', sorted(os.listdir('/')))\n"
+        "print('  environment:', sorted(os.environ))\n";
+
+static int cmd_check(void) {
+        Config c;
+        char why[1024];
+        struct utsname u;
+        Pool *pool = NULL;
+        sigset_t set;
+
+        if (load_config(&c) < 0)
+                return 2;
+        block_signals(&set);
+        uname(&u);
+        printf("kernel: %s %s\n", u.sysname, u.release);
+        printf("running as: uid %u%s\n", (unsigned)geteuid(),
+                geteuid() == 0 ? " (runs map to SANDBOX_UID in a user namespace)" : "");
+        c.pool_size = 1;
+        int r = pool_start(&c, &pool, why, sizeof why);
+        if (r < 0) {
+                printf("sandbox: CANNOT BE SEALED: %s\n", why);
+                return 1;
+        }
+        const CgroupRoot *cg = pool_cgroups(pool);
+        if (cg->mode == CGROUP_NONE)
+                printf("memory limit: RLIMIT_AS fallback (%s)\n", cg->why_not);
+        else
+                printf("memory limit: cgroup v%d (%s)\n", cg->mode, cg->mem_base);
+        printf("process limit: %s\n", cg->pids ? "pids cgroup + RLIMIT_NPROC" : "RLIMIT_NPROC only");
+        printf("sandbox: sealed (user, pid, mount, net, ipc, uts, cgroup namespaces; seccomp; no capabilities)\n");
+
+        Probe pr = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+        char *req_json = NULL;
+        size_t len = 0;
+        r = api_runner_request(probe_code, strlen(probe_code), &req_json, &len);
+        Job job = {.request = req_json, .request_len = len, .client_fd = -1, .done = probe_done, .userdata = &pr};
+        int status = 0;
+        if (r == 0 && pool_submit(pool, &job) == 0) {
+                pthread_mutex_lock(&pr.lock);
+                while (!pr.done)
+                        pthread_cond_wait(&pr.cond, &pr.lock);
+                pthread_mutex_unlock(&pr.lock);
+                printf("inside a sandbox:\n%.*s", (int)job.result.merged.len,
+                        job.result.merged.data ? job.result.merged.data : "");
+                if (job.result.outcome != RUN_EXITED || job.result.exit_code != 0) {
+                        printf("the probe run failed (outcome %d, exit %d)\n", job.result.outcome, job.result.exit_code);
+                        status = 1;
+                }
+        } else
+                status = 1;
+        run_result_free(&job.result);
+        free(req_json);
+        pool_stop(pool);
+        return status;
+}
+
+static int print_debian(const char *pkg, void *userdata) {
+        char deb[160];
+        (void)userdata;
+        int r = pylibs_debian(pkg, deb, sizeof deb);
+        if (r < 0)
+                return r;
+        printf("%s\n", deb);
+        return 0;
+}
+
+static int cmd_apt_packages(void) {
+        Config c;
+        if (load_config(&c) < 0)
+                return 2;
+        return pylibs_foreach(c.preinstall_libs, print_debian, NULL) < 0 ? 2 : 0;
+}
+
+static void usage(FILE *f) {
+        fprintf(f, "usage: snakebox [serve|check|example|apt-packages]\n"
+                   "  serve         run the HTTP server (configured by the environment and .env)\n"
+                   "  check         show what this host supports; exit non-zero if no sandbox can be sealed\n"
+                   "  example       print .env.example\n"
+                   "  apt-packages  print the Debian packages providing PREINSTALL_LIBS\n");
+}
+
+int main(int argc, char **argv) {
+        if (argc >= 1 && strcmp(argv[0], ZYGOTE_ARGV0) == 0)
+                return zygote_main();
+        const char *cmd = argc > 1 ? argv[1] : "serve";
+        if (argc > 2) {
+                usage(stderr);
+                return 2;
+        }
+        if (strcmp(cmd, "serve") == 0)
+                return cmd_serve();
+        if (strcmp(cmd, "check") == 0)
+                return cmd_check();
+        if (strcmp(cmd, "example") == 0) {
+                config_write_example(stdout);
+                return 0;
+        }
+        if (strcmp(cmd, "apt-packages") == 0)
+                return cmd_apt_packages();
+        if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+                usage(stdout);
+                return 0;
+        }
+        usage(stderr);
+        return 2;
+}

@@ -1,0 +1,1192 @@
+/* The pool: warm sealed sandboxes, the queue of requests waiting for one, and the one thread
+ * that drives both.
+ *
+ * Theory of operation
+ * -------------------
+ * Processes. The server (this process) starts the zygote (zygote.c) and asks it for sandboxes.
+ * A sandbox is cloned by the zygote with CLONE_PARENT, so the server is its parent: the pool
+ * thread reaps it through a pidfd, reads its exit status and rusage, and kills it with
+ * pidfd_send_signal(SIGKILL). A sandbox is the init of its own pid namespace, so that one
+ * SIGKILL ends every process the run started, daemons included; the kernel has killed them all
+ * before the init's exit is reported. The sandboxes' parent-death signal is tied to this
+ * thread, which lives as long as the server.
+ *
+ * File descriptors, per sandbox (all CLOEXEC, all non-blocking on our side):
+ *   sock    SOCK_SEQPACKET pair: we send the request ('Q' frames); the sandbox sends READY,
+ *           FAIL, output frames ('O', 'E') and its report ('R')
+ *   out,err pipes: bytes written to fds 1 and 2 outside Python's sys.stdout/sys.stderr
+ *   pidfd   readable when the sandbox's init exited
+ *   timer   timerfd: the run's deadline, then the grace period for draining output
+ * The sandbox's ends of sock, out and err, and the cgroup.procs fds, are sent to the zygote
+ * with SCM_RIGHTS and closed here at once; the zygote closes its copies after the clone. So
+ * after a run, EOF on all three means no process of the run is left holding them.
+ *
+ * Life of a sandbox: SPAWNING (asked the zygote) -> SEALING (has a pid, sealing itself) ->
+ * READY (sent FRAME_READY; waits in a blocking read for the request) -> RUNNING (request sent,
+ * deadline armed) -> reaped and drained -> the job's done callback -> destroyed. A sandbox runs
+ * one request, ever.
+ *
+ * Threads. HTTP threads call pool_submit, which only appends to the inbox under the mutex and
+ * writes the eventfd. Everything else (epoll, sandboxes, queue, zygote) belongs to the pool
+ * thread, which calls each job's done callback; a waiting request holds no thread. Objects an
+ * epoll event can name (sandboxes, client watches) are freed only after the batch of events
+ * is handled, so a later event in the same batch never sees freed memory. */
+#include "pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proto.h"
+#include "rootfs.h"
+#include "sandbox.h"
+#include "util/fd.h"
+#include "util/log.h"
+#include "util/macro.h"
+#include "zygote.h"
+
+#define REPORT_MAX (256 * 1024)
+#define DRAIN_GRACE_MS 1000
+#define TICK_MS 250
+#define SEAL_FAILURES_FATAL 3
+#define START_TIMEOUT_MS (600 * 1000)
+
+typedef enum TagKind {
+        T_WAKE,
+        T_TICK,
+        T_ZCTL,
+        T_ZPID,
+        T_SB_PID,
+        T_SB_SOCK,
+        T_SB_OUT,
+        T_SB_ERR,
+        T_SB_TIMER,
+        T_CLIENT,
+} TagKind;
+
+typedef struct Tag {
+        TagKind kind;
+        void *ptr;
+} Tag;
+
+typedef enum SbState { SB_SPAWNING, SB_SEALING, SB_READY, SB_RUNNING } SbState;
+
+typedef struct Sandbox {
+        uint64_t id;
+        SbState state;
+        pid_t pid;
+        int pidfd, sock, out, err, timer;
+        Cgroup cg;
+        Job *job;
+        size_t sent; /* request bytes sent */
+        bool reaped, sock_eof, out_eof, err_eof, draining, dead;
+        siginfo_t si;
+        struct rusage ru;
+        uint64_t start_ms;
+        RunOutcome kill_reason; /* RUN_EXITED when we did not kill it */
+        SealFailure failure;
+        bool failed;
+        Tag t_pid, t_sock, t_out, t_err, t_timer;
+        struct Sandbox *next;
+} Sandbox;
+
+/* Watches a client's socket for hang-up; owned by the pool, outlives its job by one batch. */
+typedef struct Watch {
+        Job *job;
+        int fd;
+        Tag tag;
+        struct Watch *next_dead;
+} Watch;
+
+typedef enum ZState { Z_DOWN, Z_STARTING, Z_UP } ZState;
+
+struct Pool {
+        Config cfg;
+        pthread_t thread;
+        bool thread_started;
+        int epfd, wake_fd, tick_fd;
+        Tag t_wake, t_tick, t_zctl, t_zpid;
+
+        /* shared with HTTP threads, under lock */
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        Job *inbox;
+        uint32_t admitted;
+        bool stopping;
+        int start_state; /* 0 pending, 1 serving, <0 failed */
+        char start_why[512];
+        PoolStatus status;
+
+        /* pool thread only */
+        Job *queue_head, *queue_tail;
+        uint32_t queued;
+        Sandbox *sandboxes;
+        uint32_t n_spawning, n_sealing, n_ready, n_running;
+        Sandbox *graveyard;
+        Watch *dead_watches;
+        ZygoteProc zyg;
+        ZState zstate;
+        uint64_t z_retry_ms, z_backoff_ms, z_started_ms;
+        bool z_ever_up;
+        uint32_t seal_failures;
+        bool stopped; /* the thread's copy of stopping */
+        char fatal[512];
+        uint64_t next_id;
+        char *rbuf; /* receive buffer, one per pool */
+
+        int image_fd;
+        ZygoteInit init;
+        CgroupRoot cgroups;
+        char rt[256];
+};
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int ep_add(Pool *p, int fd, uint32_t events, Tag *tag) {
+        struct epoll_event ev = {.events = events, .data.ptr = tag};
+        return epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static void ep_mod(Pool *p, int fd, uint32_t events, Tag *tag) {
+        struct epoll_event ev = {.events = events, .data.ptr = tag};
+        epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &ev);
+}
+
+static void ep_del(Pool *p, int fd) {
+        if (fd >= 0)
+                epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+static void arm_timer(int fd, uint64_t ms) {
+        struct itimerspec its = {.it_value = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000}};
+        if (ms == 0)
+                its.it_value.tv_nsec = 1;
+        timerfd_settime(fd, 0, &its, NULL);
+}
+
+static void publish_status(Pool *p) {
+        pthread_mutex_lock(&p->lock);
+        p->status.zygote_up = p->zstate == Z_UP;
+        p->status.ready = p->n_ready;
+        p->status.busy = p->n_running;
+        p->status.queued = p->queued;
+        p->status.spawning = p->n_spawning + p->n_sealing;
+        snprintf(p->status.fatal, sizeof p->status.fatal, "%s", p->fatal);
+        pthread_mutex_unlock(&p->lock);
+}
+
+static void start_failed(Pool *p, const char *why);
+
+/* ---- jobs ---- */
+
+/* Hands a job back to its owner with its outcome. The job must be off the queue. */
+static void job_finish(Pool *p, Job *job, RunOutcome outcome) {
+        Watch *w = job->watch;
+        job->result.outcome = outcome;
+        /* Stop watching the client before handing the job back: the HTTP layer may close its
+         * socket as soon as done runs. */
+        if (w) {
+                ep_del(p, w->fd);
+                w->job = NULL;
+                w->next_dead = p->dead_watches;
+                p->dead_watches = w;
+                job->watch = NULL;
+        }
+        job->sandbox = NULL;
+        pthread_mutex_lock(&p->lock);
+        p->admitted--;
+        pthread_mutex_unlock(&p->lock);
+        job->done(job);
+}
+
+static void internal_error(Job *job, const char *why) {
+        snprintf(job->result.internal_error, sizeof job->result.internal_error, "%s", why);
+}
+
+static void queue_push(Pool *p, Job *job) {
+        job->next = NULL;
+        if (p->queue_tail)
+                p->queue_tail->next = job;
+        else
+                p->queue_head = job;
+        p->queue_tail = job;
+        p->queued++;
+}
+
+static Job *queue_pop(Pool *p) {
+        Job *job = p->queue_head;
+        if (!job)
+                return NULL;
+        p->queue_head = job->next;
+        if (!p->queue_head)
+                p->queue_tail = NULL;
+        job->next = NULL;
+        p->queued--;
+        return job;
+}
+
+static void queue_remove(Pool *p, Job *job) {
+        Job **pp = &p->queue_head, *prev = NULL;
+        while (*pp && *pp != job) {
+                prev = *pp;
+                pp = &(*pp)->next;
+        }
+        if (!*pp)
+                return;
+        *pp = job->next;
+        if (p->queue_tail == job)
+                p->queue_tail = prev;
+        job->next = NULL;
+        p->queued--;
+}
+
+static void fail_queue(Pool *p, RunOutcome outcome, const char *why) {
+        Job *job;
+        while ((job = queue_pop(p))) {
+                if (why)
+                        internal_error(job, why);
+                job_finish(p, job, outcome);
+        }
+}
+
+/* ---- sandboxes ---- */
+
+static void sb_kill(Sandbox *sb, RunOutcome reason) {
+        if (sb->kill_reason == RUN_EXITED)
+                sb->kill_reason = reason;
+        if (sb->pidfd >= 0 && !sb->reaped)
+                syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+}
+
+static void sb_count(Pool *p, Sandbox *sb, int delta) {
+        uint32_t *c = sb->state == SB_SPAWNING ? &p->n_spawning
+                      : sb->state == SB_SEALING ? &p->n_sealing
+                      : sb->state == SB_READY   ? &p->n_ready
+                                                : &p->n_running;
+        *c += (uint32_t)delta;
+}
+
+static void sb_set_state(Pool *p, Sandbox *sb, SbState st) {
+        sb_count(p, sb, -1);
+        sb->state = st;
+        sb_count(p, sb, +1);
+}
+
+/* Unlinks a sandbox and queues it for freeing after this batch of events. If it has not been
+ * reaped yet, it is killed; its zombie is then reaped by the tick's sweep. */
+static void sb_destroy(Pool *p, Sandbox *sb) {
+        if (sb->dead)
+                return;
+        sb->dead = true;
+        sb_count(p, sb, -1);
+        for (Sandbox **pp = &p->sandboxes; *pp; pp = &(*pp)->next)
+                if (*pp == sb) {
+                        *pp = sb->next;
+                        break;
+                }
+        if (!sb->reaped && sb->pidfd >= 0) {
+                syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+                if (syscall(SYS_waitid, P_PIDFD, sb->pidfd, &sb->si, WEXITED, &sb->ru) == 0)
+                        sb->reaped = true;
+        }
+        sb->pidfd = safe_close(sb->pidfd);
+        sb->sock = safe_close(sb->sock);
+        sb->out = safe_close(sb->out);
+        sb->err = safe_close(sb->err);
+        sb->timer = safe_close(sb->timer);
+        cgroup_destroy(&sb->cg);
+        sb->next = p->graveyard;
+        p->graveyard = sb;
+}
+
+static int sb_new(Pool *p) {
+        _cleanup_close_pair_ int sv[2] = {-1, -1}, po[2] = {-1, -1}, pe[2] = {-1, -1};
+        Sandbox *sb;
+        int r;
+
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0 ||
+                pipe2(po, O_CLOEXEC | O_NONBLOCK) < 0 || pipe2(pe, O_CLOEXEC | O_NONBLOCK) < 0)
+                return -errno;
+        /* The sandbox's ends block: its writes wait for us instead of failing. */
+        int fl = fcntl(sv[1], F_GETFL);
+        fcntl(sv[1], F_SETFL, fl & ~O_NONBLOCK);
+        fl = fcntl(po[1], F_GETFL);
+        fcntl(po[1], F_SETFL, fl & ~O_NONBLOCK);
+        fl = fcntl(pe[1], F_GETFL);
+        fcntl(pe[1], F_SETFL, fl & ~O_NONBLOCK);
+
+        sb = calloc(1, sizeof *sb);
+        if (!sb)
+                return -ENOMEM;
+        sb->id = ++p->next_id;
+        sb->pidfd = sb->timer = -1;
+        sb->kill_reason = RUN_EXITED;
+        sb->cg.procs_fds[0] = sb->cg.procs_fds[1] = -1;
+        r = cgroup_create(&p->cgroups, sb->id, &p->cfg, &sb->cg);
+        if (r < 0) {
+                free(sb);
+                return r;
+        }
+        sb->timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        if (sb->timer < 0) {
+                r = -errno;
+                cgroup_destroy(&sb->cg);
+                free(sb);
+                return r;
+        }
+        int fds[5] = {sv[1], po[1], pe[1], sb->cg.procs_fds[0], sb->cg.procs_fds[1]};
+        r = zygote_request_spawn(&p->zyg, sb->id, fds, (size_t)sb->cg.nprocs_fds);
+        cgroup_close_fds(&sb->cg);
+        if (r < 0) {
+                safe_close(sb->timer);
+                cgroup_destroy(&sb->cg);
+                free(sb);
+                return r;
+        }
+        sb->sock = TAKE_FD(sv[0]);
+        sb->out = TAKE_FD(po[0]);
+        sb->err = TAKE_FD(pe[0]);
+        sb->t_sock = (Tag){T_SB_SOCK, sb};
+        sb->t_out = (Tag){T_SB_OUT, sb};
+        sb->t_err = (Tag){T_SB_ERR, sb};
+        sb->t_pid = (Tag){T_SB_PID, sb};
+        sb->t_timer = (Tag){T_SB_TIMER, sb};
+        sb->state = SB_SPAWNING;
+        sb->next = p->sandboxes;
+        p->sandboxes = sb;
+        sb_count(p, sb, +1);
+        if (ep_add(p, sb->sock, EPOLLIN, &sb->t_sock) < 0 || ep_add(p, sb->out, EPOLLIN, &sb->t_out) < 0 ||
+                ep_add(p, sb->err, EPOLLIN, &sb->t_err) < 0 || ep_add(p, sb->timer, EPOLLIN, &sb->t_timer) < 0) {
+                r = -errno;
+                sb_destroy(p, sb);
+                return r;
+        }
+        pthread_mutex_lock(&p->lock);
+        p->status.sandboxes_created++;
+        pthread_mutex_unlock(&p->lock);
+        return 0;
+}
+
+/* Sends what is left of the request; EPOLLOUT brings us back if the socket is full. */
+static void sb_send_request(Pool *p, Sandbox *sb) {
+        Job *job = sb->job;
+        while (sb->sent < job->request_len) {
+                size_t n = MIN((size_t)FRAME_CHUNK, job->request_len - sb->sent);
+                char hdr[9];
+                struct iovec iov[2];
+                int k = 0;
+                if (sb->sent == 0) {
+                        uint64_t total = job->request_len;
+                        hdr[0] = FRAME_REQUEST;
+                        for (int i = 0; i < 8; i++)
+                                hdr[1 + i] = (char)(total >> (8 * i));
+                        iov[k++] = (struct iovec){hdr, sizeof hdr};
+                }
+                iov[k++] = (struct iovec){job->request + sb->sent, n};
+                struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)k};
+                ssize_t w = sendmsg(sb->sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (w < 0) {
+                        if (errno == EAGAIN) {
+                                ep_mod(p, sb->sock, EPOLLIN | EPOLLOUT, &sb->t_sock);
+                                return;
+                        }
+                        sb_kill(sb, RUN_EXITED); /* it died; the exit status tells the rest */
+                        return;
+                }
+                sb->sent += n;
+        }
+        ep_mod(p, sb->sock, EPOLLIN, &sb->t_sock);
+}
+
+static void sb_output(Pool *p, Sandbox *sb, int stream, const char *data, size_t n) {
+        RunResult *r = &sb->job->result;
+        size_t used = r->out.len + r->err.len;
+        size_t room = p->cfg.max_output_bytes > used ? p->cfg.max_output_bytes - used : 0;
+        size_t take = MIN(n, room);
+        if (take > 0) {
+                buf_append(stream == 1 ? &r->out : &r->err, data, take);
+                buf_append(&r->merged, data, take);
+        }
+        if (take < n) {
+                r->truncated = true;
+                sb_kill(sb, RUN_OUTPUT_LIMIT);
+        }
+}
+
+static void sb_assign(Pool *p, Sandbox *sb, Job *job) {
+        sb_set_state(p, sb, SB_RUNNING);
+        sb->job = job;
+        job->sandbox = sb;
+        sb->start_ms = now_ms();
+        job->result.timeout_sec = p->cfg.timeout_sec;
+        arm_timer(sb->timer, (uint64_t)p->cfg.timeout_sec * 1000);
+        sb_send_request(p, sb);
+}
+
+/* Fills the job's result from the reaped, drained sandbox and hands the job back. */
+static void sb_complete(Pool *p, Sandbox *sb) {
+        Job *job = sb->job;
+        RunResult *r = &job->result;
+        CgroupStats cs;
+
+        r->duration_ms = now_ms() - sb->start_ms;
+        r->cpu_ms = (uint64_t)(sb->ru.ru_utime.tv_sec + sb->ru.ru_stime.tv_sec) * 1000 +
+                    (uint64_t)(sb->ru.ru_utime.tv_usec + sb->ru.ru_stime.tv_usec) / 1000;
+        cgroup_read_stats(&p->cgroups, &sb->cg, &cs);
+        r->memory_peak_bytes = p->cgroups.mode != CGROUP_NONE ? cs.memory_peak_bytes
+                                                              : (uint64_t)sb->ru.ru_maxrss * 1024;
+        r->process_limit_hit = cs.pids_max_hits > 0;
+        if (sb->si.si_code == CLD_EXITED) {
+                r->exit_code = sb->si.si_status;
+                r->signal = 0;
+        } else {
+                r->exit_code = -1;
+                r->signal = sb->si.si_status;
+        }
+        RunOutcome outcome = sb->kill_reason;
+        if (outcome == RUN_EXITED && cs.oom_kills > 0 && (r->signal != 0 || r->exit_code != 0))
+                outcome = RUN_MEMORY_LIMIT;
+        sb->job = NULL;
+        job_finish(p, job, outcome);
+        sb_destroy(p, sb);
+}
+
+static void sb_maybe_complete(Pool *p, Sandbox *sb) {
+        if (sb->state != SB_RUNNING || !sb->reaped || sb->dead)
+                return;
+        if (sb->sock_eof && sb->out_eof && sb->err_eof) {
+                sb_complete(p, sb);
+                return;
+        }
+        if (!sb->draining) {
+                /* Every process of the run is gone, so EOF is near; do not wait forever if an
+                 * fd was passed somewhere we cannot see. */
+                sb->draining = true;
+                arm_timer(sb->timer, DRAIN_GRACE_MS);
+        }
+}
+
+static void seal_failed(Pool *p, Sandbox *sb) {
+        char why[512];
+        if (sb->failed) {
+                const char *hint = seal_step_hint(sb->failure.step, sb->failure.error);
+                snprintf(why, sizeof why, "a sandbox could not be sealed: step \"%s\" failed: %s%s%s",
+                        seal_step_name(sb->failure.step), strerror(sb->failure.error), *hint ? ". " : "", hint);
+        } else
+                snprintf(why, sizeof why, "a sandbox died while sealing (status %d)", sb->si.si_status);
+        p->seal_failures++;
+        start_failed(p, why); /* at start-up, the first failure is the verdict */
+        if (p->seal_failures == 1 || p->seal_failures == SEAL_FAILURES_FATAL)
+                log_error("%s", why);
+        if (p->seal_failures >= SEAL_FAILURES_FATAL || !p->z_ever_up) {
+                snprintf(p->fatal, sizeof p->fatal, "%s", why);
+                fail_queue(p, RUN_INTERNAL, why);
+        }
+}
+
+static void on_sb_pid(Pool *p, Sandbox *sb) {
+        if (sb->reaped)
+                return;
+        memset(&sb->si, 0, sizeof sb->si);
+        if (syscall(SYS_waitid, P_PIDFD, sb->pidfd, &sb->si, WEXITED | WNOHANG, &sb->ru) < 0 ||
+                sb->si.si_pid == 0)
+                return;
+        sb->reaped = true;
+        ep_del(p, sb->pidfd);
+        if (sb->state == SB_RUNNING) {
+                sb_maybe_complete(p, sb);
+                return;
+        }
+        /* Died before it ran anything: sealing failed, or it was killed while waiting. */
+        if (sb->state == SB_SEALING)
+                seal_failed(p, sb);
+        else if (sb->state == SB_READY && !p->stopped)
+                log_error("a ready sandbox died (status %d); replacing it", sb->si.si_status);
+        sb_destroy(p, sb);
+}
+
+static void on_frame(Pool *p, Sandbox *sb, const char *m, size_t n) {
+        if (n == 0)
+                return;
+        switch (sb->state) {
+        case SB_SEALING:
+                if (m[0] == FRAME_READY && n == 1) {
+                        sb_set_state(p, sb, SB_READY);
+                        p->seal_failures = 0;
+                        p->fatal[0] = 0;
+                        pthread_mutex_lock(&p->lock);
+                        if (p->start_state == 0) {
+                                p->start_state = 1;
+                                pthread_cond_broadcast(&p->cond);
+                        }
+                        pthread_mutex_unlock(&p->lock);
+                } else if (m[0] == FRAME_FAIL && n == 1 + sizeof(SealFailure)) {
+                        memcpy(&sb->failure, m + 1, sizeof sb->failure);
+                        sb->failed = true;
+                } else
+                        sb_kill(sb, RUN_EXITED);
+                break;
+        case SB_RUNNING:
+                if (m[0] == FRAME_STDOUT || m[0] == FRAME_STDERR)
+                        sb_output(p, sb, m[0] == FRAME_STDOUT ? 1 : 2, m + 1, n - 1);
+                else if (m[0] == FRAME_RESULT && n - 1 <= REPORT_MAX) {
+                        RunResult *r = &sb->job->result;
+                        char *c = malloc(n);
+                        if (c) {
+                                memcpy(c, m + 1, n - 1);
+                                c[n - 1] = 0;
+                                free(r->report);
+                                r->report = c;
+                                r->report_len = n - 1;
+                        }
+                }
+                break;
+        default:
+                /* A waiting sandbox has nothing to say; one that talks is not ours to trust. */
+                sb_kill(sb, RUN_EXITED);
+                break;
+        }
+}
+
+static void on_sb_sock(Pool *p, Sandbox *sb, uint32_t events) {
+        if (events & EPOLLOUT && sb->state == SB_RUNNING && sb->job)
+                sb_send_request(p, sb);
+        for (int i = 0; i < 64 && !sb->sock_eof; i++) {
+                ssize_t k = recv(sb->sock, p->rbuf, REPORT_MAX + 1, MSG_DONTWAIT);
+                if (k < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                break;
+                        k = 0; /* ECONNRESET and the like: the same as EOF here */
+                }
+                if (k == 0) {
+                        sb->sock_eof = true;
+                        ep_del(p, sb->sock);
+                        break;
+                }
+                on_frame(p, sb, p->rbuf, (size_t)k);
+                if (sb->dead)
+                        return;
+        }
+        sb_maybe_complete(p, sb);
+}
+
+static void on_sb_pipe(Pool *p, Sandbox *sb, int stream) {
+        int fd = stream == 1 ? sb->out : sb->err;
+        bool *eof = stream == 1 ? &sb->out_eof : &sb->err_eof;
+        for (int i = 0; i < 16 && !*eof; i++) {
+                ssize_t k = read(fd, p->rbuf, 65536);
+                if (k < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                break;
+                        k = 0;
+                }
+                if (k == 0) {
+                        *eof = true;
+                        ep_del(p, fd);
+                        break;
+                }
+                if (sb->state == SB_RUNNING && sb->job)
+                        sb_output(p, sb, stream, p->rbuf, (size_t)k);
+        }
+        sb_maybe_complete(p, sb);
+}
+
+static void on_sb_timer(Pool *p, Sandbox *sb) {
+        uint64_t ticks;
+        ssize_t k _unused_ = read(sb->timer, &ticks, sizeof ticks);
+        if (sb->state != SB_RUNNING)
+                return;
+        if (!sb->reaped) {
+                sb_kill(sb, RUN_TIMEOUT);
+                return;
+        }
+        /* Drain grace over: take what arrived and finish. */
+        on_sb_sock(p, sb, EPOLLIN);
+        if (sb->dead)
+                return;
+        sb->sock_eof = sb->out_eof = sb->err_eof = true;
+        sb_maybe_complete(p, sb);
+}
+
+static Sandbox *find_sandbox(Pool *p, uint64_t id) {
+        for (Sandbox *sb = p->sandboxes; sb; sb = sb->next)
+                if (sb->id == id)
+                        return sb;
+        return NULL;
+}
+
+/* ---- scheduling ---- */
+
+static void dispatch(Pool *p) {
+        while (p->queue_head && p->n_running < p->cfg.max_concurrency) {
+                Sandbox *ready = NULL;
+                for (Sandbox *sb = p->sandboxes; sb; sb = sb->next)
+                        if (sb->state == SB_READY) {
+                                ready = sb;
+                                break;
+                        }
+                if (!ready)
+                        break;
+                sb_assign(p, ready, queue_pop(p));
+        }
+        if (p->zstate != Z_UP || p->stopped)
+                return;
+        /* Keep POOL_SIZE sealed sandboxes ready, plus one for each waiting request that a free
+         * slot could start now. After repeated sealing failures, one attempt per tick. */
+        uint32_t free_slots = p->cfg.max_concurrency - MIN(p->n_running, p->cfg.max_concurrency);
+        uint32_t want = p->cfg.pool_size + MIN(p->queued, free_slots);
+        uint32_t have = p->n_spawning + p->n_sealing + p->n_ready;
+        uint32_t limit = p->seal_failures >= SEAL_FAILURES_FATAL ? 1 : 4;
+        while (have < want && p->n_spawning < limit) {
+                int r = sb_new(p);
+                if (r < 0) {
+                        log_errno(r, "cannot request a sandbox");
+                        break;
+                }
+                have++;
+        }
+}
+
+/* ---- zygote ---- */
+
+static void zygote_down(Pool *p, const char *why) {
+        if (p->zstate == Z_DOWN)
+                return;
+        ep_del(p, p->zyg.ctl);
+        ep_del(p, p->zyg.pidfd);
+        zygote_stop(&p->zyg);
+        p->zstate = Z_DOWN;
+        /* Requests the zygote never answered: their children, if any, exit on the closed pipe
+         * and are reaped by the sweep. */
+        Sandbox *next;
+        for (Sandbox *sb = p->sandboxes; sb; sb = next) {
+                next = sb->next;
+                if (sb->state == SB_SPAWNING)
+                        sb_destroy(p, sb);
+        }
+        if (!p->stopped) {
+                uint64_t now = now_ms();
+                p->z_backoff_ms = now - p->z_started_ms < 5000 ? MIN(MAX(p->z_backoff_ms * 2, 250), 5000) : 0;
+                p->z_retry_ms = now + p->z_backoff_ms;
+                pthread_mutex_lock(&p->lock);
+                p->status.zygote_restarts++;
+                pthread_mutex_unlock(&p->lock);
+                log_error("zygote %s; starting a new one%s", why, p->z_backoff_ms ? " after a pause" : "");
+        }
+}
+
+static void zygote_up(Pool *p) {
+        int r = zygote_start(p->image_fd, &p->init, &p->zyg);
+        if (r < 0) {
+                log_errno(r, "cannot start the zygote");
+                p->z_retry_ms = now_ms() + 1000;
+                return;
+        }
+        p->z_started_ms = now_ms();
+        p->zstate = Z_STARTING;
+        p->t_zctl = (Tag){T_ZCTL, NULL};
+        p->t_zpid = (Tag){T_ZPID, NULL};
+        ep_add(p, p->zyg.ctl, EPOLLIN, &p->t_zctl);
+        ep_add(p, p->zyg.pidfd, EPOLLIN, &p->t_zpid);
+}
+
+static void start_failed(Pool *p, const char *why) {
+        pthread_mutex_lock(&p->lock);
+        if (p->start_state == 0) {
+                p->start_state = -1;
+                snprintf(p->start_why, sizeof p->start_why, "%s", why);
+                pthread_cond_broadcast(&p->cond);
+        }
+        pthread_mutex_unlock(&p->lock);
+}
+
+static void on_zctl(Pool *p) {
+        if (p->zstate == Z_STARTING) {
+                ZygoteReady ready;
+                int r = zygote_recv_ready(&p->zyg, &ready);
+                if (r == -EAGAIN)
+                        return;
+                if (r < 0 || ready.error < 0) {
+                        char why[1100];
+                        if (r < 0)
+                                snprintf(why, sizeof why, "the zygote failed to start: %s", strerror(-r));
+                        else
+                                snprintf(why, sizeof why, "%s", ready.message);
+                        snprintf(p->fatal, sizeof p->fatal, "%s", why);
+                        start_failed(p, why);
+                        fail_queue(p, RUN_INTERNAL, why);
+                        zygote_down(p, "could not start");
+                        return;
+                }
+                p->zstate = Z_UP;
+                p->z_ever_up = true;
+                if (strncmp(p->fatal, "the zygote", 10) == 0 || strncmp(p->fatal, "PREINSTALL", 10) == 0)
+                        p->fatal[0] = 0;
+                dispatch(p);
+                return;
+        }
+        for (;;) {
+                SpawnReply rep;
+                int r = zygote_recv_reply(&p->zyg, &rep);
+                if (r == -EAGAIN)
+                        return;
+                if (r < 0) {
+                        zygote_down(p, "closed its control socket");
+                        return;
+                }
+                Sandbox *sb = find_sandbox(p, rep.id);
+                if (!sb || sb->state != SB_SPAWNING)
+                        continue;
+                if (rep.pid > 0) {
+                        sb->pid = rep.pid;
+                        /* We are the parent (CLONE_PARENT): the pid cannot be reused before we
+                         * reap it, so opening a pidfd by number is race-free. */
+                        sb->pidfd = (int)syscall(SYS_pidfd_open, rep.pid, 0);
+                        if (sb->pidfd >= 0) {
+                                fcntl(sb->pidfd, F_SETFD, FD_CLOEXEC);
+                                ep_add(p, sb->pidfd, EPOLLIN, &sb->t_pid);
+                        }
+                }
+                if (rep.error < 0 || sb->pidfd < 0) {
+                        if (rep.error < 0 && p->seal_failures++ == 0)
+                                log_errno(rep.error, "the zygote could not create a sandbox");
+                        if (!p->z_ever_up || p->seal_failures >= SEAL_FAILURES_FATAL) {
+                                char why[300];
+                                snprintf(why, sizeof why, "cannot create a sandbox: %s",
+                                        strerror(rep.error < 0 ? -rep.error : errno));
+                                snprintf(p->fatal, sizeof p->fatal, "%s", why);
+                                start_failed(p, why);
+                        }
+                        sb_destroy(p, sb);
+                        continue;
+                }
+                sb_set_state(p, sb, SB_SEALING);
+        }
+}
+
+static void on_zpid(Pool *p) {
+        siginfo_t si = {0};
+        if (waitid(P_PIDFD, (id_t)p->zyg.pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+                return;
+        char why[96];
+        if (si.si_code == CLD_EXITED)
+                snprintf(why, sizeof why, "exited with status %d", si.si_status);
+        else
+                snprintf(why, sizeof why, "was killed by signal %d", si.si_status);
+        bool starting = p->zstate == Z_STARTING;
+        if (starting) {
+                /* It may have said why before dying. */
+                on_zctl(p);
+                if (p->zstate != Z_STARTING)
+                        return;
+                char msg[160];
+                snprintf(msg, sizeof msg, "the zygote %s while importing PREINSTALL_LIBS", why);
+                start_failed(p, msg);
+        }
+        p->zyg.pidfd = safe_close(p->zyg.pidfd); /* reaped: nothing left to kill */
+        zygote_down(p, why);
+}
+
+/* Reaps children we do not track: a sandbox the zygote cloned but could not report before it
+ * died. Tracked children are reaped through their pidfds. */
+static void sweep_children(Pool *p) {
+        for (int i = 0; i < 64; i++) {
+                siginfo_t si = {0};
+                if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
+                        return;
+                if (si.si_pid == p->zyg.pid)
+                        return;
+                for (Sandbox *sb = p->sandboxes; sb; sb = sb->next)
+                        if (sb->pid == si.si_pid && !sb->reaped)
+                                return;
+                waitpid(si.si_pid, NULL, WNOHANG);
+        }
+}
+
+static void on_tick(Pool *p) {
+        uint64_t ticks, now = now_ms();
+        ssize_t k _unused_ = read(p->tick_fd, &ticks, sizeof ticks);
+        uint64_t limit = (uint64_t)p->cfg.queue_timeout_sec * 1000;
+        while (p->queue_head && now - p->queue_head->enqueued_ms >= limit)
+                job_finish(p, queue_pop(p), RUN_QUEUE_TIMEOUT);
+        if (p->zstate == Z_DOWN && !p->stopped && now >= p->z_retry_ms && p->z_ever_up)
+                zygote_up(p);
+        if (p->zstate == Z_STARTING && now - p->z_started_ms > START_TIMEOUT_MS) {
+                start_failed(p, "the zygote did not become ready in time");
+                zygote_down(p, "did not become ready in time");
+        }
+        sweep_children(p);
+        dispatch(p);
+}
+
+static void on_client(Pool *p, Watch *w) {
+        Job *job = w->job;
+        if (!job)
+                return;
+        ep_del(p, w->fd);
+        Sandbox *sb = job->sandbox;
+        if (sb)
+                sb_kill(sb, RUN_ABORTED); /* the job finishes when the sandbox is reaped */
+        else {
+                queue_remove(p, job);
+                job_finish(p, job, RUN_ABORTED);
+        }
+}
+
+static void take_inbox(Pool *p) {
+        uint64_t v;
+        ssize_t k _unused_ = read(p->wake_fd, &v, sizeof v);
+        pthread_mutex_lock(&p->lock);
+        Job *list = p->inbox;
+        p->inbox = NULL;
+        pthread_mutex_unlock(&p->lock);
+        /* The inbox is a stack: reverse it to keep arrival order. */
+        Job *rev = NULL;
+        while (list) {
+                Job *n = list->next;
+                list->next = rev;
+                rev = list;
+                list = n;
+        }
+        while (rev) {
+                Job *job = rev;
+                rev = rev->next;
+                job->enqueued_ms = now_ms();
+                if (p->stopped) {
+                        job_finish(p, job, RUN_SHUTDOWN);
+                        continue;
+                }
+                if (p->fatal[0]) {
+                        internal_error(job, p->fatal);
+                        job_finish(p, job, RUN_INTERNAL);
+                        continue;
+                }
+                if (job->client_fd >= 0) {
+                        Watch *w = calloc(1, sizeof *w);
+                        if (w) {
+                                *w = (Watch){.job = job, .fd = job->client_fd};
+                                w->tag = (Tag){T_CLIENT, w};
+                                if (ep_add(p, w->fd, EPOLLRDHUP, &w->tag) == 0)
+                                        job->watch = w;
+                                else
+                                        free(w);
+                        }
+                }
+                queue_push(p, job);
+        }
+        dispatch(p);
+}
+
+static void free_graveyard(Pool *p) {
+        while (p->graveyard) {
+                Sandbox *sb = p->graveyard;
+                p->graveyard = sb->next;
+                free(sb);
+        }
+        while (p->dead_watches) {
+                Watch *w = p->dead_watches;
+                p->dead_watches = w->next_dead;
+                free(w);
+        }
+}
+
+static void stop_everything(Pool *p) {
+        pthread_mutex_lock(&p->lock);
+        Job *list = p->inbox;
+        p->inbox = NULL;
+        pthread_mutex_unlock(&p->lock);
+        while (list) {
+                Job *n = list->next;
+                job_finish(p, list, RUN_SHUTDOWN);
+                list = n;
+        }
+        fail_queue(p, RUN_SHUTDOWN, NULL);
+        Sandbox *next;
+        for (Sandbox *sb = p->sandboxes; sb; sb = next) {
+                next = sb->next;
+                if (sb->state == SB_RUNNING)
+                        sb_kill(sb, RUN_SHUTDOWN);
+                else
+                        sb_destroy(p, sb);
+        }
+}
+
+static void *pool_thread(void *arg) {
+        Pool *p = arg;
+        struct epoll_event evs[64];
+        bool stop_seen = false;
+
+        zygote_up(p);
+        for (;;) {
+                pthread_mutex_lock(&p->lock);
+                bool stopping = p->stopping;
+                pthread_mutex_unlock(&p->lock);
+                if (stopping && !stop_seen) {
+                        stop_seen = p->stopped = true;
+                        stop_everything(p);
+                }
+                if (stop_seen && !p->sandboxes)
+                        break;
+                publish_status(p);
+                int n = epoll_wait(p->epfd, evs, ELEMENTSOF(evs), -1);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        log_errno(-errno, "epoll_wait");
+                        break;
+                }
+                for (int i = 0; i < n; i++) {
+                        Tag *t = evs[i].data.ptr;
+                        uint32_t e = evs[i].events;
+                        Sandbox *sb = t->ptr;
+                        switch (t->kind) {
+                        case T_WAKE:
+                                take_inbox(p);
+                                break;
+                        case T_TICK:
+                                on_tick(p);
+                                break;
+                        case T_ZCTL:
+                                if (p->zstate != Z_DOWN)
+                                        on_zctl(p);
+                                break;
+                        case T_ZPID:
+                                if (p->zstate != Z_DOWN)
+                                        on_zpid(p);
+                                break;
+                        case T_SB_PID:
+                                if (!sb->dead)
+                                        on_sb_pid(p, sb);
+                                break;
+                        case T_SB_SOCK:
+                                if (!sb->dead)
+                                        on_sb_sock(p, sb, e);
+                                break;
+                        case T_SB_OUT:
+                        case T_SB_ERR:
+                                if (!sb->dead)
+                                        on_sb_pipe(p, sb, t->kind == T_SB_OUT ? 1 : 2);
+                                break;
+                        case T_SB_TIMER:
+                                if (!sb->dead)
+                                        on_sb_timer(p, sb);
+                                break;
+                        case T_CLIENT:
+                                on_client(p, t->ptr);
+                                break;
+                        }
+                }
+                free_graveyard(p);
+                if (!stop_seen)
+                        dispatch(p);
+        }
+        free_graveyard(p);
+        if (p->zstate != Z_DOWN) {
+                ep_del(p, p->zyg.ctl);
+                ep_del(p, p->zyg.pidfd);
+                zygote_stop(&p->zyg);
+                p->zstate = Z_DOWN;
+        }
+        sweep_children(p);
+        publish_status(p);
+        return NULL;
+}
+
+/* ---- public ---- */
+
+static int cache_dir(const Config *c, char *buf, size_t n) {
+        const char *home = getenv("HOME");
+        int k;
+        if (c->cache_dir[0])
+                k = snprintf(buf, n, "%s", c->cache_dir);
+        else if (geteuid() == 0)
+                k = snprintf(buf, n, "/var/cache/snakebox");
+        else if (home && home[0] == '/')
+                k = snprintf(buf, n, "%s/.cache/snakebox", home);
+        else
+                k = snprintf(buf, n, "/tmp/snakebox-cache-%u", (unsigned)geteuid());
+        if (k < 0 || (size_t)k >= n)
+                return -ENAMETOOLONG;
+        /* mkdir -p */
+        for (char *s = buf + 1; *s; s++)
+                if (*s == '/') {
+                        *s = 0;
+                        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+                                return -errno;
+                        *s = '/';
+                }
+        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+void run_result_free(RunResult *r) {
+        buf_free(&r->out);
+        buf_free(&r->err);
+        buf_free(&r->merged);
+        free(r->report);
+        r->report = NULL;
+}
+
+static void pool_free(Pool *p) {
+        if (!p)
+                return;
+        safe_close(p->epfd);
+        safe_close(p->wake_fd);
+        safe_close(p->tick_fd);
+        safe_close(p->image_fd);
+        cgroup_root_destroy(&p->cgroups);
+        rootfs_remove(p->rt);
+        free(p->rbuf);
+        pthread_mutex_destroy(&p->lock);
+        pthread_cond_destroy(&p->cond);
+        free(p);
+}
+
+int pool_start(const Config *c, Pool **ret, char *why, size_t whyn) {
+        char cache[PROTO_PATH_MAX - 16];
+        int r;
+
+        Pool *p = calloc(1, sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        p->cfg = *c;
+        p->epfd = p->wake_fd = p->tick_fd = p->image_fd = -1;
+        p->zyg = (ZygoteProc){.pidfd = -1, .ctl = -1};
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_cond_init(&p->cond, NULL);
+
+        r = rootfs_create(p->rt, sizeof p->rt, why, whyn);
+        if (r < 0)
+                goto fail;
+        cgroup_root_init(&p->cgroups);
+        r = cache_dir(c, cache, sizeof cache);
+        if (r < 0) {
+                snprintf(why, whyn, "CACHE_DIR: cannot create the cache directory: %s", strerror(-r));
+                goto fail;
+        }
+        p->image_fd = zygote_image_open();
+        if (p->image_fd < 0) {
+                r = p->image_fd;
+                snprintf(why, whyn, "cannot copy /proc/self/exe for the zygote: %s", strerror(-r));
+                goto fail;
+        }
+        p->init = (ZygoteInit){.magic = PROTO_MAGIC, .cfg = *c};
+        if (p->cgroups.mode == CGROUP_NONE)
+                p->init.flags |= ZYGOTE_F_RLIMIT_AS;
+        snprintf(p->init.root_dir, sizeof p->init.root_dir, "%s/root", p->rt);
+        snprintf(p->init.mpl_dir, sizeof p->init.mpl_dir, "%s/matplotlib", cache);
+
+        p->rbuf = malloc(REPORT_MAX + 1);
+        p->epfd = epoll_create1(EPOLL_CLOEXEC);
+        p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        p->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        if (!p->rbuf || p->epfd < 0 || p->wake_fd < 0 || p->tick_fd < 0) {
+                r = -errno;
+                snprintf(why, whyn, "cannot set up the event loop: %s", strerror(-r));
+                goto fail;
+        }
+        struct itimerspec tick = {.it_interval = {0, TICK_MS * 1000000L}, .it_value = {0, TICK_MS * 1000000L}};
+        timerfd_settime(p->tick_fd, 0, &tick, NULL);
+        p->t_wake = (Tag){T_WAKE, NULL};
+        p->t_tick = (Tag){T_TICK, NULL};
+        if (ep_add(p, p->wake_fd, EPOLLIN, &p->t_wake) < 0 || ep_add(p, p->tick_fd, EPOLLIN, &p->t_tick) < 0) {
+                r = -errno;
+                snprintf(why, whyn, "cannot set up the event loop: %s", strerror(-r));
+                goto fail;
+        }
+
+        r = -pthread_create(&p->thread, NULL, pool_thread, p);
+        if (r < 0) {
+                snprintf(why, whyn, "cannot start the pool thread: %s", strerror(-r));
+                goto fail;
+        }
+        p->thread_started = true;
+
+        pthread_mutex_lock(&p->lock);
+        while (p->start_state == 0)
+                pthread_cond_wait(&p->cond, &p->lock);
+        int state = p->start_state;
+        snprintf(why, whyn, "%s", p->start_why);
+        pthread_mutex_unlock(&p->lock);
+        if (state < 0) {
+                pool_stop(p);
+                return -EIO;
+        }
+        *ret = p;
+        return 0;
+fail:
+        pool_free(p);
+        return r < 0 ? r : -EIO;
+}
+
+int pool_submit(Pool *p, Job *job) {
+        job->next = NULL;
+        job->sandbox = NULL;
+        job->watch = NULL;
+        job->result = (RunResult){0};
+        buf_init(&job->result.out, p->cfg.max_output_bytes);
+        buf_init(&job->result.err, p->cfg.max_output_bytes);
+        buf_init(&job->result.merged, p->cfg.max_output_bytes);
+
+        pthread_mutex_lock(&p->lock);
+        if (p->stopping) {
+                pthread_mutex_unlock(&p->lock);
+                return -ESHUTDOWN;
+        }
+        if (p->admitted >= p->cfg.max_concurrency + p->cfg.queue_size) {
+                pthread_mutex_unlock(&p->lock);
+                return -EBUSY;
+        }
+        p->admitted++;
+        job->next = p->inbox;
+        p->inbox = job;
+        pthread_mutex_unlock(&p->lock);
+        uint64_t one = 1;
+        ssize_t k _unused_ = write(p->wake_fd, &one, sizeof one);
+        return 0;
+}
+
+void pool_status(Pool *p, PoolStatus *ret) {
+        pthread_mutex_lock(&p->lock);
+        *ret = p->status;
+        pthread_mutex_unlock(&p->lock);
+}
+
+const CgroupRoot *pool_cgroups(Pool *p) {
+        return &p->cgroups;
+}
+
+void pool_stop(Pool *p) {
+        if (!p)
+                return;
+        if (p->thread_started) {
+                pthread_mutex_lock(&p->lock);
+                p->stopping = true;
+                pthread_mutex_unlock(&p->lock);
+                uint64_t one = 1;
+                ssize_t k _unused_ = write(p->wake_fd, &one, sizeof one);
+                pthread_join(p->thread, NULL);
+        }
+        pool_free(p);
+}

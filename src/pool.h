@@ -1,0 +1,81 @@
+/* The pool: warm sealed sandboxes, the queue of requests waiting for one, and the event loop
+ * that runs them. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cgroup.h"
+#include "config.h"
+#include "util/buf.h"
+
+typedef enum RunOutcome {
+        RUN_EXITED,        /* the program ended by itself (exit code or signal) */
+        RUN_TIMEOUT,       /* killed at the deadline */
+        RUN_OUTPUT_LIMIT,  /* killed at MAX_OUTPUT_BYTES */
+        RUN_MEMORY_LIMIT,  /* killed by the memory cgroup's OOM killer */
+        RUN_ABORTED,       /* the client went away; nobody reads the answer */
+        RUN_QUEUE_TIMEOUT, /* waited QUEUE_TIMEOUT for a sandbox: 503 */
+        RUN_SHUTDOWN,      /* the server is stopping: 503 */
+        RUN_INTERNAL,      /* our fault: message in internal_error, 500 */
+} RunOutcome;
+
+typedef struct RunResult {
+        RunOutcome outcome;
+        int exit_code; /* valid when signal == 0 and outcome is not QUEUE/SHUTDOWN/INTERNAL */
+        int signal;    /* the signal that ended the main process, or 0 */
+        Buf out, err, merged;
+        bool truncated;
+        bool process_limit_hit;
+        char *report;       /* the runner's 'R' frame (JSON), or NULL */
+        size_t report_len;
+        uint64_t duration_ms, cpu_ms, memory_peak_bytes;
+        uint32_t timeout_sec;
+        char internal_error[256];
+} RunResult;
+
+typedef struct Job Job;
+typedef void (*JobDone)(Job *job);
+
+/* One request's run. Owned by the caller (the HTTP layer), which must keep it alive until done
+ * is called; done runs on the pool's thread, exactly once. */
+struct Job {
+        char *request;     /* JSON for the runner: {"code": ...}; owned by the job */
+        size_t request_len;
+        int client_fd;     /* watched for hang-up while the job waits or runs; -1 if none */
+        JobDone done;
+        void *userdata;
+        RunResult result;
+        /* pool-private */
+        Job *next;
+        void *sandbox;
+        void *watch;
+        uint64_t enqueued_ms;
+};
+
+typedef struct Pool Pool;
+
+typedef struct PoolStatus {
+        bool zygote_up;
+        uint32_t ready, busy, queued, spawning;
+        uint64_t zygote_restarts, sandboxes_created;
+        char fatal[512]; /* why no sandbox can be sealed, if so */
+} PoolStatus;
+
+/* Prepares the runtime dir, cgroups and zygote, and starts the pool's thread. Blocks until the
+ * first sandbox is sealed (the proof that this host can seal one) or it is clear that none can
+ * be. Returns 0, or -errno with a message for the operator in why. */
+int pool_start(const Config *c, Pool **ret, char *why, size_t whyn);
+
+/* Queues a job. Returns 0, or -EBUSY when MAX_CONCURRENCY runs and QUEUE_SIZE waiting requests
+ * are taken (503), or -ESHUTDOWN. Thread-safe. */
+int pool_submit(Pool *p, Job *job);
+
+void pool_status(Pool *p, PoolStatus *ret);
+const CgroupRoot *pool_cgroups(Pool *p);
+
+/* Ends every job (RUN_SHUTDOWN for the queued ones, kill for the running), stops the zygote,
+ * joins the thread, removes cgroups and the runtime dir. */
+void pool_stop(Pool *p);
+
+void run_result_free(RunResult *r);

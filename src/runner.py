@@ -1,0 +1,227 @@
+# The code that runs inside a sealed sandbox: it waits for one request on the socket at fd 3,
+# runs the user's code as __main__, and reports. It is compiled once in the zygote, so a run
+# pays no import; only main() runs in the child, after the C sealing pipeline.
+#
+# Output: sys.stdout and sys.stderr are replaced by streams that send each flushed piece as one
+# SOCK_SEQPACKET message tagged 'O' or 'E'. One socket for both keeps the order in which the
+# program wrote (a line of stdout, then a traceback on stderr) exact, which two pipes cannot.
+# A stream is flushed at each newline and before the other stream writes. Writes that bypass
+# Python (subprocesses, C code, os.write(1, ...)) go to the raw pipes at fds 1 and 2.
+#
+# The 'R' frame with the exception is a report, not the verdict: the server takes the exit
+# status from the kernel, so user code that forges frames only misleads itself.
+
+import builtins
+import io
+import json
+import linecache
+import os
+import sys
+import traceback
+import types
+
+SOCK = 3
+CHUNK = 60000  # well under the socket's buffer: one message per chunk
+FILENAME = "<code>"
+RUNNER_FILE = "<snakebox-runner>"
+
+ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": "/work",
+    "TMPDIR": "/tmp",
+    "LANG": "C.UTF-8",
+    "USER": "sandbox",
+    "LOGNAME": "sandbox",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "MPLBACKEND": "Agg",
+    "MPLCONFIGDIR": "/tmp/.matplotlib",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+}
+
+
+def _send(tag, data):
+    mv = memoryview(data)
+    for off in range(0, len(mv), CHUNK):
+        try:
+            os.writev(SOCK, [tag, mv[off:off + CHUNK]])
+        except OSError:
+            return  # the server stopped reading (output cap): the run is being ended
+
+
+class _Bytes(io.RawIOBase):
+    """sys.stdout.buffer: bytes written straight through, after the text already buffered."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        return self._stream.fileno()
+
+    def write(self, b):
+        self._stream._write_bytes(bytes(b))
+        return len(b)
+
+
+class _Stream(io.TextIOBase):
+    def __init__(self, tag, fd, name):
+        self._tag = tag
+        self._fd = fd
+        self._name = name
+        self._parts = []
+        self._size = 0
+        self.peer = None
+        self.buffer = _Bytes(self)
+
+    encoding = "utf-8"
+    errors = "backslashreplace"
+    line_buffering = True
+
+    @property
+    def name(self):
+        return self._name
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def fileno(self):
+        return self._fd
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError("write() argument must be str, not %s" % type(s).__name__)
+        if self.peer._parts:
+            self.peer.flush()
+        self._parts.append(s)
+        self._size += len(s)
+        if "\n" in s or self._size >= CHUNK:
+            self.flush()
+        return len(s)
+
+    def _write_bytes(self, b):
+        if self.peer._parts:
+            self.peer.flush()
+        self.flush()
+        _send(self._tag, b)
+
+    def flush(self):
+        if self._parts:
+            text = "".join(self._parts)
+            self._parts.clear()
+            self._size = 0
+            _send(self._tag, text.encode("utf-8", "backslashreplace"))
+
+    def close(self):
+        self.flush()
+
+
+def _read_request():
+    first = os.read(SOCK, CHUNK * 2)
+    if not first:
+        os._exit(0)  # the server is gone before sending anything
+    if first[:1] != b"Q" or len(first) < 9:
+        os._exit(70)
+    total = int.from_bytes(first[1:9], "little")
+    parts = [first[9:]]
+    got = len(parts[0])
+    while got < total:
+        m = os.read(SOCK, CHUNK * 2)
+        if not m:
+            os._exit(0)
+        parts.append(m)
+        got += len(m)
+    return json.loads(b"".join(parts))
+
+
+def _reseed():
+    # Seeded once in the zygote at import: every child would replay the same sequence.
+    import random
+    random.seed()
+    np = sys.modules.get("numpy")
+    if np is not None:
+        np.random.seed()
+
+
+def _exit_code(e):
+    code = e.code
+    if code is None:
+        return 0, None
+    if isinstance(code, int):
+        return code & 0xFF, None
+    # sys.exit("message"): Python prints it to stderr and exits 1.
+    print(code, file=sys.stderr)
+    return 1, str(code)
+
+
+def _user_tb(tb):
+    while tb is not None and tb.tb_frame.f_code.co_filename == RUNNER_FILE:
+        tb = tb.tb_next
+    return tb
+
+
+def main():
+    req = _read_request()
+    _reseed()
+    os.environ.clear()
+    os.environ.update(ENV)
+
+    out = _Stream(b"O", 1, "<stdout>")
+    err = _Stream(b"E", 2, "<stderr>")
+    out.peer, err.peer = err, out
+    sys.stdout = sys.__stdout__ = out
+    sys.stderr = sys.__stderr__ = err
+
+    code = req["code"]
+    mod = types.ModuleType("__main__")
+    mod.__dict__["__builtins__"] = builtins
+    sys.modules["__main__"] = mod
+    sys.argv = ["-c"]
+    if sys.path[:1] != [""]:
+        sys.path.insert(0, "")
+    linecache.cache[FILENAME] = (len(code), None, code.splitlines(True), FILENAME)
+
+    status, error = 0, None
+    try:
+        exec(compile(code, FILENAME, "exec", dont_inherit=True), mod.__dict__)
+    except SystemExit as e:
+        status, message = _exit_code(e)
+        if status != 0:
+            error = {"type": "SystemExit", "message": message or str(status), "traceback": ""}
+    except BaseException as e:
+        tb = _user_tb(e.__traceback__)
+        text = "".join(traceback.format_exception(type(e), e, tb))
+        err.write(text)
+        status = 1
+        try:
+            message = str(e)
+        except BaseException:
+            message = "<exception str() failed>"
+        error = {"type": type(e).__name__, "message": message, "traceback": text}
+
+    # What a normal interpreter exit does: wait for non-daemon threads, run atexit.
+    try:
+        import threading
+        threading._shutdown()
+    except BaseException:
+        pass
+    try:
+        import atexit
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+    try:
+        out.flush()
+        err.flush()
+    except BaseException:
+        pass
+    if os.getpid() == 1:
+        _send(b"R", json.dumps({"exit_code": status, "error": error}).encode())
+    os._exit(status)

@@ -1,0 +1,34 @@
+/* The user namespace's id maps, written by the zygote for each new child. A process cannot map
+ * an arbitrary host id for itself; its parent, holding CAP_SETUID/CAP_SETGID in the namespace
+ * above, can. So the child waits on a pipe (SEAL_SYNC) until the zygote has written a one-line
+ * map: inside id SANDBOX_INNER_ID is the host's SANDBOX_UID/GID, an unprivileged id, and no
+ * other id (root included) exists inside. An unprivileged zygote may only map its own ids, and
+ * must deny setgroups first; that is the kernel's rule, not a choice. */
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "sandbox.h"
+#include "util/fd.h"
+
+int userns_write_maps(pid_t pid, uint32_t host_uid, uint32_t host_gid) {
+        char path[64], line[64];
+        int r;
+
+        if (geteuid() != 0) {
+                host_uid = (uint32_t)geteuid();
+                host_gid = (uint32_t)getegid();
+                snprintf(path, sizeof path, "/proc/%d/setgroups", (int)pid);
+                r = fd_write_file(path, "deny");
+                if (r < 0)
+                        return r;
+        }
+        snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
+        snprintf(line, sizeof line, "%d %u 1\n", SANDBOX_INNER_ID, host_uid);
+        r = fd_write_file(path, line);
+        if (r < 0)
+                return r;
+        snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid);
+        snprintf(line, sizeof line, "%d %u 1\n", SANDBOX_INNER_ID, host_gid);
+        return fd_write_file(path, line);
+}

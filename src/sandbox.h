@@ -1,0 +1,71 @@
+/* The sandbox's sealing: what the zygote prepares once (SealPlan) and the ordered steps a new
+ * sandbox runs on itself before any user code arrives. */
+#pragma once
+
+#include <linux/filter.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proto.h"
+
+/* The uid and gid a run has inside its user namespace; mapped to SANDBOX_UID/GID outside. */
+#define SANDBOX_INNER_ID 1000
+#define SANDBOX_HOSTNAME "sandbox"
+
+/* Each step of the child's pipeline, in order; a failure reports its step. */
+typedef enum SealStep {
+        SEAL_SYNC,     /* wait until the zygote wrote the id maps and placed us in cgroups */
+        SEAL_FDS,      /* 0 = /dev/null, 1 = stdout pipe, 2 = stderr pipe, 3 = socket; close rest */
+        SEAL_CGROUPNS, /* a cgroup namespace rooted at the run's own cgroup */
+        SEAL_MOUNTS,   /* the built root, pivot_root into it */
+        SEAL_HOSTNAME,
+        SEAL_RLIMITS,
+        SEAL_IDENTITY, /* drop the bounding set, groups, uid, gid; verify no capability is left */
+        SEAL_NNP,      /* no_new_privs, parent-death signal */
+        SEAL_SECCOMP,  /* last: after it, the filter also binds us */
+        SEAL_READY,
+        _SEAL_MAX,
+} SealStep;
+
+const char *seal_step_name(int step);
+/* What an administrator can do when a step fails with this errno; "" when nothing useful. */
+const char *seal_step_hint(int step, int error);
+
+typedef struct SealPlan {
+        char root_dir[PROTO_PATH_MAX];
+        uint64_t tmp_size_bytes;
+        uint64_t max_file_size_bytes;
+        uint64_t memory_limit_bytes; /* RLIMIT_AS when rlimit_as is set */
+        bool rlimit_as;
+        bool unprivileged; /* the zygote is not root: setgroups is denied in the namespace */
+        uint32_t max_processes;
+        uint32_t max_open_files;
+        uint32_t cpu_limit_sec;
+        int cap_last;
+        struct sock_fprog filter; /* compiled once in the zygote */
+} SealPlan;
+
+/* Fills plan from the zygote's init message; compiles the seccomp filter. Returns 0 or
+ * -errno. Runs in the zygote. */
+int seal_plan_init(SealPlan *plan, const ZygoteInit *init);
+
+/* Runs every step on the calling process, a fresh clone in new namespaces. fds: the socket,
+ * stdout and stderr pipes; sync_fd: read end of the zygote's "maps written" pipe. Returns 0
+ * when sealed; on failure reports FRAME_FAIL on the socket and returns -errno. Runs in the
+ * child; allocates nothing. */
+int seal_run(const SealPlan *plan, int sock_fd, int out_fd, int err_fd, int sync_fd);
+
+/* --- sandbox-mount.c --- */
+/* Builds the run's root from the skeleton and pivots into it; cwd ends as /work. Child. */
+int seal_mounts(const SealPlan *plan);
+
+/* --- sandbox-seccomp.c --- */
+/* Compiles the deny-list filter to classic BPF in a malloc'ed program. Returns 0 or -errno. */
+int seccomp_build(struct sock_fprog *ret);
+/* Loads a compiled filter on the calling thread (needs no_new_privs). Child; no allocation. */
+int seccomp_load_prog(const struct sock_fprog *prog);
+
+/* --- sandbox-ns.c --- */
+/* Writes the id maps of a fresh child from its parent (the zygote). Returns 0 or -errno. */
+int userns_write_maps(pid_t pid, uint32_t host_uid, uint32_t host_gid);

@@ -1,0 +1,332 @@
+/* The zygote: a process that embeds Debian's libpython, imports PREINSTALL_LIBS once, and then
+ * only forks sandboxes. It never runs user code itself.
+ *
+ * Theory of operation
+ * -------------------
+ * The server starts the zygote with posix_spawn from a sealed copy of its own binary (a memfd,
+ * so no sandbox can learn or reach the binary's path through /proc/1/exe) with a fixed
+ * environment and three fds: 0 = /dev/null, 2 = the server's stderr (for its log lines), 3 = a
+ * SOCK_SEQPACKET control socket. Messages on it (proto.h):
+ *
+ *   server -> zygote   ZygoteInit               once: config, the skeleton root
+ *   zygote -> server   ZygoteReady              once: libraries imported, or why not
+ *   server -> zygote   SpawnRequest + fds       per sandbox: its socket, stdout and stderr
+ *                                               pipes, cgroup.procs fds to join
+ *   zygote -> server   SpawnReply               pid (in the server's pid namespace) or errno
+ *
+ * Each sandbox is one clone() with CLONE_PARENT and all six namespace flags. CLONE_PARENT makes
+ * the server, not the zygote, the sandbox's parent: the server reaps it, gets its exit status
+ * and rusage, kills it through a pidfd, and the sandbox outlives a crash of the zygote (runs in
+ * flight finish; only new sandboxes wait for the restarted zygote). The zygote writes the
+ * child's id maps and cgroup membership, then releases it through a pipe; the child seals
+ * itself (sandbox.c), says FRAME_READY on its socket to the server, and blocks in the runner
+ * until the server sends the request. The zygote keeps no fd of any sandbox.
+ *
+ * Forking an interpreter without exec is only safe because the zygote stays single-threaded
+ * (checked after the imports: BLAS and OpenMP pools are held at one thread by the environment),
+ * every clone is bracketed by PyOS_BeforeFork/PyOS_AfterFork_Child, and the child re-seeds the
+ * generators that were seeded at import (runner.py). The zygote dies with the server
+ * (PR_SET_PDEATHSIG) and exits when its control socket closes. */
+#include <Python.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "pylibs.h"
+#include "sandbox.h"
+#include "util/fd.h"
+#include "util/log.h"
+#include "util/macro.h"
+#include "zygote.h"
+
+extern const char runner_py[];
+
+#define RUNNER_FILE "<snakebox-runner>"
+
+static const char preload_py[] =
+        "import os, sys, importlib, gc\n"
+        "os.environ['MPLCONFIGDIR'] = MPL_DIR\n"
+        "def _preload():\n"
+        "    for pkg, mod, deb in LIBS:\n"
+        "        try:\n"
+        "            if mod == 'matplotlib':\n"
+        "                import matplotlib\n"
+        "                matplotlib.use('Agg')\n"
+        "            importlib.import_module(mod)\n"
+        "        except BaseException as e:\n"
+        "            return ('PREINSTALL_LIBS entry %r: cannot import module %r (%s: %s); install it "
+        "with: apt-get install %s' % (pkg, mod, type(e).__name__, e, deb))\n"
+        "    if 'matplotlib' in sys.modules:\n"
+        "        import matplotlib.pyplot\n"
+        "        from matplotlib import font_manager  # loads, or builds once, the font cache\n"
+        "    for m in ('json', 'traceback', 'linecache', 'types', 'io', 'random', 'threading',\n"
+        "              'atexit'):\n"
+        "        importlib.import_module(m)\n"
+        "    return None\n"
+        "ERROR = _preload()\n"
+        "del os.environ['MPLCONFIGDIR']\n"
+        "gc.collect()\n"
+        "gc.freeze()\n";
+
+typedef struct Zygote {
+        int ctl;
+        ZygoteInit init;
+        SealPlan plan;
+        PyObject *runner_main;
+} Zygote;
+
+static int add_lib(const char *pkg, void *userdata) {
+        PyObject *list = userdata;
+        char mod[128], deb[160];
+        int r = pylibs_module(pkg, mod, sizeof mod);
+        if (r < 0)
+                return r;
+        r = pylibs_debian(pkg, deb, sizeof deb);
+        if (r < 0)
+                return r;
+        PyObject *t = Py_BuildValue("(sss)", pkg, mod, deb);
+        if (!t || PyList_Append(list, t) < 0) {
+                Py_XDECREF(t);
+                return -ENOMEM;
+        }
+        Py_DECREF(t);
+        return 0;
+}
+
+/* Formats the pending Python exception into msg. */
+static void python_error(char *msg, size_t n, const char *what) {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyObject *s = value ? PyObject_Str(value) : NULL;
+        const char *text = s ? PyUnicode_AsUTF8(s) : NULL;
+        snprintf(msg, n, "%s: %s", what, text ? text : "unknown Python error");
+        Py_XDECREF(s);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        PyErr_Clear();
+}
+
+static int python_start(Zygote *z, char *msg, size_t n) {
+        PyConfig config;
+        PyStatus st;
+
+        PyConfig_InitPythonConfig(&config);
+        config.user_site_directory = 0;
+        config.write_bytecode = 0;
+        config.parse_argv = 0;
+        /* sys.executable and sys.prefix as for Debian's python3, so that subprocess and
+         * multiprocessing in a run start the same interpreter. */
+        st = PyConfig_SetString(&config, &config.program_name, L"/usr/bin/python3");
+        if (!PyStatus_Exception(st))
+                st = Py_InitializeFromConfig(&config);
+        PyConfig_Clear(&config);
+        if (PyStatus_Exception(st)) {
+                snprintf(msg, n, "cannot start Python: %s", st.err_msg ? st.err_msg : "unknown error");
+                return -EINVAL;
+        }
+
+        PyObject *globals = PyDict_New();
+        PyObject *libs = PyList_New(0);
+        if (!globals || !libs)
+                goto py_fail;
+        int r = pylibs_foreach(z->init.cfg.preinstall_libs, add_lib, libs);
+        if (r < 0) {
+                snprintf(msg, n, "PREINSTALL_LIBS: invalid list: %s", strerror(-r));
+                Py_XDECREF(globals);
+                Py_XDECREF(libs);
+                return r;
+        }
+        PyObject *mpl = PyUnicode_FromString(z->init.mpl_dir);
+        if (!mpl || PyDict_SetItemString(globals, "LIBS", libs) < 0 ||
+                PyDict_SetItemString(globals, "MPL_DIR", mpl) < 0 ||
+                PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0) {
+                Py_XDECREF(mpl);
+                goto py_fail;
+        }
+        Py_DECREF(mpl);
+        Py_DECREF(libs);
+        libs = NULL;
+
+        PyObject *res = PyRun_String(preload_py, Py_file_input, globals, globals);
+        if (!res)
+                goto py_fail;
+        Py_DECREF(res);
+        PyObject *err = PyDict_GetItemString(globals, "ERROR");
+        if (err && err != Py_None) {
+                const char *text = PyUnicode_AsUTF8(err);
+                snprintf(msg, n, "%s", text ? text : "cannot import PREINSTALL_LIBS");
+                Py_DECREF(globals);
+                return -ENOENT;
+        }
+        Py_DECREF(globals);
+
+        /* The runner: compiled under its own file name so its frames can be cut from
+         * tracebacks. */
+        PyObject *code = Py_CompileString(runner_py, RUNNER_FILE, Py_file_input);
+        if (!code)
+                goto py_fail;
+        PyObject *mod = PyImport_ExecCodeModule("_snakebox_runner", code);
+        Py_DECREF(code);
+        if (!mod)
+                goto py_fail;
+        z->runner_main = PyObject_GetAttrString(mod, "main");
+        Py_DECREF(mod);
+        if (!z->runner_main)
+                goto py_fail;
+        return 0;
+
+py_fail:
+        python_error(msg, n, "Python start-up failed");
+        Py_XDECREF(globals);
+        Py_XDECREF(libs);
+        return -EINVAL;
+}
+
+/* Counts our threads: a library that started one would make every fork unsafe. */
+static int thread_count(void) {
+        char *text = NULL;
+        size_t len;
+        if (fd_read_file("/proc/self/status", 1 << 16, &text, &len) < 0)
+                return -1;
+        const char *p = strstr(text, "\nThreads:");
+        int n = p ? atoi(p + 9) : -1; /* kernel-written */
+        free(text);
+        return n;
+}
+
+_noreturn_ static void child_main(Zygote *z, int *fds, int sync_fd) {
+        PyOS_AfterFork_Child();
+        if (seal_run(&z->plan, fds[0], fds[1], fds[2], sync_fd) < 0)
+                _exit(127);
+        PyObject *r = PyObject_CallNoArgs(z->runner_main);
+        /* main() leaves with os._exit; reaching here is a runner bug. */
+        if (!r)
+                PyErr_Print();
+        _exit(70);
+}
+
+static int spawn_one(Zygote *z, int *fds, size_t nfds, size_t ncgroups, pid_t *ret_pid) {
+        _cleanup_close_pair_ int sync[2] = {-1, -1};
+        char buf[32];
+        int r = 0;
+
+        *ret_pid = -1;
+        if (pipe2(sync, O_CLOEXEC) < 0)
+                return -errno;
+
+        PyOS_BeforeFork();
+        pid_t pid = (pid_t)syscall(SYS_clone,
+                CLONE_PARENT | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC |
+                        CLONE_NEWUTS | SIGCHLD,
+                NULL, NULL, NULL, 0);
+        if (pid == 0) {
+                sync[1] = safe_close(sync[1]);
+                child_main(z, fds, sync[0]);
+        }
+        int saved = errno;
+        PyOS_AfterFork_Parent();
+        if (pid < 0)
+                return -saved;
+        *ret_pid = pid;
+        sync[0] = safe_close(sync[0]);
+
+        for (size_t i = 0; i < ncgroups && r == 0; i++) {
+                int n = snprintf(buf, sizeof buf, "%d\n", (int)pid);
+                r = fd_write_all(fds[3 + i], buf, (size_t)n);
+        }
+        if (r == 0)
+                r = userns_write_maps(pid, z->init.cfg.sandbox_uid, z->init.cfg.sandbox_gid);
+        if (r < 0) {
+                /* Closing the pipe unblocks the child, which reports SEAL_SYNC and exits; the
+                 * server, its parent, reaps it. */
+                kill(pid, SIGKILL);
+                return r;
+        }
+        if (fd_write_all(sync[1], "G", 1) < 0) {
+                kill(pid, SIGKILL);
+                return -EIO;
+        }
+        (void)nfds;
+        return 0;
+}
+
+static int serve_requests(Zygote *z) {
+        for (;;) {
+                SpawnRequest req;
+                int fds[3 + 2];
+                size_t nfds = ELEMENTSOF(fds);
+                ssize_t k = fd_recv(z->ctl, &req, sizeof req, fds, &nfds);
+                if (k == 0)
+                        return 0; /* the server closed its end */
+                if (k < 0)
+                        return (int)k;
+                SpawnReply rep = {.magic = PROTO_MAGIC, .id = req.id, .pid = -1};
+                if ((size_t)k != sizeof req || req.magic != PROTO_MAGIC || req.ncgroups > 2 ||
+                        nfds != 3 + req.ncgroups)
+                        rep.error = -EBADMSG;
+                else {
+                        pid_t pid;
+                        rep.error = spawn_one(z, fds, nfds, req.ncgroups, &pid);
+                        rep.pid = pid;
+                }
+                for (size_t i = 0; i < nfds; i++)
+                        safe_close(fds[i]);
+                int r = fd_send(z->ctl, &rep, sizeof rep, NULL, 0);
+                if (r < 0)
+                        return r;
+        }
+}
+
+int zygote_main(void) {
+        Zygote z = {.ctl = ZYGOTE_CTL_FD};
+        ZygoteReady ready = {.magic = PROTO_MAGIC};
+        int r;
+
+        /* If the server is already gone, the first recv below sees the socket closed. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+                return 1;
+        prctl(PR_SET_NAME, "snakebox-zygote", 0, 0, 0);
+
+        size_t nfds = 0;
+        ssize_t k = fd_recv(z.ctl, &z.init, sizeof z.init, NULL, &nfds);
+        if (k != (ssize_t)sizeof z.init || z.init.magic != PROTO_MAGIC) {
+                log_error("zygote: bad init message");
+                return 1;
+        }
+        z.init.cfg.preinstall_libs[sizeof z.init.cfg.preinstall_libs - 1] = 0;
+        z.init.root_dir[sizeof z.init.root_dir - 1] = 0;
+        z.init.mpl_dir[sizeof z.init.mpl_dir - 1] = 0;
+
+        r = seal_plan_init(&z.plan, &z.init);
+        if (r < 0) {
+                ready.error = r;
+                snprintf(ready.message, sizeof ready.message, "cannot compile the seccomp filter: %s",
+                        strerror(-r));
+        } else {
+                r = python_start(&z, ready.message, sizeof ready.message);
+                if (r < 0)
+                        ready.error = r;
+                else if (thread_count() != 1) {
+                        ready.error = -EPROTO;
+                        snprintf(ready.message, sizeof ready.message,
+                                "the zygote must stay single-threaded, but importing PREINSTALL_LIBS "
+                                "started %d threads",
+                                thread_count());
+                }
+        }
+        r = fd_send(z.ctl, &ready, sizeof ready, NULL, 0);
+        if (r < 0 || ready.error < 0)
+                return 1;
+
+        r = serve_requests(&z);
+        return r < 0 ? 1 : 0;
+}

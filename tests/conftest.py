@@ -1,0 +1,365 @@
+"""Shared fixtures for the black-box suites in tests/api and tests/escape.
+
+Every test talks to the real built server (build/snakebox) over HTTP on loopback. The server is
+started with `build/snakebox serve`, HOST=127.0.0.1 and PORT=0, in a fresh temporary working
+directory (so no `.env` is read unless a test writes one), with a small fixed environment. It
+announces itself on stderr with one line `snakebox: listening on http://127.0.0.1:<port>`.
+Servers are stopped with SIGTERM to the pid we started, then SIGKILL after 10 s.
+
+Only the standard library is used, so the suite runs with Debian's pytest:
+    /usr/bin/python3 -m pytest tests/api tests/escape
+
+Helpers meant for the tests (import them with `from conftest import ...`):
+    run(server, code, **extra)       -> (http_status, json_body)
+    request(server, method, path...) -> Reply(status, headers, body, json)
+    assert_healthy(server)           a hello world still succeeds
+    new_token()                      a random marker, short enough for a process name
+    MARK_PRELUDE                     Python source defining mark(token): names the calling
+                                     process `token` (prctl PR_SET_NAME) and returns the name
+    host_processes(token)            host pids whose /proc/<pid>/comm is `token`
+    assert_no_processes_left(token)  polls the host's /proc for up to 5 s
+"""
+
+import http.client
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# SNAKEBOX_BIN runs the suite against another build of the server.
+BINARY = Path(os.environ.get("SNAKEBOX_BIN") or ROOT / "build" / "snakebox").resolve()
+
+READY_RE = re.compile(r"^snakebox: listening on http://127\.0\.0\.1:(\d+)\s*$", re.M)
+START_TIMEOUT = 60  # importing pandas and sklearn takes a few seconds
+STOP_TIMEOUT = 10
+
+CONFIG_KEYS = (
+    "EXECUTION_TIMEOUT", "PREINSTALL_LIBS", "HOST", "PORT", "MAX_CONCURRENCY", "QUEUE_SIZE",
+    "QUEUE_TIMEOUT", "POOL_SIZE", "MEMORY_LIMIT_MB", "MAX_PROCESSES", "TMP_SIZE_MB",
+    "MAX_FILE_SIZE_MB", "MAX_OPEN_FILES", "MAX_OUTPUT_BYTES", "MAX_REQUEST_BYTES",
+)
+
+# The limits every test server runs with unless a test says otherwise. Small, so that the limit
+# tests are fast and bounded even against a server that does not enforce them.
+TEST_LIMITS = {
+    "EXECUTION_TIMEOUT": "5",
+    "MEMORY_LIMIT_MB": "256",
+    "MAX_PROCESSES": "32",
+    "MAX_OUTPUT_BYTES": "65536",
+    "TMP_SIZE_MB": "16",
+    "MAX_REQUEST_BYTES": "65536",
+}
+
+SECRET_KEY = "SNAKEBOX_TEST_SECRET"
+
+_live_servers = []
+
+
+class ServerStartError(Exception):
+    pass
+
+
+class Server:
+    """One `build/snakebox serve` process we started, in its own temporary working directory."""
+
+    def __init__(self, env=None, dotenv=None):
+        if not BINARY.is_file() or not os.access(BINARY, os.X_OK):
+            pytest.fail(f"{BINARY} does not exist or is not executable: run `make` first", pytrace=False)
+        self.workdir = Path(tempfile.mkdtemp(prefix="snakebox-test-"))
+        if dotenv is not None:
+            (self.workdir / ".env").write_text(dotenv)
+        self.env = {
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": os.environ.get("HOME", "/root"),
+            "HOST": "127.0.0.1",
+            "PORT": "0",
+        }
+        for key, value in (env or {}).items():
+            if value is None:
+                self.env.pop(key, None)
+            else:
+                self.env[key] = str(value)
+        timeout = self.env.get("EXECUTION_TIMEOUT", "30")
+        self.timeout_sec = int(timeout) if timeout.isdigit() else 30
+        self.stdout_path = self.workdir / "server.stdout"
+        self.stderr_path = self.workdir / "server.stderr"
+        self.port = None
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [str(BINARY), "serve"], cwd=self.workdir, env=self.env,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        self.pid = self.proc.pid
+        _live_servers.append(self)
+
+    def stderr(self):
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stdout(self):
+        try:
+            return self.stdout_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_ready(self, timeout=START_TIMEOUT):
+        """Waits for the `listening` line; raises ServerStartError if the server exits first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = READY_RE.search(self.stderr())
+            if m:
+                self.port = int(m.group(1))
+                return self
+            if self.proc.poll() is not None:
+                raise ServerStartError(
+                    f"snakebox exited with status {self.proc.returncode} before listening; "
+                    f"stderr:\n{self.stderr()[-4000:]}")
+            time.sleep(0.05)
+        raise ServerStartError(
+            f"snakebox did not print `snakebox: listening on http://127.0.0.1:<port>` within "
+            f"{timeout} s; stderr:\n{self.stderr()[-4000:]}")
+
+    def wait_exit(self, timeout=START_TIMEOUT):
+        """Returns the exit status, or None if still running after `timeout` seconds."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT)
+        if self in _live_servers:
+            _live_servers.remove(self)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def alive(self):
+        return self.proc.poll() is None
+
+
+@pytest.fixture(scope="session")
+def server():
+    """The shared server: defaults, plus TEST_LIMITS and a secret in its environment that no
+    run may ever see (server.secret)."""
+    secret = "s3cr3t-" + secrets.token_hex(16)
+    env = dict(TEST_LIMITS)
+    env[SECRET_KEY] = secret
+    s = Server(env)
+    try:
+        s.wait_ready()
+    except ServerStartError as e:
+        s.stop()
+        pytest.fail(str(e), pytrace=False)
+    s.secret = secret
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def start_server():
+    """Factory: start_server(env=None, dotenv=None, limits=True, wait=True) -> Server.
+    env is laid over TEST_LIMITS (unless limits=False); a None value removes a key. With
+    wait=True, waits until it listens (fails the test if it cannot). Every server started is
+    stopped when the test ends."""
+    started = []
+
+    def start(env=None, dotenv=None, limits=True, wait=True):
+        full = dict(TEST_LIMITS) if limits else {}
+        full.update(env or {})
+        s = Server(full, dotenv=dotenv)
+        started.append(s)
+        if wait:
+            try:
+                s.wait_ready()
+            except ServerStartError as e:
+                pytest.fail(str(e), pytrace=False)
+        return s
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a failure, attach the tail of every live server's stderr to the report."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for s in list(_live_servers):
+            rep.sections.append((f"snakebox pid {s.pid} stderr (tail)", s.stderr()[-3000:]))
+
+
+# --- HTTP helpers -------------------------------------------------------------------------------
+
+def show(value, limit=6000):
+    """A failure message that shows all of an answer (pytest cuts non-string messages short)."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, Reply):
+        text = repr(value)
+    else:
+        try:
+            text = json.dumps(value, indent=1, ensure_ascii=False, default=repr)
+        except (TypeError, ValueError):
+            text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+class Reply:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # lower-case name -> value
+        self.body = body
+        try:
+            self.json = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            self.json = None
+
+    def __repr__(self):
+        return f"Reply({self.status}, {self.headers!r}, {self.body[:2000]!r})"
+
+
+def request(server, method, path, body=None, headers=None, timeout=None, conn=None):
+    """One HTTP request; returns a Reply. Uses `conn` (kept open) when given, else a fresh
+    connection that is closed afterwards."""
+    if timeout is None:
+        timeout = server.timeout_sec + 30
+    own = conn is None
+    if own:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+    try:
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may answer (413) before reading the whole body
+        resp = conn.getresponse()
+        data = resp.read()
+        hdrs = {k.lower(): v for k, v in resp.getheaders()}
+        return Reply(resp.status, hdrs, data)
+    finally:
+        if own:
+            conn.close()
+
+
+def post_json(server, obj, path="/api/execute", timeout=None, conn=None):
+    return request(server, "POST", path, body=json.dumps(obj),
+                   headers={"Content-Type": "application/json"}, timeout=timeout, conn=conn)
+
+
+def run(server, code, timeout=None, **extra):
+    """POSTs {"code": code, **extra} to /api/execute; returns (http_status, json_body).
+    Fails the test if the body is not JSON."""
+    obj = {"code": code}
+    obj.update(extra)
+    r = post_json(server, obj, timeout=timeout)
+    assert r.json is not None, f"answer is not valid JSON: {r!r}"
+    return r.status, r.json
+
+
+def run_ok(server, code, timeout=None):
+    """Runs code that must succeed; returns the body."""
+    status, body = run(server, code, timeout=timeout)
+    assert status == 200, show((status, body))
+    assert body.get("status") == "Success", show(body)
+    return body
+
+
+def run_json(server, code, timeout=None):
+    """Runs code that must succeed and whose last stdout line is JSON; returns that value."""
+    body = run_ok(server, code, timeout=timeout)
+    lines = body["stdout"].strip().splitlines()
+    assert lines, show(body)
+    return json.loads(lines[-1])
+
+
+def assert_healthy(server):
+    assert server.alive(), f"the server exited with status {server.proc.returncode}"
+    status, body = run(server, 'print("Hello, World!")')
+    assert status == 200, show((status, body))
+    assert body["status"] == "Success", show(body)
+    assert body["output"] == "Hello, World!\n", show(body)
+
+
+def code(src):
+    """Dedents a block of test Python source."""
+    return textwrap.dedent(src).lstrip("\n")
+
+
+# --- host-side process checks -------------------------------------------------------------------
+
+def new_token():
+    """A random marker; 13 characters, so it fits a process name (15 bytes max)."""
+    return "sbx" + secrets.token_hex(5)
+
+
+# Python source that defines mark(token): sets the calling process's name (prctl PR_SET_NAME,
+# falling back on writing /proc/self/comm) and returns the name now in /proc/self/comm, so the
+# run can prove the marking worked and the host can find the process by its name.
+MARK_PRELUDE = code('''
+    import ctypes as _ctypes
+    _libc = _ctypes.CDLL(None, use_errno=True)
+
+    def mark(token):
+        if _libc.prctl(15, token.encode(), 0, 0, 0) != 0:
+            try:
+                with open("/proc/self/comm", "w") as f:
+                    f.write(token)
+            except OSError:
+                pass
+        with open("/proc/self/comm") as f:
+            return f.read().strip()
+''')
+
+
+def host_processes(token):
+    """Pids on the host whose name (/proc/<pid>/comm) is token, zombies included."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() == token:
+                    found.append(int(entry))
+        except OSError:
+            pass
+    return found
+
+
+def assert_no_processes_left(token, timeout=5):
+    """Polls the host's /proc for up to `timeout` seconds until no process named token is left."""
+    deadline = time.monotonic() + timeout
+    left = host_processes(token)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = host_processes(token)
+    assert not left, (
+        f"processes started by the run are still alive on the host {timeout} s after the answer: "
+        f"pids {left} named {token!r}")

@@ -1,0 +1,126 @@
+"""Attack: read the server's environment. The session server runs with SNAKEBOX_TEST_SECRET set
+to a random value; no run may find it, by any route. Against a naive server (python3 in a
+subprocess) every one of these finds it."""
+
+import json
+import secrets
+
+from conftest import CONFIG_KEYS, SECRET_KEY, code, post_json, run_json, show
+
+
+def assert_secret_absent(server, raw):
+    assert server.secret.encode() not in raw, "the run read the server's secret environment variable"
+    assert SECRET_KEY.encode() not in raw, "the run saw the name of the server's environment variable"
+
+
+def test_os_environ_is_a_small_fixed_set(server):
+    src = "import json, os\nprint(json.dumps(dict(os.environ)))"
+    reply = post_json(server, {"code": src})
+    assert reply.status == 200 and reply.json["status"] == "Success", show(reply)
+    assert_secret_absent(server, reply.body)
+    env = json.loads(reply.json["stdout"])
+    leaked = [k for k in env if k in CONFIG_KEYS or k == SECRET_KEY]
+    assert not leaked, f"server variables reach the run: {leaked}"
+    assert len(env) <= 12, f"the run's environment is not minimal: {sorted(env)}"
+    again = run_json(server, src)
+    assert sorted(again) == sorted(env), "the run's environment is not fixed"
+
+
+def test_proc_environ_files_do_not_hold_the_secret(server):
+    reply = post_json(server, {"code": code(f'''
+        import json, os
+        paths = ["/proc/self/environ", "/proc/thread-self/environ", "/proc/1/environ",
+                 "/proc/{server.pid}/environ", "/proc/self/cmdline"]
+        paths += ["/proc/%s/environ" % p for p in os.listdir("/proc") if p.isdigit()]
+        paths += ["/proc/%s/task/%s/environ" % (os.getpid(), t)
+                  for t in os.listdir("/proc/%d/task" % os.getpid())]
+        found = {{}}
+        for p in paths:
+            try:
+                with open(p, "rb") as f:
+                    found[p] = f.read().decode("latin-1")
+            except OSError as e:
+                found[p] = "error %d" % e.errno
+        print(json.dumps(found))
+    ''')})
+    assert reply.status == 200 and reply.json["status"] == "Success", show(reply)
+    assert_secret_absent(server, reply.body)
+    found = json.loads(reply.json["stdout"])
+    assert len(found) >= 5, show(found)
+
+
+def mask(data):
+    """(masked hex, mask hex): the run rebuilds `data` only inside one ctypes buffer, so the
+    source code it receives never contains the bytes it searches for."""
+    m = secrets.token_bytes(len(data))
+    return bytes(a ^ b for a, b in zip(data, m)).hex(), m.hex()
+
+
+# Searches the run's own memory (heap, stack, anonymous and writable mappings) for needles,
+# with libc's memmem over the live address space: nothing is copied, so the only legitimate
+# occurrence of a needle is the buffer that holds it. A sandbox forked from a process that ever
+# held the server's environment carries it in its stack (the exec-time environment block) or heap.
+MEMORY_SCAN = code('''
+    import ctypes, json
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.memmem.restype = ctypes.c_void_p
+    libc.memmem.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t]
+
+    def unmask(enc_hex, mask_hex):
+        enc, m = bytes.fromhex(enc_hex), bytes.fromhex(mask_hex)
+        buf = (ctypes.c_ubyte * len(enc))()
+        for i in range(len(enc)):
+            buf[i] = enc[i] ^ m[i]
+        return buf
+
+    def regions():
+        with open("/proc/self/maps") as f:
+            for line in f:
+                parts = line.split(None, 5)
+                lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                perms = parts[1]
+                path = parts[5].strip() if len(parts) > 5 else ""
+                if perms[0] != "r" or path in ("[vvar]", "[vvar_vclock]", "[vsyscall]", "[vdso]"):
+                    continue
+                if path.startswith("/dev/") or path.startswith("/memfd:"):
+                    continue
+                if path and not path.startswith("[") and perms[1] != "w":
+                    continue  # read-only file mappings: library code and data
+                yield lo, hi, path
+
+    def scan(needle):
+        own = ctypes.addressof(needle)
+        hits, scanned = [], 0
+        for lo, hi, path in list(regions()):
+            scanned += hi - lo
+            start = lo
+            while start < hi:
+                p = libc.memmem(start, hi - start, own, len(needle))
+                if not p:
+                    break
+                if p != own:
+                    hits.append("%x %s" % (p, path))
+                start = p + 1
+        return hits, scanned
+
+    result = {}
+    for name, (enc, m) in NEEDLES.items():
+        hits, scanned = scan(unmask(enc, m))
+        result[name] = hits[:20]
+        result["scanned"] = scanned
+    planted = bytes(unmask(*PLANTED))  # a copy the scan must find: proves it works
+    result["planted"] = len(scan(unmask(*PLANTED))[0])
+    print(json.dumps(result))
+''')
+
+
+def test_process_memory_does_not_hold_the_servers_environment(server):
+    needles = {"key": mask(SECRET_KEY.encode()), "value": mask(server.secret.encode())}
+    planted = mask(b"planted-" + secrets.token_hex(12).encode())
+    src = f"NEEDLES = {needles!r}\nPLANTED = {planted!r}\n" + MEMORY_SCAN
+    result = run_json(server, src)
+    assert result["planted"] >= 1, f"the memory scan does not work: {result}"
+    assert result["scanned"] > 1 << 20, show(result)
+    assert result["key"] == [], f"the server's environment is in the run's memory: {result}"
+    assert result["value"] == [], f"the server's secret is in the run's memory: {result}"

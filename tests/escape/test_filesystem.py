@@ -1,0 +1,104 @@
+"""Attacks on the file system: write outside the run's scratch space (system directories, the
+Python libraries later runs import, the server's directory) and fill the disk. A naive server
+running as root writes everywhere; as any user it writes to /tmp, /var/tmp and /dev/shm of the
+host without limit."""
+
+import errno
+import os
+import shutil
+
+import pytest
+
+from conftest import ROOT, TEST_LIMITS, assert_healthy, code, new_token, run_json, show
+
+MIB = 1 << 20
+
+
+def remove_host_copies(paths):
+    """Removes what a failed containment left on the host: only the token-named entries the run
+    itself tried to create."""
+    for p in paths:
+        if os.path.isdir(p) and not os.path.islink(p):
+            shutil.rmtree(p, ignore_errors=True)
+        elif os.path.lexists(p):
+            os.unlink(p)
+
+
+def test_writes_outside_the_scratch_directory_fail(server):
+    token = new_token()
+    dirs = ["/", "/usr", "/usr/lib", "/usr/local", "/etc", "/root", "/home", "/var", "/var/tmp",
+            "/opt", "/bin", "/lib", "/dev", "/run", "/srv", "/mnt", str(ROOT), str(server.workdir)]
+    created_on_host = [os.path.join(d, token + s) for d in dirs for s in ("", "_d")]
+    try:
+        result = run_json(server, code(f'''
+            import json, os, json as _j, numpy
+            dirs = {dirs!r}
+            dirs += [os.path.dirname(_j.__file__), os.path.dirname(os.__file__),
+                     os.path.dirname(numpy.__file__)]
+            result = {{}}
+            for d in dirs:
+                outcome = []
+                try:
+                    with open(os.path.join(d, "{token}"), "x") as f:
+                        f.write("escaped")
+                    outcome.append("file created")
+                except OSError as e:
+                    outcome.append(e.errno)
+                try:
+                    os.mkdir(os.path.join(d, "{token}_d"))
+                    outcome.append("dir created")
+                except OSError as e:
+                    outcome.append(e.errno)
+                result[d] = outcome
+            print(json.dumps(result))
+        '''))
+        written = {d: r for d, r in result.items() if any(isinstance(x, str) for x in r)}
+        assert not written, f"the run wrote outside its scratch space: {written}"
+        assert len(result) >= len(dirs) + 1, show(result)
+        leaked = [p for p in created_on_host if os.path.lexists(p)]
+        assert not leaked, f"files created by the run appeared on the host: {leaked}"
+    finally:
+        remove_host_copies(created_on_host)
+
+
+def test_cwd_tmp_and_dev_shm_are_writable(server):
+    result = run_json(server, code('''
+        import json, os
+        result = {}
+        for d in (".", "/tmp", "/dev/shm"):
+            p = os.path.join(d, "scratch.txt")
+            with open(p, "w") as f:
+                f.write(d)
+            with open(p) as f:
+                result[d] = f.read()
+        print(json.dumps(result))
+    '''))
+    assert result == {".": ".", "/tmp": "/tmp", "/dev/shm": "/dev/shm"}
+
+
+@pytest.mark.parametrize("directory", ["/tmp", "/dev/shm", "."])
+def test_filling_the_scratch_space_fails_with_enospc(server, directory):
+    token = new_token()
+    limit = int(TEST_LIMITS["TMP_SIZE_MB"]) * MIB
+    attempts = 3 * int(TEST_LIMITS["TMP_SIZE_MB"])  # 1 MiB files: three times the limit
+    host_dir = directory if directory != "." else None
+    created_on_host = [os.path.join(host_dir, f"{token}_{i}") for i in range(attempts)] if host_dir else []
+    try:
+        result = run_json(server, code(f'''
+            import json, os
+            chunk = b"x" * {MIB}
+            written, error = 0, None
+            try:
+                for i in range({attempts}):
+                    with open(os.path.join({directory!r}, "{token}_%d" % i), "wb") as f:
+                        f.write(chunk)
+                    written += len(chunk)
+            except OSError as e:
+                error = e.errno
+            print(json.dumps({{"written": written, "errno": error}}))
+        '''))
+        assert result["errno"] == errno.ENOSPC, f"{directory} is not capped by TMP_SIZE_MB: {result}"
+        assert result["written"] <= limit, show(result)
+    finally:
+        remove_host_copies(created_on_host)
+    assert_healthy(server)
