@@ -72,7 +72,7 @@ int api_decode_request(const char *body, size_t len, char **ret, size_t *ret_len
 }
 
 int api_runner_request(const char *code, size_t n, char **ret, size_t *ret_len) {
-        _cleanup_json_ json_t *req = json_pack("{ss#}", "code", code, n);
+        _cleanup_json_ json_t *req = json_pack("{ss%}", "code", code, n);
         if (!req)
                 return -ENOMEM;
         char *s = json_dumps(req, JSON_COMPACT);
@@ -89,7 +89,7 @@ char *api_error_body(const char *msg, size_t *ret_len) {
         clean = utf8_sanitize(msg, strlen(msg), &n);
         if (!clean)
                 return NULL;
-        _cleanup_json_ json_t *o = json_pack("{sss+#}", "status", "Error", "output", clean, n);
+        _cleanup_json_ json_t *o = json_pack("{ssss%}", "status", "Error", "output", clean, n);
         if (!o)
                 return NULL;
         char *s = json_dumps(o, JSON_COMPACT);

@@ -1,7 +1,6 @@
 """Attacks on the server itself: see its processes, signal them, look at its files, learn the
 host's name. A naive server (python3 in a subprocess) allows all of them."""
 
-import json
 import os
 import socket
 
