@@ -93,4 +93,6 @@ format-check:
 clean:
 	rm -rf $(BUILD)
 
+.SECONDARY:
+
 -include $(filter-out $(BLOB:.o=.d),$(OBJS:.o=.d) $(UNIT_OBJS:.o=.d))

@@ -53,6 +53,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "proto.h"
 #include "rootfs.h"
 #include "sandbox.h"
@@ -85,7 +87,8 @@ typedef struct Tag {
         void *ptr;
 } Tag;
 
-typedef enum SbState { SB_SPAWNING, SB_SEALING, SB_READY, SB_RUNNING } SbState;
+/* DYING: answered or abandoned, killed, waiting to be reaped before its cgroups go. */
+typedef enum SbState { SB_SPAWNING, SB_SEALING, SB_READY, SB_RUNNING, SB_DYING } SbState;
 
 typedef struct Sandbox {
         uint64_t id;
@@ -98,7 +101,7 @@ typedef struct Sandbox {
         bool reaped, sock_eof, out_eof, err_eof, draining, dead;
         siginfo_t si;
         struct rusage ru;
-        uint64_t start_ms;
+        uint64_t start_ms, cpu_base_ms;
         RunOutcome kill_reason; /* RUN_EXITED when we did not kill it */
         SealFailure failure;
         bool failed;
@@ -137,7 +140,7 @@ struct Pool {
         Job *queue_head, *queue_tail;
         uint32_t queued;
         Sandbox *sandboxes;
-        uint32_t n_spawning, n_sealing, n_ready, n_running;
+        uint32_t n_spawning, n_sealing, n_ready, n_running, n_dying;
         Sandbox *graveyard;
         Watch *dead_watches;
         ZygoteProc zyg;
@@ -196,6 +199,7 @@ static void publish_status(Pool *p) {
 }
 
 static void start_failed(Pool *p, const char *why);
+static void drain_pipe(Pool *p, Sandbox *sb, int stream);
 
 /* ---- jobs ---- */
 
@@ -282,7 +286,8 @@ static void sb_count(Pool *p, Sandbox *sb, int delta) {
         uint32_t *c = sb->state == SB_SPAWNING ? &p->n_spawning
                       : sb->state == SB_SEALING ? &p->n_sealing
                       : sb->state == SB_READY   ? &p->n_ready
-                                                : &p->n_running;
+                      : sb->state == SB_RUNNING ? &p->n_running
+                                                : &p->n_dying;
         *c += (uint32_t)delta;
 }
 
@@ -292,9 +297,9 @@ static void sb_set_state(Pool *p, Sandbox *sb, SbState st) {
         sb_count(p, sb, +1);
 }
 
-/* Unlinks a sandbox and queues it for freeing after this batch of events. If it has not been
- * reaped yet, it is killed; its zombie is then reaped by the tick's sweep. */
-static void sb_destroy(Pool *p, Sandbox *sb) {
+/* Unlinks a sandbox, closes everything and queues it for freeing after this batch of events.
+ * Only for one that was reaped or never had a process. */
+static void sb_release(Pool *p, Sandbox *sb) {
         if (sb->dead)
                 return;
         sb->dead = true;
@@ -304,11 +309,6 @@ static void sb_destroy(Pool *p, Sandbox *sb) {
                         *pp = sb->next;
                         break;
                 }
-        if (!sb->reaped && sb->pidfd >= 0) {
-                syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
-                if (syscall(SYS_waitid, P_PIDFD, sb->pidfd, &sb->si, WEXITED, &sb->ru) == 0)
-                        sb->reaped = true;
-        }
         sb->pidfd = safe_close(sb->pidfd);
         sb->sock = safe_close(sb->sock);
         sb->out = safe_close(sb->out);
@@ -317,6 +317,25 @@ static void sb_destroy(Pool *p, Sandbox *sb) {
         cgroup_destroy(&sb->cg);
         sb->next = p->graveyard;
         p->graveyard = sb;
+}
+
+/* Ends a sandbox that is no longer needed: released at once if it has no process left,
+ * otherwise killed and kept (DYING) until its pidfd says it was reaped; tearing down a large
+ * address space takes milliseconds, which nobody should wait for. */
+static void sb_retire(Pool *p, Sandbox *sb) {
+        if (sb->dead || sb->state == SB_DYING)
+                return;
+        if (sb->reaped || sb->pidfd < 0) {
+                sb_release(p, sb);
+                return;
+        }
+        syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+        sb->sock = safe_close(sb->sock);
+        sb->out = safe_close(sb->out);
+        sb->err = safe_close(sb->err);
+        sb->timer = safe_close(sb->timer);
+        sb->job = NULL;
+        sb_set_state(p, sb, SB_DYING);
 }
 
 static int sb_new(Pool *p) {
@@ -378,7 +397,7 @@ static int sb_new(Pool *p) {
         if (ep_add(p, sb->sock, EPOLLIN, &sb->t_sock) < 0 || ep_add(p, sb->out, EPOLLIN, &sb->t_out) < 0 ||
                 ep_add(p, sb->err, EPOLLIN, &sb->t_err) < 0 || ep_add(p, sb->timer, EPOLLIN, &sb->t_timer) < 0) {
                 r = -errno;
-                sb_destroy(p, sb);
+                sb_retire(p, sb);
                 return r;
         }
         pthread_mutex_lock(&p->lock);
@@ -433,30 +452,73 @@ static void sb_output(Pool *p, Sandbox *sb, int stream, const char *data, size_t
         }
 }
 
+/* CPU time of the sandbox's init and its waited-for children, in ms, from /proc/<pid>/stat. */
+static uint64_t proc_cpu_ms(pid_t pid) {
+        char path[64], buf[1024];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        ssize_t k = read(fd, buf, sizeof buf - 1);
+        if (k <= 0)
+                return 0;
+        buf[k] = 0;
+        /* Fields after the command name, which may contain anything but ends at the last ')'. */
+        char *q = strrchr(buf, ')');
+        if (!q)
+                return 0;
+        unsigned long long v[4] = {0};
+        if (sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                    &v[3]) != 4)
+                return 0;
+        long hz = sysconf(_SC_CLK_TCK);
+        return (v[0] + v[1] + v[2] + v[3]) * 1000 / (uint64_t)(hz > 0 ? hz : 100);
+}
+
 static void sb_assign(Pool *p, Sandbox *sb, Job *job) {
         sb_set_state(p, sb, SB_RUNNING);
         sb->job = job;
         job->sandbox = sb;
         sb->start_ms = now_ms();
+        sb->cpu_base_ms = proc_cpu_ms(sb->pid); /* sealing is not the run's time */
         job->result.timeout_sec = p->cfg.timeout_sec;
         arm_timer(sb->timer, (uint64_t)p->cfg.timeout_sec * 1000);
         sb_send_request(p, sb);
 }
 
-/* Fills the job's result from the reaped, drained sandbox and hands the job back. */
+/* The exit code the runner reported, if its report is well-formed. */
+static bool report_exit_code(const RunResult *r, int *ret) {
+        if (!r->report)
+                return false;
+        json_t *j = json_loadb(r->report, r->report_len, 0, NULL);
+        json_t *e = j ? json_object_get(j, "exit_code") : NULL;
+        bool ok = json_is_integer(e) && json_integer_value(e) >= 0 && json_integer_value(e) <= 255;
+        if (ok)
+                *ret = (int)json_integer_value(e);
+        json_decref(j);
+        return ok;
+}
+
+/* Fills the job's result and hands the job back; then the sandbox is retired. Two ways here:
+ * the runner's report arrived (it is about to _exit: answer now, the teardown of its address
+ * space happens while the client already has its answer), or the init was reaped. */
 static void sb_complete(Pool *p, Sandbox *sb) {
         Job *job = sb->job;
         RunResult *r = &job->result;
         CgroupStats cs;
 
         r->duration_ms = now_ms() - sb->start_ms;
-        r->cpu_ms = (uint64_t)(sb->ru.ru_utime.tv_sec + sb->ru.ru_stime.tv_sec) * 1000 +
-                    (uint64_t)(sb->ru.ru_utime.tv_usec + sb->ru.ru_stime.tv_usec) / 1000;
+        uint64_t cpu = sb->reaped ? (uint64_t)(sb->ru.ru_utime.tv_sec + sb->ru.ru_stime.tv_sec) * 1000 +
+                                            (uint64_t)(sb->ru.ru_utime.tv_usec + sb->ru.ru_stime.tv_usec) / 1000
+                                  : proc_cpu_ms(sb->pid);
+        r->cpu_ms = cpu > sb->cpu_base_ms ? cpu - sb->cpu_base_ms : 0;
         cgroup_read_stats(&p->cgroups, &sb->cg, &cs);
         r->memory_peak_bytes = p->cgroups.mode != CGROUP_NONE ? cs.memory_peak_bytes
                                                               : (uint64_t)sb->ru.ru_maxrss * 1024;
         r->process_limit_hit = cs.pids_max_hits > 0;
-        if (sb->si.si_code == CLD_EXITED) {
+        if (!sb->reaped) {
+                r->signal = 0;
+        } else if (sb->si.si_code == CLD_EXITED) {
                 r->exit_code = sb->si.si_status;
                 r->signal = 0;
         } else {
@@ -468,12 +530,28 @@ static void sb_complete(Pool *p, Sandbox *sb) {
                 outcome = RUN_MEMORY_LIMIT;
         sb->job = NULL;
         job_finish(p, job, outcome);
-        sb_destroy(p, sb);
+        sb_retire(p, sb);
 }
 
 static void sb_maybe_complete(Pool *p, Sandbox *sb) {
-        if (sb->state != SB_RUNNING || !sb->reaped || sb->dead)
+        if (sb->state != SB_RUNNING || sb->dead)
                 return;
+        if (!sb->reaped) {
+                /* The report is the runner's last act before _exit: all it wrote to the socket
+                 * came before it; what its processes wrote to the pipes is read now. Anything
+                 * still running is killed with the sandbox. The status is the runner's; only
+                 * the program itself could have forged it. */
+                int code;
+                if (sb->kill_reason != RUN_EXITED || !report_exit_code(&sb->job->result, &code))
+                        return;
+                drain_pipe(p, sb, 1);
+                drain_pipe(p, sb, 2);
+                if (sb->dead || sb->state != SB_RUNNING || sb->reaped)
+                        return;
+                sb->job->result.exit_code = code;
+                sb_complete(p, sb);
+                return;
+        }
         if (sb->sock_eof && sb->out_eof && sb->err_eof) {
                 sb_complete(p, sb);
                 return;
@@ -513,6 +591,10 @@ static void on_sb_pid(Pool *p, Sandbox *sb) {
                 return;
         sb->reaped = true;
         ep_del(p, sb->pidfd);
+        if (sb->state == SB_DYING) {
+                sb_release(p, sb);
+                return;
+        }
         if (sb->state == SB_RUNNING) {
                 sb_maybe_complete(p, sb);
                 return;
@@ -522,7 +604,7 @@ static void on_sb_pid(Pool *p, Sandbox *sb) {
                 seal_failed(p, sb);
         else if (sb->state == SB_READY && !p->stopped)
                 log_error("a ready sandbox died (status %d); replacing it", sb->si.si_status);
-        sb_destroy(p, sb);
+        sb_retire(p, sb);
 }
 
 static void on_frame(Pool *p, Sandbox *sb, const char *m, size_t n) {
@@ -590,10 +672,11 @@ static void on_sb_sock(Pool *p, Sandbox *sb, uint32_t events) {
         sb_maybe_complete(p, sb);
 }
 
-static void on_sb_pipe(Pool *p, Sandbox *sb, int stream) {
+/* Reads what the pipe holds (at most 1 MiB per call, to stay fair to other sandboxes). */
+static void drain_pipe(Pool *p, Sandbox *sb, int stream) {
         int fd = stream == 1 ? sb->out : sb->err;
         bool *eof = stream == 1 ? &sb->out_eof : &sb->err_eof;
-        for (int i = 0; i < 16 && !*eof; i++) {
+        for (int i = 0; i < 16 && !*eof && !sb->dead; i++) {
                 ssize_t k = read(fd, p->rbuf, 65536);
                 if (k < 0) {
                         if (errno == EAGAIN || errno == EINTR)
@@ -608,6 +691,10 @@ static void on_sb_pipe(Pool *p, Sandbox *sb, int stream) {
                 if (sb->state == SB_RUNNING && sb->job)
                         sb_output(p, sb, stream, p->rbuf, (size_t)k);
         }
+}
+
+static void on_sb_pipe(Pool *p, Sandbox *sb, int stream) {
+        drain_pipe(p, sb, stream);
         sb_maybe_complete(p, sb);
 }
 
@@ -682,7 +769,7 @@ static void zygote_down(Pool *p, const char *why) {
         for (Sandbox *sb = p->sandboxes; sb; sb = next) {
                 next = sb->next;
                 if (sb->state == SB_SPAWNING)
-                        sb_destroy(p, sb);
+                        sb_retire(p, sb);
         }
         if (!p->stopped) {
                 uint64_t now = now_ms();
@@ -777,7 +864,7 @@ static void on_zctl(Pool *p) {
                                 snprintf(p->fatal, sizeof p->fatal, "%s", why);
                                 start_failed(p, why);
                         }
-                        sb_destroy(p, sb);
+                        sb_retire(p, sb);
                         continue;
                 }
                 sb_set_state(p, sb, SB_SEALING);
@@ -831,7 +918,7 @@ static void on_tick(Pool *p) {
                 job_finish(p, queue_pop(p), RUN_QUEUE_TIMEOUT);
         if (p->zstate == Z_DOWN && !p->stopped && now >= p->z_retry_ms && p->z_ever_up)
                 zygote_up(p);
-        if (p->zstate == Z_STARTING && now - p->z_started_ms > START_TIMEOUT_MS) {
+        if (p->zstate == Z_STARTING && now > p->z_started_ms && now - p->z_started_ms > START_TIMEOUT_MS) {
                 start_failed(p, "the zygote did not become ready in time");
                 zygote_down(p, "did not become ready in time");
         }
@@ -927,7 +1014,7 @@ static void stop_everything(Pool *p) {
                 if (sb->state == SB_RUNNING)
                         sb_kill(sb, RUN_SHUTDOWN);
                 else
-                        sb_destroy(p, sb);
+                        sb_retire(p, sb);
         }
 }
 

@@ -33,7 +33,6 @@ static const char *const step_names[_SEAL_MAX] = {
         [SEAL_IDENTITY] = "unprivileged uid/gid and capabilities",
         [SEAL_NNP] = "no_new_privs",
         [SEAL_SECCOMP] = "seccomp filter",
-        [SEAL_READY] = "ready notification",
 };
 
 const char *seal_step_name(int step) {
@@ -171,6 +170,8 @@ static void report_failure(int sock_fd, int step, int r) {
 int seal_run(const SealPlan *plan, int sock_fd, int out_fd, int err_fd, int sync_fd) {
         int step = SEAL_SYNC, r;
 
+        /* Tells an operator's ps which processes are runs; not a security measure. */
+        prctl(PR_SET_NAME, "snakebox-run", 0, 0, 0);
         r = step_sync(sync_fd);
         if (r < 0)
                 goto fail;
@@ -208,12 +209,8 @@ int seal_run(const SealPlan *plan, int sock_fd, int out_fd, int err_fd, int sync
         r = seccomp_load_prog(&plan->filter);
         if (r < 0)
                 goto fail;
-        step = SEAL_READY;
-        char ready = FRAME_READY;
-        if (send(sock_fd, &ready, 1, MSG_NOSIGNAL) < 0) {
-                r = -errno;
-                goto fail;
-        }
+        /* FRAME_READY is sent by the runner, once it has prepared what does not depend on the
+         * request. */
         return 0;
 fail:
         report_failure(sock_fd, step, r);

@@ -24,7 +24,6 @@ typedef enum SealStep {
         SEAL_IDENTITY, /* drop the bounding set, groups, uid, gid; verify no capability is left */
         SEAL_NNP,      /* no_new_privs, parent-death signal */
         SEAL_SECCOMP,  /* last: after it, the filter also binds us */
-        SEAL_READY,
         _SEAL_MAX,
 } SealStep;
 

@@ -259,8 +259,11 @@ def request(server, method, path, body=None, headers=None, timeout=None, conn=No
             conn.request(method, path, body=body, headers=headers or {})
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server may answer (413) before reading the whole body
-        resp = conn.getresponse()
-        data = resp.read()
+        try:
+            resp = conn.getresponse()
+            data = resp.read()
+        except TimeoutError:
+            pytest.fail(f"{method} {path}: no answer from the server within {timeout} s", pytrace=False)
         hdrs = {k.lower(): v for k, v in resp.getheaders()}
         return Reply(resp.status, hdrs, data)
     finally:

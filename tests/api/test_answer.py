@@ -2,8 +2,9 @@
 
 import json
 import numbers
+import os
 
-from conftest import code, post_json, run, run_ok, show
+from conftest import code, new_token, post_json, run, run_ok, show
 
 FIELDS = {"status", "output", "stdout", "stderr", "exit_code", "signal", "error", "truncated",
           "duration_ms", "cpu_ms", "memory_peak_bytes"}
@@ -92,17 +93,22 @@ def test_metrics_measure_the_run(server):
 
 
 def test_cwd_is_writable_scratch(server):
-    body = run_ok(server, code('''
-        import os
-        with open("notes.txt", "w") as f:
-            f.write("kept")
-        with open(os.path.join(os.getcwd(), "notes.txt")) as f:
-            print(f.read())
-        with open("/tmp/t.txt", "w") as f:
-            f.write("tmp")
-        print(open("/tmp/t.txt").read())
-    '''))
-    assert body["output"] == "kept\ntmp\n"
+    name = new_token()
+    try:
+        body = run_ok(server, code(f'''
+            import os
+            with open("{name}", "w") as f:
+                f.write("kept")
+            with open(os.path.join(os.getcwd(), "{name}")) as f:
+                print(f.read())
+            with open("/tmp/{name}", "w") as f:
+                f.write("tmp")
+            print(open("/tmp/{name}").read())
+        '''))
+        assert body["output"] == "kept\ntmp\n"
+    finally:
+        if os.path.exists(f"/tmp/{name}"):
+            os.unlink(f"/tmp/{name}")  # only a server without a private /tmp leaves it
 
 
 def test_code_with_unicode_source(server):

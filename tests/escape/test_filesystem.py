@@ -65,18 +65,22 @@ def test_writes_outside_the_scratch_directory_fail(server):
 
 
 def test_cwd_tmp_and_dev_shm_are_writable(server):
-    result = run_json(server, code('''
-        import json, os
-        result = {}
-        for d in (".", "/tmp", "/dev/shm"):
-            p = os.path.join(d, "scratch.txt")
-            with open(p, "w") as f:
-                f.write(d)
-            with open(p) as f:
-                result[d] = f.read()
-        print(json.dumps(result))
-    '''))
-    assert result == {".": ".", "/tmp": "/tmp", "/dev/shm": "/dev/shm"}
+    name = new_token()
+    try:
+        result = run_json(server, code(f'''
+            import json, os
+            result = {{}}
+            for d in (".", "/tmp", "/dev/shm"):
+                p = os.path.join(d, "{name}")
+                with open(p, "w") as f:
+                    f.write(d)
+                with open(p) as f:
+                    result[d] = f.read()
+            print(json.dumps(result))
+        '''))
+        assert result == {".": ".", "/tmp": "/tmp", "/dev/shm": "/dev/shm"}
+    finally:
+        remove_host_copies([f"/tmp/{name}", f"/dev/shm/{name}"])
 
 
 @pytest.mark.parametrize("directory", ["/tmp", "/dev/shm", "."])
