@@ -481,6 +481,8 @@ static void sb_assign(Pool *p, Sandbox *sb, Job *job) {
         job->sandbox = sb;
         sb->start_ms = now_ms();
         sb->cpu_base_ms = proc_cpu_ms(sb->pid); /* sealing is not the run's time */
+        /* Back to normal priority from the zygote's lower one (see zygote.c). */
+        setpriority(PRIO_PROCESS, (id_t)sb->pid, 0);
         job->result.timeout_sec = p->cfg.timeout_sec;
         arm_timer(sb->timer, (uint64_t)p->cfg.timeout_sec * 1000);
         sb_send_request(p, sb);

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -291,6 +292,11 @@ int zygote_main(void) {
         ZygoteReady ready = {.magic = PROTO_MAGIC};
         int r;
 
+        /* Making and sealing sandboxes in advance must not slow the runs in progress: the
+         * zygote and the sandboxes it makes run at a lower priority, and the server restores
+         * a sandbox's priority when it gives it a request. */
+        if (setpriority(PRIO_PROCESS, 0, SANDBOX_WAITING_NICE) < 0)
+                log_errno(-errno, "zygote: cannot lower its priority");
         /* If the server is already gone, the first recv below sees the socket closed. */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
                 return 1;

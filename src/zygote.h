@@ -8,6 +8,9 @@
 
 #include "proto.h"
 
+/* The nice value of the zygote and of sandboxes not yet running a request. */
+#define SANDBOX_WAITING_NICE 5
+
 /* The control socket's fd number in the zygote. */
 #define ZYGOTE_CTL_FD 3
 /* argv[0] the zygote is started with; main() dispatches on it. */
