@@ -21,14 +21,16 @@ static const char *const allowed_fields[] = {"code"};
 
 static bool is_blank(const char *s, size_t n) {
         for (size_t i = 0; i < n; i++)
-                if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r' && s[i] != '\f' && s[i] != '\v')
+                if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r' && s[i] != '\f' &&
+                        s[i] != '\v')
                         return false;
         return true;
 }
 
 int api_decode_request(const char *body, size_t len, char **ret, size_t *ret_len, char *why, size_t whyn) {
         json_error_t e;
-        _cleanup_json_ json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &e);
+        _cleanup_json_ json_t *root =
+                json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &e);
         if (!root) {
                 snprintf(why, whyn, "invalid JSON at line %d, column %d (position %d): %s", e.line, e.column,
                         e.position, e.text);
@@ -142,7 +144,8 @@ int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *re
 
         switch (r->outcome) {
         case RUN_QUEUE_TIMEOUT:
-                *ret = api_error_body("all sandboxes stayed busy for QUEUE_TIMEOUT; try again later", ret_len);
+                *ret = api_error_body(
+                        "all sandboxes stayed busy for QUEUE_TIMEOUT; try again later", ret_len);
                 return 503;
         case RUN_SHUTDOWN:
                 *ret = api_error_body("the server is shutting down; try again later", ret_len);
@@ -162,13 +165,15 @@ int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *re
         const char *suffix = NULL;
         switch (r->outcome) {
         case RUN_TIMEOUT:
-                snprintf(msg, sizeof msg, "Timeout Error: Code execution exceeded %u seconds", r->timeout_sec);
+                snprintf(msg, sizeof msg, "Timeout Error: Code execution exceeded %u seconds",
+                        r->timeout_sec);
                 suffix = msg;
                 error = limit_error("Timeout", msg + strlen("Timeout Error: "));
                 break;
         case RUN_MEMORY_LIMIT:
                 snprintf(msg, sizeof msg,
-                        "Memory Limit Error: the program used more than MEMORY_LIMIT_MB (%llu MB) and was killed",
+                        "Memory Limit Error: the program used more than MEMORY_LIMIT_MB (%llu MB) and was "
+                        "killed",
                         (unsigned long long)(c->memory_limit_bytes >> 20));
                 suffix = msg;
                 error = limit_error("MemoryLimit", msg + strlen("Memory Limit Error: "));
@@ -185,21 +190,25 @@ int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *re
                 if (ok)
                         break;
                 error = report_error(r);
+                msg[0] = 0;
                 if (r->signal) {
                         snprintf(msg, sizeof msg, "Killed by %s", signal_name(r->signal, sig, sizeof sig));
-                        suffix = msg;
                         if (!error)
                                 error = limit_error("Signal", msg);
                 } else if (!error) {
-                        snprintf(msg, sizeof msg, "exit code %d", r->exit_code);
-                        error = limit_error("SystemExit", msg);
+                        char code[64];
+                        snprintf(code, sizeof code, "exit code %d", r->exit_code);
+                        error = limit_error("SystemExit", code);
                 }
+                /* A failed run that also hit the process cap: the cap is the likely cause. */
                 if (r->process_limit_hit) {
-                        snprintf(msg + strlen(msg), sizeof msg - strlen(msg),
-                                "%sProcess Limit: the program reached MAX_PROCESSES (%u)", suffix ? "\n" : "",
+                        size_t n = strlen(msg);
+                        snprintf(msg + n, sizeof msg - n,
+                                "%sProcess Limit: the program reached MAX_PROCESSES (%u)", n ? "\n" : "",
                                 c->max_processes);
-                        suffix = msg;
                 }
+                if (msg[0])
+                        suffix = msg;
                 break;
         }
 
@@ -220,18 +229,23 @@ int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *re
         }
 
         _cleanup_json_ json_t *o = json_object();
-        json_t *exit_code = r->signal == 0 ? json_integer(r->exit_code) : json_null();
-        json_t *signal = r->signal ? json_string(signal_name(r->signal, sig, sizeof sig)) : json_null();
+        _cleanup_json_ json_t *err_value = error ? error : json_null();
+        /* json_object_set_new takes its value even on failure, so each value is made in place. */
         if (!o || json_object_set_new(o, "status", json_string(ok ? "Success" : "Error")) < 0 ||
                 json_object_set_new(o, "output", bytes_string(out, olen)) < 0 ||
                 json_object_set_new(o, "stdout", bytes_string(r->out.data, r->out.len)) < 0 ||
                 json_object_set_new(o, "stderr", bytes_string(r->err.data, r->err.len)) < 0 ||
-                json_object_set_new(o, "exit_code", exit_code) < 0 || json_object_set_new(o, "signal", signal) < 0 ||
-                json_object_set_new(o, "error", error ? error : json_null()) < 0 ||
+                json_object_set_new(
+                        o, "exit_code", r->signal == 0 ? json_integer(r->exit_code) : json_null()) < 0 ||
+                json_object_set_new(o, "signal",
+                        r->signal ? json_string(signal_name(r->signal, sig, sizeof sig)) : json_null()) <
+                        0 ||
+                json_object_set(o, "error", err_value) < 0 ||
                 json_object_set_new(o, "truncated", json_boolean(r->truncated)) < 0 ||
                 json_object_set_new(o, "duration_ms", json_integer((json_int_t)r->duration_ms)) < 0 ||
                 json_object_set_new(o, "cpu_ms", json_integer((json_int_t)r->cpu_ms)) < 0 ||
-                json_object_set_new(o, "memory_peak_bytes", json_integer((json_int_t)r->memory_peak_bytes)) < 0)
+                json_object_set_new(o, "memory_peak_bytes", json_integer((json_int_t)r->memory_peak_bytes)) <
+                        0)
                 return 503;
         char *s = json_dumps(o, JSON_COMPACT);
         if (!s)

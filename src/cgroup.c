@@ -168,7 +168,8 @@ static void init_v2(CgroupRoot *root) {
                 snprintf(leaf, sizeof leaf, "%s/snakebox-server-%d", dir, (int)getpid());
                 char pid[32];
                 snprintf(pid, sizeof pid, "%d", (int)getpid());
-                if ((mkdir(leaf, 0755) < 0 && errno != EEXIST) || write_knob(leaf, "cgroup.procs", pid) < 0 ||
+                if ((mkdir(leaf, 0755) < 0 && errno != EEXIST) ||
+                        write_knob(leaf, "cgroup.procs", pid) < 0 ||
                         write_knob(dir, "cgroup.subtree_control", "+memory") < 0) {
                         snprintf(root->why_not, sizeof root->why_not,
                                 "cannot enable the memory controller in %s (not delegated to us?)", dir);
@@ -192,8 +193,8 @@ static void init_v1(CgroupRoot *root) {
                 return;
         }
         if (make_base("/sys/fs/cgroup/memory", own, root->mem_base, sizeof root->mem_base) < 0) {
-                snprintf(root->why_not, sizeof root->why_not, "cannot create a cgroup under /sys/fs/cgroup/memory%s",
-                        own);
+                snprintf(root->why_not, sizeof root->why_not,
+                        "cannot create a cgroup under /sys/fs/cgroup/memory%s", own);
                 return;
         }
         root->mode = CGROUP_V1;

@@ -17,16 +17,16 @@ typedef enum CgroupMode {
 
 typedef struct CgroupRoot {
         CgroupMode mode;
-        bool pids;                       /* a pids controller is usable */
-        char mem_base[CGROUP_PATH_MAX];  /* v1: memory hierarchy dir; v2: the one dir */
+        bool pids; /* a pids controller is usable */
+        char mem_base[CGROUP_PATH_MAX]; /* v1: memory hierarchy dir; v2: the one dir */
         char pids_base[CGROUP_PATH_MAX]; /* v1 only */
-        char why_not[256];               /* when mode is NONE: what was missing */
+        char why_not[256]; /* when mode is NONE: what was missing */
 } CgroupRoot;
 
 typedef struct Cgroup {
         char mem[CGROUP_PATH_MAX];
         char pids[CGROUP_PATH_MAX]; /* empty if same as mem (v2) or no pids controller */
-        int procs_fds[2];           /* cgroup.procs, opened for the zygote to write the pid */
+        int procs_fds[2]; /* cgroup.procs, opened for the zygote to write the pid */
         int nprocs_fds;
 } Cgroup;
 

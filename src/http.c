@@ -52,7 +52,8 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned code, cha
                 resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
         else {
                 code = MHD_HTTP_SERVICE_UNAVAILABLE;
-                resp = MHD_create_response_from_buffer(strlen(fallback), (void *)fallback, MHD_RESPMEM_PERSISTENT);
+                resp = MHD_create_response_from_buffer(
+                        strlen(fallback), (void *)fallback, MHD_RESPMEM_PERSISTENT);
         }
         if (!resp) {
                 free(body);
@@ -61,15 +62,16 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned code, cha
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
         if (hname)
                 MHD_add_response_header(resp, hname, hvalue);
-        if (code == MHD_HTTP_SERVICE_UNAVAILABLE && !(hname && strcmp(hname, MHD_HTTP_HEADER_RETRY_AFTER) == 0))
+        if (code == MHD_HTTP_SERVICE_UNAVAILABLE &&
+                !(hname && strcmp(hname, MHD_HTTP_HEADER_RETRY_AFTER) == 0))
                 MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
         enum MHD_Result r = MHD_queue_response(conn, code, resp);
         MHD_destroy_response(resp);
         return r;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned code, const char *msg, const char *hname,
-        const char *hvalue) {
+static enum MHD_Result send_error(
+        struct MHD_Connection *conn, unsigned code, const char *msg, const char *hname, const char *hvalue) {
         size_t len = 0;
         char *body = api_error_body(msg, &len);
         return send_body(conn, code, body, len, hname, hvalue);
@@ -96,13 +98,14 @@ static void job_done(Job *job) {
         MHD_resume_connection(req->conn);
 }
 
-static enum MHD_Result on_first_call(Http *h, struct MHD_Connection *conn, const char *url, const char *method,
-        void **con_cls) {
+static enum MHD_Result on_first_call(
+        Http *h, struct MHD_Connection *conn, const char *url, const char *method, void **con_cls) {
         if (strcmp(url, "/api/execute") != 0)
-                return send_error(conn, MHD_HTTP_NOT_FOUND, "not found: the API is POST /api/execute", NULL, NULL);
+                return send_error(
+                        conn, MHD_HTTP_NOT_FOUND, "not found: the API is POST /api/execute", NULL, NULL);
         if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-                return send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use POST", MHD_HTTP_HEADER_ALLOW,
-                        "POST");
+                return send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use POST",
+                        MHD_HTTP_HEADER_ALLOW, "POST");
         const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
         if (!is_json(ct))
                 return send_error(conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
@@ -114,7 +117,8 @@ static enum MHD_Result on_first_call(Http *h, struct MHD_Connection *conn, const
                 unsigned long long n = strtoull(cl, &end, 10);
                 if (errno == 0 && *end == 0 && n > h->cfg.max_request_bytes) {
                         char msg[128];
-                        snprintf(msg, sizeof msg, "request body too large: the limit is MAX_REQUEST_BYTES (%llu bytes)",
+                        snprintf(msg, sizeof msg,
+                                "request body too large: the limit is MAX_REQUEST_BYTES (%llu bytes)",
                                 (unsigned long long)h->cfg.max_request_bytes);
                         return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL, NULL);
                 }
@@ -134,21 +138,23 @@ static enum MHD_Result on_body_complete(Http *h, Req *req) {
         struct MHD_Connection *conn = req->conn;
 
         if (req->too_large) {
-                snprintf(why, sizeof why, "request body too large: the limit is MAX_REQUEST_BYTES (%llu bytes)",
+                snprintf(why, sizeof why,
+                        "request body too large: the limit is MAX_REQUEST_BYTES (%llu bytes)",
                         (unsigned long long)h->cfg.max_request_bytes);
                 return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, why, NULL, NULL);
         }
         char *runner_json = NULL;
         size_t runner_len = 0;
-        int code = api_decode_request(req->body.data ? req->body.data : "", req->body.len, &runner_json, &runner_len,
-                why, sizeof why);
+        int code = api_decode_request(req->body.data ? req->body.data : "", req->body.len, &runner_json,
+                &runner_len, why, sizeof why);
         buf_free(&req->body);
         if (code == 503)
                 return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", NULL, NULL);
         if (code != 0)
                 return send_error(conn, (unsigned)code, why, NULL, NULL);
 
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         req->job = (Job){
                 .request = runner_json,
                 .request_len = runner_len,
@@ -168,16 +174,19 @@ static enum MHD_Result on_body_complete(Http *h, Req *req) {
                 run_result_free(&req->job.result);
                 if (r == -EBUSY)
                         return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-                                "all sandboxes are busy and the queue is full (MAX_CONCURRENCY, QUEUE_SIZE); "
+                                "all sandboxes are busy and the queue is full (MAX_CONCURRENCY, "
+                                "QUEUE_SIZE); "
                                 "try again later",
                                 MHD_HTTP_HEADER_RETRY_AFTER, "1");
-                return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "the server is shutting down", NULL, NULL);
+                return send_error(
+                        conn, MHD_HTTP_SERVICE_UNAVAILABLE, "the server is shutting down", NULL, NULL);
         }
         return MHD_YES;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-        const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls) {
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+        const char *method, const char *version, const char *upload_data, size_t *upload_data_size,
+        void **con_cls) {
         Http *h = cls;
         Req *req = *con_cls;
         (void)version;
@@ -211,7 +220,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_NO;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
+static void on_completed(
+        void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
         Req *req = *con_cls;
         (void)cls;
         (void)conn;
@@ -253,10 +263,11 @@ int http_start(const Config *c, Pool *pool, Http **ret, uint16_t *ret_port, char
                 return -ENOMEM;
         h->pool = pool;
         h->cfg = *c;
-        h->daemon = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
-                (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_LIMIT,
-                (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_SEC,
-                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY, MHD_OPTION_END);
+        h->daemon = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, on_request, h,
+                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+                (unsigned)IDLE_TIMEOUT_SEC, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
+                MHD_OPTION_END);
         if (!h->daemon) {
                 int r = errno ? -errno : -EADDRINUSE;
                 snprintf(why, whyn, "cannot listen on %s:%u: %s", c->host, c->port, strerror(-r));

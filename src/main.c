@@ -81,7 +81,8 @@ static int cmd_serve(void) {
         if (cg->mode == CGROUP_NONE)
                 log_info("memory limit: RLIMIT_AS fallback (%s)", cg->why_not);
         else
-                log_info("memory limit: cgroup v%d%s", cg->mode, cg->pids ? ", process limit: pids cgroup" : "");
+                log_info("memory limit: cgroup v%d%s", cg->mode,
+                        cg->pids ? ", process limit: pids cgroup" : "");
         r = http_start(&c, pool, &http, &port, why, sizeof why);
         if (r < 0) {
                 log_error("cannot start: %s", why);
@@ -117,12 +118,14 @@ static void probe_done(Job *job) {
 /* Runs inside a sandbox and reports what it sees, so `check` shows the seal from the inside. */
 static const char probe_code[] =
         "import os\n"
-        "st = dict(l.split(':\\t', 1) for l in open('/proc/self/status').read().splitlines() if ':\\t' in l)\n"
+        "st = dict(l.split(':\\t', 1) for l in open('/proc/self/status').read().splitlines() if ':\\t' in "
+        "l)\n"
         "print('  uid/gid inside:', os.getuid(), os.getgid(), 'groups:', os.getgroups())\n"
         "print('  capabilities:', st['CapEff'].strip(), 'no_new_privs:', st['NoNewPrivs'].strip(),\n"
         "      'seccomp:', st['Seccomp'].strip())\n"
         "print('  processes visible:', sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))\n"
-        "print('  network interfaces:', [l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:]])\n"
+        "print('  network interfaces:', [l.split(':')[0].strip() for l in "
+        "open('/proc/net/dev').readlines()[2:]])\n"
         "print('  root:', sorted(os.listdir('/')))\n"
         "print('  environment:', sorted(os.environ))\n";
 
@@ -152,13 +155,18 @@ static int cmd_check(void) {
         else
                 printf("memory limit: cgroup v%d (%s)\n", cg->mode, cg->mem_base);
         printf("process limit: %s\n", cg->pids ? "pids cgroup + RLIMIT_NPROC" : "RLIMIT_NPROC only");
-        printf("sandbox: sealed (user, pid, mount, net, ipc, uts, cgroup namespaces; seccomp; no capabilities)\n");
+        printf("sandbox: sealed (user, pid, mount, net, ipc, uts, cgroup namespaces; seccomp; no "
+               "capabilities)\n");
 
         Probe pr = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
         char *req_json = NULL;
         size_t len = 0;
         r = api_runner_request(probe_code, strlen(probe_code), &req_json, &len);
-        Job job = {.request = req_json, .request_len = len, .client_fd = -1, .done = probe_done, .userdata = &pr};
+        Job job = {.request = req_json,
+                .request_len = len,
+                .client_fd = -1,
+                .done = probe_done,
+                .userdata = &pr};
         int status = 0;
         if (r == 0 && pool_submit(pool, &job) == 0) {
                 pthread_mutex_lock(&pr.lock);
@@ -168,7 +176,8 @@ static int cmd_check(void) {
                 printf("inside a sandbox:\n%.*s", (int)job.result.merged.len,
                         job.result.merged.data ? job.result.merged.data : "");
                 if (job.result.outcome != RUN_EXITED || job.result.exit_code != 0) {
-                        printf("the probe run failed (outcome %d, exit %d)\n", job.result.outcome, job.result.exit_code);
+                        printf("the probe run failed (outcome %d, exit %d)\n", job.result.outcome,
+                                job.result.exit_code);
                         status = 1;
                 }
         } else
@@ -197,11 +206,12 @@ static int cmd_apt_packages(void) {
 }
 
 static void usage(FILE *f) {
-        fprintf(f, "usage: snakebox [serve|check|example|apt-packages]\n"
-                   "  serve         run the HTTP server (configured by the environment and .env)\n"
-                   "  check         show what this host supports; exit non-zero if no sandbox can be sealed\n"
-                   "  example       print .env.example\n"
-                   "  apt-packages  print the Debian packages providing PREINSTALL_LIBS\n");
+        fprintf(f,
+                "usage: snakebox [serve|check|example|apt-packages]\n"
+                "  serve         run the HTTP server (configured by the environment and .env)\n"
+                "  check         show what this host supports; exit non-zero if no sandbox can be sealed\n"
+                "  example       print .env.example\n"
+                "  apt-packages  print the Debian packages providing PREINSTALL_LIBS\n");
 }
 
 int main(int argc, char **argv) {

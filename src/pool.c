@@ -181,7 +181,8 @@ static void ep_del(Pool *p, int fd) {
 }
 
 static void arm_timer(int fd, uint64_t ms) {
-        struct itimerspec its = {.it_value = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000}};
+        struct itimerspec its = {
+                .it_value = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000}};
         if (ms == 0)
                 its.it_value.tv_nsec = 1;
         timerfd_settime(fd, 0, &its, NULL);
@@ -283,7 +284,7 @@ static void sb_kill(Sandbox *sb, RunOutcome reason) {
 }
 
 static void sb_count(Pool *p, Sandbox *sb, int delta) {
-        uint32_t *c = sb->state == SB_SPAWNING ? &p->n_spawning
+        uint32_t *c = sb->state == SB_SPAWNING  ? &p->n_spawning
                       : sb->state == SB_SEALING ? &p->n_sealing
                       : sb->state == SB_READY   ? &p->n_ready
                       : sb->state == SB_RUNNING ? &p->n_running
@@ -395,7 +396,8 @@ static int sb_new(Pool *p) {
         p->sandboxes = sb;
         sb_count(p, sb, +1);
         if (ep_add(p, sb->sock, EPOLLIN, &sb->t_sock) < 0 || ep_add(p, sb->out, EPOLLIN, &sb->t_out) < 0 ||
-                ep_add(p, sb->err, EPOLLIN, &sb->t_err) < 0 || ep_add(p, sb->timer, EPOLLIN, &sb->t_timer) < 0) {
+                ep_add(p, sb->err, EPOLLIN, &sb->t_err) < 0 ||
+                ep_add(p, sb->timer, EPOLLIN, &sb->t_timer) < 0) {
                 r = -errno;
                 sb_retire(p, sb);
                 return r;
@@ -468,8 +470,8 @@ static uint64_t proc_cpu_ms(pid_t pid) {
         if (!q)
                 return 0;
         unsigned long long v[4] = {0};
-        if (sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &v[0], &v[1], &v[2],
-                    &v[3]) != 4)
+        if (sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &v[0], &v[1],
+                    &v[2], &v[3]) != 4)
                 return 0;
         long hz = sysconf(_SC_CLK_TCK);
         return (v[0] + v[1] + v[2] + v[3]) * 1000 / (uint64_t)(hz > 0 ? hz : 100);
@@ -510,13 +512,14 @@ static void sb_complete(Pool *p, Sandbox *sb) {
         CgroupStats cs;
 
         r->duration_ms = now_ms() - sb->start_ms;
-        uint64_t cpu = sb->reaped ? (uint64_t)(sb->ru.ru_utime.tv_sec + sb->ru.ru_stime.tv_sec) * 1000 +
-                                            (uint64_t)(sb->ru.ru_utime.tv_usec + sb->ru.ru_stime.tv_usec) / 1000
-                                  : proc_cpu_ms(sb->pid);
+        uint64_t cpu = sb->reaped
+                               ? (uint64_t)(sb->ru.ru_utime.tv_sec + sb->ru.ru_stime.tv_sec) * 1000 +
+                                         (uint64_t)(sb->ru.ru_utime.tv_usec + sb->ru.ru_stime.tv_usec) / 1000
+                               : proc_cpu_ms(sb->pid);
         r->cpu_ms = cpu > sb->cpu_base_ms ? cpu - sb->cpu_base_ms : 0;
         cgroup_read_stats(&p->cgroups, &sb->cg, &cs);
-        r->memory_peak_bytes = p->cgroups.mode != CGROUP_NONE ? cs.memory_peak_bytes
-                                                              : (uint64_t)sb->ru.ru_maxrss * 1024;
+        r->memory_peak_bytes =
+                p->cgroups.mode != CGROUP_NONE ? cs.memory_peak_bytes : (uint64_t)sb->ru.ru_maxrss * 1024;
         r->process_limit_hit = cs.pids_max_hits > 0;
         if (!sb->reaped) {
                 r->signal = 0;
@@ -571,7 +574,8 @@ static void seal_failed(Pool *p, Sandbox *sb) {
         if (sb->failed) {
                 const char *hint = seal_step_hint(sb->failure.step, sb->failure.error);
                 snprintf(why, sizeof why, "a sandbox could not be sealed: step \"%s\" failed: %s%s%s",
-                        seal_step_name(sb->failure.step), strerror(sb->failure.error), *hint ? ". " : "", hint);
+                        seal_step_name(sb->failure.step), strerror(sb->failure.error), *hint ? ". " : "",
+                        hint);
         } else
                 snprintf(why, sizeof why, "a sandbox died while sealing (status %d)", sb->si.si_status);
         p->seal_failures++;
@@ -775,7 +779,8 @@ static void zygote_down(Pool *p, const char *why) {
         }
         if (!p->stopped) {
                 uint64_t now = now_ms();
-                p->z_backoff_ms = now - p->z_started_ms < 5000 ? MIN(MAX(p->z_backoff_ms * 2, 250), 5000) : 0;
+                p->z_backoff_ms =
+                        now - p->z_started_ms < 5000 ? MIN(MAX(p->z_backoff_ms * 2, 250), 5000) : 0;
                 p->z_retry_ms = now + p->z_backoff_ms;
                 pthread_mutex_lock(&p->lock);
                 p->status.zygote_restarts++;
@@ -1195,11 +1200,13 @@ int pool_start(const Config *c, Pool **ret, char *why, size_t whyn) {
                 snprintf(why, whyn, "cannot set up the event loop: %s", strerror(-r));
                 goto fail;
         }
-        struct itimerspec tick = {.it_interval = {0, TICK_MS * 1000000L}, .it_value = {0, TICK_MS * 1000000L}};
+        struct itimerspec tick = {
+                .it_interval = {0, TICK_MS * 1000000L}, .it_value = {0, TICK_MS * 1000000L}};
         timerfd_settime(p->tick_fd, 0, &tick, NULL);
         p->t_wake = (Tag){T_WAKE, NULL};
         p->t_tick = (Tag){T_TICK, NULL};
-        if (ep_add(p, p->wake_fd, EPOLLIN, &p->t_wake) < 0 || ep_add(p, p->tick_fd, EPOLLIN, &p->t_tick) < 0) {
+        if (ep_add(p, p->wake_fd, EPOLLIN, &p->t_wake) < 0 ||
+                ep_add(p, p->tick_fd, EPOLLIN, &p->t_tick) < 0) {
                 r = -errno;
                 snprintf(why, whyn, "cannot set up the event loop: %s", strerror(-r));
                 goto fail;

@@ -10,24 +10,24 @@
 #include "util/buf.h"
 
 typedef enum RunOutcome {
-        RUN_EXITED,        /* the program ended by itself (exit code or signal) */
-        RUN_TIMEOUT,       /* killed at the deadline */
-        RUN_OUTPUT_LIMIT,  /* killed at MAX_OUTPUT_BYTES */
-        RUN_MEMORY_LIMIT,  /* killed by the memory cgroup's OOM killer */
-        RUN_ABORTED,       /* the client went away; nobody reads the answer */
+        RUN_EXITED, /* the program ended by itself (exit code or signal) */
+        RUN_TIMEOUT, /* killed at the deadline */
+        RUN_OUTPUT_LIMIT, /* killed at MAX_OUTPUT_BYTES */
+        RUN_MEMORY_LIMIT, /* killed by the memory cgroup's OOM killer */
+        RUN_ABORTED, /* the client went away; nobody reads the answer */
         RUN_QUEUE_TIMEOUT, /* waited QUEUE_TIMEOUT for a sandbox: 503 */
-        RUN_SHUTDOWN,      /* the server is stopping: 503 */
-        RUN_INTERNAL,      /* our fault: message in internal_error, 500 */
+        RUN_SHUTDOWN, /* the server is stopping: 503 */
+        RUN_INTERNAL, /* our fault: message in internal_error, 500 */
 } RunOutcome;
 
 typedef struct RunResult {
         RunOutcome outcome;
         int exit_code; /* valid when signal == 0 and outcome is not QUEUE/SHUTDOWN/INTERNAL */
-        int signal;    /* the signal that ended the main process, or 0 */
+        int signal; /* the signal that ended the main process, or 0 */
         Buf out, err, merged;
         bool truncated;
         bool process_limit_hit;
-        char *report;       /* the runner's 'R' frame (JSON), or NULL */
+        char *report; /* the runner's 'R' frame (JSON), or NULL */
         size_t report_len;
         uint64_t duration_ms, cpu_ms, memory_peak_bytes;
         uint32_t timeout_sec;
@@ -40,9 +40,9 @@ typedef void (*JobDone)(Job *job);
 /* One request's run. Owned by the caller (the HTTP layer), which must keep it alive until done
  * is called; done runs on the pool's thread, exactly once. */
 struct Job {
-        char *request;     /* JSON for the runner: {"code": ...}; owned by the job */
+        char *request; /* JSON for the runner: {"code": ...}; owned by the job */
         size_t request_len;
-        int client_fd;     /* watched for hang-up while the job waits or runs; -1 if none */
+        int client_fd; /* watched for hang-up while the job waits or runs; -1 if none */
         JobDone done;
         void *userdata;
         RunResult result;

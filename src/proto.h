@@ -24,7 +24,7 @@ typedef struct ZygoteInit {
         uint32_t flags;
         Config cfg;
         char root_dir[PROTO_PATH_MAX]; /* the read-only skeleton that becomes "/" */
-        char mpl_dir[PROTO_PATH_MAX];  /* matplotlib's config and font cache (zygote only) */
+        char mpl_dir[PROTO_PATH_MAX]; /* matplotlib's config and font cache (zygote only) */
 } ZygoteInit;
 
 /* zygote -> server, once, when the libraries are imported (ok) or cannot be (message). */
@@ -52,8 +52,8 @@ typedef struct SpawnReply {
 
 /* Frames a sandbox sends on its socket, by first byte. */
 enum {
-        FRAME_READY = 'Y',  /* sealed; waiting for the request */
-        FRAME_FAIL = 'F',   /* followed by SealFailure: sealing failed, nothing ran */
+        FRAME_READY = 'Y', /* sealed; waiting for the request */
+        FRAME_FAIL = 'F', /* followed by SealFailure: sealing failed, nothing ran */
         FRAME_STDOUT = 'O', /* followed by bytes written to sys.stdout */
         FRAME_STDERR = 'E', /* followed by bytes written to sys.stderr */
         FRAME_RESULT = 'R', /* followed by JSON: {"exit_code": n, "error": {...}|null} */

@@ -139,8 +139,8 @@ int rootfs_create(char *rt, size_t n, char *why, size_t whyn) {
                 {"nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n"},
                 {"resolv.conf", ""},
         };
-        static const char *const etc_copies[] = {"ld.so.cache", "localtime", "timezone", "matplotlibrc",
-                "mime.types", "os-release"};
+        static const char *const etc_copies[] = {
+                "ld.so.cache", "localtime", "timezone", "matplotlibrc", "mime.types", "os-release"};
         char p[PATH_MAX], q[PATH_MAX];
         const char *base = geteuid() == 0 ? "/run" : "/tmp";
         int r;

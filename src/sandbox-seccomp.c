@@ -28,28 +28,82 @@
 
 static const char *const denied[] = {
         /* mounts and namespaces */
-        "mount", "umount", "umount2", "pivot_root", "chroot", "unshare", "setns", "move_mount",
-        "open_tree", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
+        "mount",
+        "umount",
+        "umount2",
+        "pivot_root",
+        "chroot",
+        "unshare",
+        "setns",
+        "move_mount",
+        "open_tree",
+        "fsopen",
+        "fsconfig",
+        "fsmount",
+        "fspick",
+        "mount_setattr",
         /* other processes */
-        "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd",
+        "ptrace",
+        "process_vm_readv",
+        "process_vm_writev",
+        "kcmp",
+        "pidfd_getfd",
         "process_madvise",
         /* keyrings */
-        "keyctl", "add_key", "request_key",
+        "keyctl",
+        "add_key",
+        "request_key",
         /* kernel attack surface */
-        "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter",
-        "io_uring_register", "fanotify_init", "open_by_handle_at", "name_to_handle_at",
-        "lookup_dcookie", "quotactl", "quotactl_fd", "nfsservctl", "vhangup", "uselib", "ustat",
-        "sysfs", "_sysctl", "iopl", "ioperm", "vm86", "vm86old", "create_module",
-        "get_kernel_syms", "query_module",
+        "bpf",
+        "perf_event_open",
+        "userfaultfd",
+        "io_uring_setup",
+        "io_uring_enter",
+        "io_uring_register",
+        "fanotify_init",
+        "open_by_handle_at",
+        "name_to_handle_at",
+        "lookup_dcookie",
+        "quotactl",
+        "quotactl_fd",
+        "nfsservctl",
+        "vhangup",
+        "uselib",
+        "ustat",
+        "sysfs",
+        "_sysctl",
+        "iopl",
+        "ioperm",
+        "vm86",
+        "vm86old",
+        "create_module",
+        "get_kernel_syms",
+        "query_module",
         /* modules, kexec, reboot, swap, accounting, logs */
-        "init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load", "reboot",
-        "swapon", "swapoff", "acct", "syslog",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "kexec_load",
+        "kexec_file_load",
+        "reboot",
+        "swapon",
+        "swapoff",
+        "acct",
+        "syslog",
         /* clocks */
-        "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "stime",
+        "settimeofday",
+        "clock_settime",
+        "clock_adjtime",
+        "adjtimex",
+        "stime",
         /* memory policy of the host's NUMA nodes */
-        "mbind", "set_mempolicy", "migrate_pages", "move_pages",
+        "mbind",
+        "set_mempolicy",
+        "migrate_pages",
+        "move_pages",
         /* names the uts namespace would allow, but nothing in a run needs */
-        "sethostname", "setdomainname",
+        "sethostname",
+        "setdomainname",
 };
 
 static int add_rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned n,
@@ -140,8 +194,8 @@ int seccomp_build(struct sock_fprog *ret) {
                 free(insns);
                 return -EIO;
         }
-        *ret = (struct sock_fprog){.len = (unsigned short)(st.st_size / sizeof(struct sock_filter)),
-                .filter = insns};
+        *ret = (struct sock_fprog){
+                .len = (unsigned short)(st.st_size / sizeof(struct sock_filter)), .filter = insns};
         return 0;
 }
 

@@ -23,7 +23,7 @@ int zygote_main(void);
 typedef struct ZygoteProc {
         pid_t pid;
         int pidfd; /* readable when the zygote died; the server reaps it through this */
-        int ctl;   /* the server's end of the control socket, non-blocking */
+        int ctl; /* the server's end of the control socket, non-blocking */
 } ZygoteProc;
 
 /* Copies /proc/self/exe into a sealed memfd, once; zygotes are started from it so that no

@@ -8,7 +8,7 @@ typedef struct Buf {
         char *data;
         size_t len;
         size_t alloc;
-        size_t cap;     /* the most bytes ever kept */
+        size_t cap; /* the most bytes ever kept */
         size_t dropped; /* bytes refused because of the cap */
 } Buf;
 

@@ -46,8 +46,8 @@ ssize_t fd_recv(int sock, void *p, size_t n, int *fds, size_t *nfds) {
                 char buf[CMSG_SPACE(sizeof(int) * FD_PASS_MAX)];
                 struct cmsghdr align;
         } u;
-        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                .msg_controllen = sizeof u.buf};
+        struct msghdr msg = {
+                .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
         size_t want = *nfds, got = 0;
         ssize_t k;
 
@@ -107,7 +107,7 @@ int fd_read_file(const char *path, size_t max, char **ret, size_t *ret_len) {
                 return -ENOMEM;
         for (;;) {
                 if (len + 1 >= alloc) {
-                        if (alloc > max + 1)
+                        if (alloc - 1 > max)
                                 return -EFBIG;
                         char *nb = realloc(b, alloc * 2);
                         if (!nb)

@@ -1,0 +1,989 @@
+/* Unit tests of src/api.c: request decoding (every way a body can be bad gets a 400 that says
+ * why; a good one becomes the runner's JSON), the runner request and error body writers, and the
+ * answer built from a hand-made RunResult for each outcome: the program's failures are 200 with
+ * status "Error" and a typed error, ours are 5xx with the error shape. Every JSON text produced
+ * is parsed back with jansson, which also rejects invalid UTF-8. */
+#include <errno.h>
+#include <jansson.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api.h"
+#include "config.h"
+#include "pool.h"
+
+#define WHY_SIZE 512
+
+/* ---- ownership: everything a test allocates is released by the teardown ---- */
+
+/* cmocka runs the teardown even when an assertion ends a test early, so a failing test reports
+ * its failure, not a leak. */
+typedef enum { OWN_FREE, OWN_JSON, OWN_RESULT } OwnKind;
+typedef struct Owned {
+        void *p;
+        OwnKind kind;
+} Owned;
+static Owned *owned;
+static size_t n_owned;
+
+static void *own(void *p, OwnKind kind) {
+        Owned *o = realloc(owned, (n_owned + 1) * sizeof *o);
+        assert_non_null(o);
+        owned = o;
+        owned[n_owned++] = (Owned){p, kind};
+        return p;
+}
+
+static int release_all(void **state) {
+        while (n_owned > 0) {
+                Owned *o = &owned[--n_owned];
+                if (o->kind == OWN_JSON)
+                        json_decref(o->p);
+                else {
+                        if (o->kind == OWN_RESULT)
+                                run_result_free(o->p);
+                        free(o->p);
+                }
+        }
+        free(owned);
+        owned = NULL;
+        return 0;
+}
+
+static void *xmalloc(size_t n) {
+        void *p = malloc(n ? n : 1);
+        assert_non_null(p);
+        return own(p, OWN_FREE);
+}
+
+/* An exact-size heap copy with no NUL after it, so that AddressSanitizer sees any over-read. */
+static char *exact_copy(const char *s, size_t n) {
+        char *p = xmalloc(n);
+        memcpy(p, s, n);
+        return p;
+}
+
+/* Parses a JSON text we produced: must be valid, UTF-8 included, NULs allowed in strings. */
+static json_t *parse(const char *s, size_t n) {
+        json_error_t e;
+        json_t *j = json_loadb(s, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &e);
+        if (!j)
+                fail_msg("not valid JSON (%s): %.*s", e.text, (int)(n > 300 ? 300 : n), s);
+        return own(j, OWN_JSON);
+}
+
+/* ---- api_decode_request ---- */
+
+/* Decodes body (n bytes, from an exact-size copy). On 0 sets *ret_json to the parsed runner
+ * JSON; otherwise the reason is in why. */
+static int decode_n(const char *body, size_t n, json_t **ret_json, char *why) {
+        char *ret = NULL;
+        size_t ret_len = 0;
+        why[0] = 0;
+
+        int r = api_decode_request(exact_copy(body, n), n, &ret, &ret_len, why, WHY_SIZE);
+        if (ret)
+                own(ret, OWN_FREE);
+        if (r == 0) {
+                assert_non_null(ret);
+                assert_int_equal(ret_len, strlen(ret));
+                json_t *j = parse(ret, ret_len);
+                if (ret_json)
+                        *ret_json = j;
+        } else {
+                assert_null(ret);
+                assert_true(strlen(why) > 0);
+        }
+        return r;
+}
+
+static int decode(const char *body, json_t **ret_json, char *why) {
+        return decode_n(body, strlen(body), ret_json, why);
+}
+
+/* Expects a 400 whose reason contains every one of the given words. */
+static void expect_400(const char *body, size_t n, const char *const *words) {
+        char why[WHY_SIZE];
+        int r = decode_n(body, n, NULL, why);
+        int shown = n > 80 ? 80 : (int)n;
+        if (r != 400)
+                fail_msg("body %.*s: status %d, want 400", shown, body, r);
+        for (; *words; words++)
+                if (!strstr(why, *words))
+                        fail_msg("body %.*s: reason \"%s\" does not mention \"%s\"", shown, body, why,
+                                *words);
+}
+
+#define EXPECT_400(body, ...) expect_400(body, strlen(body), (const char *const[]){__VA_ARGS__, NULL})
+static const char *const any_reason[] = {NULL};
+
+/* Expects the runner JSON to be exactly {"code": <code, n bytes>}. */
+static void expect_runner_code(json_t *j, const char *code, size_t n) {
+        assert_true(json_is_object(j));
+        assert_int_equal(json_object_size(j), 1);
+        json_t *c = json_object_get(j, "code");
+        assert_true(json_is_string(c));
+        assert_int_equal(json_string_length(c), n);
+        assert_memory_equal(json_string_value(c), code, n);
+}
+
+static void test_decode_valid(void **state) {
+        char why[WHY_SIZE], *ret = NULL;
+        size_t len = 0;
+        const char body[] = "{\"code\": \"print(1)\"}";
+
+        assert_int_equal(api_decode_request(body, strlen(body), &ret, &len, why, sizeof why), 0);
+        assert_non_null(own(ret, OWN_FREE));
+        assert_int_equal(len, strlen(ret));
+        expect_runner_code(parse(ret, len), "print(1)", 8);
+
+        /* whitespace around the document and around the code is fine */
+        json_t *j = NULL;
+        assert_int_equal(decode(" \n{ \"code\" :\t\"  x = 1\\n\" }\n ", &j, why), 0);
+        expect_runner_code(j, "  x = 1\n", 8);
+}
+
+static void test_decode_invalid_json(void **state) {
+        static const char *const bodies[] = {
+                "",
+                "{",
+                "{\"code\": \"print(1)\"",
+                "{code: \"x\"}",
+                "{\"code\": 'x'}",
+                "{\"code\": \"x\",}",
+                "{\"code\": \"x\"} trailing",
+                "{\"code\": \"unterminated}",
+                "{\"code\": \"bad \\q escape\"}",
+                "{\"code\": \"lone \\ud800 surrogate\"}",
+        };
+        for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
+                EXPECT_400(bodies[i], "line", "column", "position");
+}
+
+/* The position in the reason points at the mistake. */
+static void test_decode_invalid_json_says_where(void **state) {
+        char why[WHY_SIZE];
+        assert_int_equal(decode("{\n  \"code\": \"x\",\n  oops\n}", NULL, why), 400);
+        assert_non_null(strstr(why, "line 3"));
+}
+
+static void test_decode_invalid_utf8(void **state) {
+        EXPECT_400("{\"code\": \"print('\xff')\"}", "line");
+        EXPECT_400("{\"code\": \"\xed\xa0\x80\"}", "line");
+}
+
+/* Valid JSON that is not an object: the reason must say an object is wanted. */
+static void test_decode_array_is_not_an_object(void **state) {
+        EXPECT_400("[]", "object");
+        EXPECT_400("[{\"code\": \"x\"}]", "object");
+}
+
+/* A scalar document is valid JSON too (RFC 8259): the reason must not call it invalid JSON. */
+static void test_decode_scalar_is_not_an_object(void **state) {
+        static const char *const bodies[] = {"\"x\"", "1", "null", "true", "1.5"};
+        for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
+                EXPECT_400(bodies[i], "object");
+}
+
+static void test_decode_missing_code(void **state) {
+        EXPECT_400("{}", "\"code\"");
+}
+
+static void test_decode_code_not_a_string(void **state) {
+        static const char *const bodies[] = {
+                "{\"code\": 1}",
+                "{\"code\": null}",
+                "{\"code\": []}",
+                "{\"code\": {}}",
+                "{\"code\": true}",
+                "{\"code\": 1.5}",
+                "{\"code\": [\"print(1)\"]}",
+        };
+        for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
+                EXPECT_400(bodies[i], "\"code\"", "string");
+}
+
+static void test_decode_empty_code(void **state) {
+        static const char *const bodies[] = {
+                "{\"code\": \"\"}",
+                "{\"code\": \" \"}",
+                "{\"code\": \"\\n\"}",
+                "{\"code\": \" \\t\\r\\n \"}",
+                "{\"code\": \"\\f\\u000b\"}",
+        };
+        for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
+                EXPECT_400(bodies[i], "\"code\"", "empty");
+
+        /* code that merely starts or ends with whitespace is not empty */
+        char why[WHY_SIZE];
+        assert_int_equal(decode("{\"code\": \" \\n pass \"}", NULL, why), 0);
+}
+
+static void test_decode_unknown_field(void **state) {
+        EXPECT_400("{\"code\": \"x\", \"timeout\": 5}", "\"timeout\"");
+        EXPECT_400("{\"zzz\": 1, \"code\": \"x\"}", "\"zzz\"");
+        EXPECT_400("{\"Code\": \"x\"}", "\"Code\"");
+        EXPECT_400("{\"code\": \"x\", \"\": 1}", "\"\"");
+}
+
+/* A long unknown name is cut in the reason, which must stay within why (ASan watches). */
+static void test_decode_unknown_field_long_name(void **state) {
+        size_t n = 5000;
+        char *body = xmalloc(n + 64), *why = xmalloc(WHY_SIZE), *ret = NULL;
+        size_t len;
+        int k = sprintf(body, "{\"code\": \"x\", \"");
+        memset(body + k, 'f', n);
+        strcpy(body + k + n, "\": 1}");
+
+        assert_int_equal(api_decode_request(body, strlen(body), &ret, &len, why, WHY_SIZE), 400);
+        assert_null(ret);
+        assert_true(strlen(why) < WHY_SIZE);
+        assert_non_null(strstr(why, "ffff"));
+}
+
+/* A reason longer than the caller's buffer is cut and stays NUL-terminated. */
+static void test_decode_small_why_buffer(void **state) {
+        static const char *const bodies[] = {
+                "{", "[]", "{}", "{\"code\": 1}", "{\"code\": \"\"}", "{\"x\": 1}"};
+        char *why = xmalloc(8), *ret = NULL;
+        size_t len;
+        for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+                memset(why, 'Z', 8);
+                assert_int_equal(api_decode_request(bodies[i], strlen(bodies[i]), &ret, &len, why, 8), 400);
+                assert_null(ret);
+                assert_int_equal(strlen(why), 7);
+        }
+}
+
+static void test_decode_duplicate_keys(void **state) {
+        const char *a = "{\"code\": \"print(1)\", \"code\": \"print(2)\"}";
+        const char *b = "{\"code\": \"print(1)\", \"code\": \"print(1)\"}";
+        expect_400(a, strlen(a), any_reason);
+        expect_400(b, strlen(b), any_reason);
+}
+
+static void test_decode_nul_in_code(void **state) {
+        EXPECT_400("{\"code\": \"a\\u0000b\"}", "NUL");
+        EXPECT_400("{\"code\": \"\\u0000\"}", "NUL");
+        EXPECT_400("{\"code\": \"print(1)\\u0000\"}", "NUL");
+}
+
+/* A raw NUL byte in the body (not an escape) is never taken as the end of the body. */
+static void test_decode_raw_nul_in_body(void **state) {
+        const char body[] = "{\"code\": \"x\"}\0garbage";
+        expect_400(body, sizeof body - 1, any_reason);
+}
+
+static void test_decode_unicode_round_trips(void **state) {
+        char why[WHY_SIZE], body[256];
+        json_t *j = NULL;
+        const char *text = "print('h\xc3\xa9llo \xe2\x9c\x93 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x90\x8d')";
+
+        /* raw UTF-8 */
+        snprintf(body, sizeof body, "{\"code\": \"%s\"}", text);
+        assert_int_equal(decode(body, &j, why), 0);
+        expect_runner_code(j, text, strlen(text));
+
+        /* the same text written with \u escapes, a surrogate pair for the snake */
+        assert_int_equal(decode("{\"code\": \"print('h\\u00e9llo \\u2713 \\u65e5\\u672c \\ud83d\\udc0d')\"}",
+                                 &j, why),
+                0);
+        expect_runner_code(j, text, strlen(text));
+}
+
+static void test_decode_escapes_round_trip(void **state) {
+        char why[WHY_SIZE];
+        json_t *j = NULL;
+        const char *code = "s = \"a\\\\b\"\n\tprint(s, '\\'', \"</script>\")\r\n";
+        assert_int_equal(decode("{\"code\": \"s = \\\"a\\\\\\\\b\\\"\\n\\tprint(s, '\\\\'', "
+                                "\\\"<\\/script>\\\")\\r\\n\"}",
+                                 &j, why),
+                0);
+        expect_runner_code(j, code, strlen(code));
+}
+
+static void test_decode_large_code(void **state) {
+        size_t n = 500 * 1024;
+        char why[WHY_SIZE], *code = xmalloc(n + 1), *body = xmalloc(2 * n + 64);
+        for (size_t i = 0; i < n; i++)
+                code[i] = i % 64 == 63 ? '\n' : (char)('a' + i % 26);
+        code[n] = 0;
+        /* the body carries the newlines as \n escapes */
+        char *w = body + sprintf(body, "{\"code\": \"");
+        for (size_t i = 0; i < n; i++) {
+                if (code[i] == '\n') {
+                        *w++ = '\\';
+                        *w++ = 'n';
+                } else
+                        *w++ = code[i];
+        }
+        strcpy(w, "\"}");
+
+        json_t *j = NULL;
+        assert_int_equal(decode(body, &j, why), 0);
+        expect_runner_code(j, code, n);
+}
+
+static void test_decode_deep_nesting(void **state) {
+        size_t depth = 100000;
+        char *body = xmalloc(2 * depth + 16);
+
+        memset(body, '[', depth);
+        expect_400(body, depth, any_reason);
+
+        memset(body + depth, ']', depth); /* well-formed, just deep */
+        expect_400(body, 2 * depth, any_reason);
+
+        /* {"code": [[[[... */
+        size_t k = (size_t)sprintf(body, "{\"code\": ");
+        memset(body + k, '[', depth - k);
+        expect_400(body, depth, any_reason);
+}
+
+/* ---- api_runner_request ---- */
+
+static void test_runner_request_round_trip(void **state) {
+        static const struct {
+                const char *code;
+                size_t n;
+        } cases[] = {
+#define C(s) {s, sizeof s - 1}
+                C("print(1)"),
+                C("print(\"double\") and print('single')"),
+                C("path = 'C:\\\\dir\\\\file'\nprint(r'\\n')"),
+                C("line1\nline2\r\n\ttabbed\n"),
+                C("print('h\xc3\xa9llo \xe2\x9c\x93 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x90\x8d')"),
+                C("\x01\x02\x1f\x7f controls"),
+                C("</script><!-- \"}{\" -->"),
+                C("a\0b"),
+                C(""),
+#undef C
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                char *ret = NULL;
+                size_t len = 0;
+                assert_int_equal(
+                        api_runner_request(exact_copy(cases[i].code, cases[i].n), cases[i].n, &ret, &len),
+                        0);
+                assert_non_null(own(ret, OWN_FREE));
+                assert_int_equal(len, strlen(ret));
+                expect_runner_code(parse(ret, len), cases[i].code, cases[i].n);
+        }
+}
+
+/* Only n bytes are read. */
+static void test_runner_request_uses_length(void **state) {
+        char *ret = NULL;
+        size_t len;
+        assert_int_equal(api_runner_request(exact_copy("x = 1", 5), 3, &ret, &len), 0);
+        assert_non_null(own(ret, OWN_FREE));
+        expect_runner_code(parse(ret, len), "x =", 3);
+}
+
+/* ---- api_error_body ---- */
+
+/* Expects exactly {"status": "Error", "output": <output, n bytes>} (any output if NULL). */
+static void expect_error_shape(json_t *j, const char *output, size_t n) {
+        assert_true(json_is_object(j));
+        assert_int_equal(json_object_size(j), 2);
+        assert_true(json_is_string(json_object_get(j, "status")));
+        assert_string_equal(json_string_value(json_object_get(j, "status")), "Error");
+        json_t *o = json_object_get(j, "output");
+        assert_true(json_is_string(o));
+        if (output) {
+                assert_int_equal(json_string_length(o), n);
+                assert_memory_equal(json_string_value(o), output, n);
+        }
+}
+
+static json_t *error_body(const char *msg) {
+        size_t len = 0;
+        char *s = own(api_error_body(msg, &len), OWN_FREE);
+        assert_non_null(s);
+        assert_int_equal(len, strlen(s));
+        return parse(s, len);
+}
+
+static void test_error_body(void **state) {
+        expect_error_shape(error_body("boom"), "boom", 4);
+
+        const char *tricky = "say \"hi\"\\\n\ttab \xc3\xa9 </script>";
+        expect_error_shape(error_body(tricky), tricky, strlen(tricky));
+
+        /* ret_len may be NULL */
+        char *s = own(api_error_body("", NULL), OWN_FREE);
+        assert_non_null(s);
+        expect_error_shape(parse(s, strlen(s)), "", 0);
+}
+
+static void test_error_body_invalid_utf8(void **state) {
+        const char *want = "bad \xef\xbf\xbd byte, cut \xef\xbf\xbd and \xef\xbf\xbd";
+        expect_error_shape(error_body("bad \xff byte, cut \xe2\x82 and \xc3"), want, strlen(want));
+}
+
+/* ---- api_build_answer ---- */
+
+static RunResult *new_result(void) {
+        RunResult *r = calloc(1, sizeof *r);
+        assert_non_null(r);
+        own(r, OWN_RESULT);
+        r->outcome = RUN_EXITED;
+        buf_init(&r->out, 1 << 20);
+        buf_init(&r->err, 1 << 20);
+        buf_init(&r->merged, 1 << 20);
+        r->timeout_sec = 30;
+        return r;
+}
+
+static void put(Buf *b, const char *s, size_t n) {
+        assert_int_equal(buf_append(b, s, n), 0);
+}
+
+/* Writes to the program's stdout (or stderr) and to the merged stream, as the pool does. */
+static void out(RunResult *r, const char *s) {
+        put(&r->out, s, strlen(s));
+        put(&r->merged, s, strlen(s));
+}
+
+static void err(RunResult *r, const char *s) {
+        put(&r->err, s, strlen(s));
+        put(&r->merged, s, strlen(s));
+}
+
+/* The report is bytes with a length: exact size, no NUL after it. Freed by run_result_free. */
+static void set_report(RunResult *r, const char *json) {
+        r->report_len = strlen(json);
+        r->report = malloc(r->report_len ? r->report_len : 1);
+        assert_non_null(r->report);
+        memcpy(r->report, json, r->report_len);
+}
+
+/* Fills the stack below the caller with non-zero bytes (a NUL every 8), so that reading an
+ * uninitialised local in the next call shows up as garbage instead of passing by luck. */
+static __attribute__((noinline)) void dirty_stack(void) {
+        volatile char junk[16384];
+        for (size_t i = 0; i < sizeof junk; i++)
+                junk[i] = "GARBAGE"[i % 8];
+}
+
+/* Builds the answer, checks the status and that the text is valid JSON of the stated length.
+ * Sets *ret_text to the text if asked. */
+static json_t *answer_text(const RunResult *r, const Config *c, int want_status, const char **ret_text) {
+        char *s = NULL;
+        size_t len = 0;
+        dirty_stack();
+        int status = api_build_answer(r, c, &s, &len);
+        own(s, OWN_FREE);
+        assert_int_equal(status, want_status);
+        assert_non_null(s);
+        assert_int_equal(len, strlen(s));
+        if (ret_text)
+                *ret_text = s;
+        return parse(s, len);
+}
+
+static json_t *answer(const RunResult *r, const Config *c, int want_status) {
+        return answer_text(r, c, want_status, NULL);
+}
+
+static const char *str(json_t *j, const char *key) {
+        json_t *v = json_object_get(j, key);
+        if (!json_is_string(v))
+                fail_msg("\"%s\" is not a string", key);
+        return json_string_value(v);
+}
+
+static json_t *error_of(json_t *j) {
+        json_t *e = json_object_get(j, "error");
+        if (!json_is_object(e))
+                fail_msg("\"error\" is not an object");
+        return e;
+}
+
+static const char *error_field(json_t *j, const char *key) {
+        return str(error_of(j), key);
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+        size_t n = strlen(s), m = strlen(suffix);
+        return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* Every 200 answer has exactly these fields with these types. */
+static void expect_answer_shape(json_t *j) {
+        assert_true(json_is_object(j));
+        assert_int_equal(json_object_size(j), 11);
+        assert_true(json_is_string(json_object_get(j, "status")));
+        assert_true(json_is_string(json_object_get(j, "output")));
+        assert_true(json_is_string(json_object_get(j, "stdout")));
+        assert_true(json_is_string(json_object_get(j, "stderr")));
+        json_t *ec = json_object_get(j, "exit_code"), *sig = json_object_get(j, "signal"),
+               *e = json_object_get(j, "error");
+        assert_true(json_is_integer(ec) || json_is_null(ec));
+        assert_true(json_is_string(sig) || json_is_null(sig));
+        assert_true(json_is_object(e) || json_is_null(e));
+        if (json_is_object(e)) {
+                assert_int_equal(json_object_size(e), 3);
+                assert_true(json_is_string(json_object_get(e, "type")));
+                assert_true(json_is_string(json_object_get(e, "message")));
+                json_t *tb = json_object_get(e, "traceback");
+                assert_true(json_is_string(tb) || json_is_null(tb));
+        }
+        assert_true(json_is_boolean(json_object_get(j, "truncated")));
+        assert_true(json_is_integer(json_object_get(j, "duration_ms")));
+        assert_true(json_is_integer(json_object_get(j, "cpu_ms")));
+        assert_true(json_is_integer(json_object_get(j, "memory_peak_bytes")));
+}
+
+static void test_answer_success(void **state) {
+        Config c;
+        config_init(&c);
+        RunResult *r = new_result();
+        out(r, "one\n");
+        err(r, "two\n");
+        out(r, "three\n");
+        r->duration_ms = 12;
+        r->cpu_ms = 5;
+        r->memory_peak_bytes = UINT64_C(9000000000); /* beyond 32 bits */
+
+        json_t *j = answer(r, &c, 200);
+        expect_answer_shape(j);
+        assert_string_equal(str(j, "status"), "Success");
+        assert_string_equal(str(j, "output"), "one\ntwo\nthree\n");
+        assert_string_equal(str(j, "stdout"), "one\nthree\n");
+        assert_string_equal(str(j, "stderr"), "two\n");
+        assert_true(json_is_integer(json_object_get(j, "exit_code")));
+        assert_int_equal(json_integer_value(json_object_get(j, "exit_code")), 0);
+        assert_true(json_is_null(json_object_get(j, "signal")));
+        assert_true(json_is_null(json_object_get(j, "error")));
+        assert_true(json_is_false(json_object_get(j, "truncated")));
+        assert_int_equal(json_integer_value(json_object_get(j, "duration_ms")), 12);
+        assert_int_equal(json_integer_value(json_object_get(j, "cpu_ms")), 5);
+        assert_int_equal(json_integer_value(json_object_get(j, "memory_peak_bytes")), 9000000000);
+}
+
+/* No output at all (the bufs never allocated): empty strings, not nulls. */
+static void test_answer_success_without_output(void **state) {
+        Config c;
+        config_init(&c);
+        RunResult *r = new_result();
+
+        json_t *j = answer(r, &c, 200);
+        expect_answer_shape(j);
+        assert_string_equal(str(j, "status"), "Success");
+        assert_string_equal(str(j, "output"), "");
+        assert_string_equal(str(j, "stdout"), "");
+        assert_string_equal(str(j, "stderr"), "");
+}
+
+static void test_answer_nonzero_exit_without_report(void **state) {
+        Config c;
+        config_init(&c);
+        RunResult *r = new_result();
+        out(r, "partial");
+        r->exit_code = 3;
+
+        json_t *j = answer(r, &c, 200);
+        expect_answer_shape(j);
+        assert_string_equal(str(j, "status"), "Error");
+        assert_int_equal(json_integer_value(json_object_get(j, "exit_code")), 3);
+        assert_true(json_is_null(json_object_get(j, "signal")));
+        assert_string_equal(error_field(j, "type"), "SystemExit");
+        assert_non_null(strstr(error_field(j, "message"), "3"));
+        assert_true(json_is_null(json_object_get(error_of(j), "traceback")));
+        assert_string_equal(str(j, "output"), "partial");
+}
+
+static void test_answer_with_report(void **state) {
+        Config c;
+        config_init(&c);
+        RunResult *r = new_result();
+        err(r, "Traceback...\n");
+        r->exit_code = 1;
+        set_report(r, "{\"exit_code\":1,\"error\":{\"type\":\"ValueError\",\"message\":\"bad\","
+                      "\"traceback\":\"Traceback...\\n\"}}");
+
+        json_t *j = answer(r, &c, 200);
+        expect_answer_shape(j);
+        assert_string_equal(str(j, "status"), "Error");
+        assert_int_equal(json_integer_value(json_object_get(j, "exit_code")), 1);
+        assert_string_equal(error_field(j, "type"), "ValueError");
+        assert_string_equal(error_field(j, "message"), "bad");
+        assert_string_equal(error_field(j, "traceback"), "Traceback...\n");
+        assert_string_equal(str(j, "output"), "Traceback...\n");
+        assert_string_equal(str(j, "stderr"), "Traceback...\n");
+}
+
+/* An empty traceback is reported as null; a non-ASCII message survives. */
+static void test_answer_report_empty_traceback(void **state) {
+        Config c;
+        config_init(&c);
+        RunResult *r = new_result();
+        r->exit_code = 1;
+        set_report(r, "{\"error\":{\"type\":\"KeyError\",\"message\":\"'\xc3\xa9'\",\"traceback\":\"\"}}");
+
+        json_t *j = answer(r, &c, 200);
+        expect_answer_shape(j);
+        assert_string_equal(error_field(j, "type"), "KeyError");
+        assert_string_equal(error_field(j, "message"), "'\xc3\xa9'");
+        assert_true(json_is_null(json_object_get(error_of(j), "traceback")));
+}
+
+static void test_answer_malformed_report_is_ignored(void **state) {
+        static const char *const reports[] = {
+                "",
+                "not json",
+                "{\"exit_code\":1,\"error\":{\"type\":\"ValueError\"",
+                "[]",
+                "{}",
+                "{\"error\": \"ValueError\"}",
+                "{\"error\": null}",
+                "{\"error\": {\"type\": 1, \"message\": \"m\"}}",
+                "{\"error\": {\"type\": \"T\"}}",
+                "{\"error\": {\"message\": \"m\"}}",
+                "{\"error\": {\"type\": \"T\", \"message\": null}}",
+                "{\"error\": {\"type\": \"T\", \"message\": \"\xff\"}}",
+        };
+        Config c;
+        config_init(&c);
+        for (size_t i = 0; i < sizeof reports / sizeof reports[0]; i++) {
+                RunResult *r = new_result();
+                r->exit_code = 1;
+                set_report(r, reports[i]);
+
+                json_t *j = answer(r, &c, 200);
+                expect_answer_shape(j);
+                assert_string_equal(str(j, "status"), "Error");
+                if (strcmp(error_field(j, "type"), "SystemExit") != 0)
+                        fail_msg("report %s: error.type %s", reports[i], error_field(j, "type"));
+        }
+}
+
+/* A report only describes a failure: with exit 0 the run is a success whatever it says. */
+static void test_answer_report_with_exit_zero(void **state) {
+        Config c;
+        config_init(&c);
+        RunResult *r = new_result();
+        set_report(r, "{\"exit_code\":0}");
+
+        json_t *j = answer(r, &c, 200);
+        assert_string_equal(str(j, "status"), "Success");
+        assert_true(json_is_null(json_object_get(j, "error")));
+}
+
+static void test_answer_killed_by_signal(void **state) {
+        static const struct {
+                const char *out, *want;
+        } cases[] = {
+                {"before", "before\nKilled by SIGSEGV"},
+                {"before\n", "before\nKilled by SIGSEGV"},
+                {"", "Killed by SIGSEGV"},
+        };
+        Config c;
+        config_init(&c);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                RunResult *r = new_result();
+                out(r, cases[i].out);
+                r->exit_code = -1;
+                r->signal = SIGSEGV;
+
+                json_t *j = answer(r, &c, 200);
+                expect_answer_shape(j);
+                assert_string_equal(str(j, "status"), "Error");
+                assert_true(json_is_null(json_object_get(j, "exit_code")));
+                assert_string_equal(str(j, "signal"), "SIGSEGV");
+                assert_string_equal(str(j, "output"), cases[i].want);
+                assert_string_equal(str(j, "stdout"), cases[i].out); /* the note is not in stdout */
+                assert_string_equal(error_field(j, "type"), "Signal");
+                assert_non_null(strstr(error_field(j, "message"), "SIGSEGV"));
+        }
+}
+
+/* A signal with a report (the runner saw the exception, then the process was killed). */
+static void test_answer_signal_with_report(void **state) {
+        Config c;
+        config_init(&c);
+        RunResult *r = new_result();
+        r->exit_code = -1;
+        r->signal = SIGABRT;
+        set_report(r, "{\"error\":{\"type\":\"RuntimeError\",\"message\":\"m\",\"traceback\":\"tb\"}}");
+
+        json_t *j = answer(r, &c, 200);
+        expect_answer_shape(j);
+        assert_string_equal(str(j, "signal"), "SIGABRT");
+        assert_true(ends_with(str(j, "output"), "Killed by SIGABRT"));
+        assert_string_equal(error_field(j, "type"), "RuntimeError");
+}
+
+static void test_answer_timeout(void **state) {
+        Config c;
+        config_init(&c);
+        RunResult *r = new_result();
+        out(r, "working");
+        r->exit_code = -1;
+        r->signal = SIGKILL;
+        r->outcome = RUN_TIMEOUT;
+        r->timeout_sec = 7;
+
+        json_t *j = answer(r, &c, 200);
+        expect_answer_shape(j);
+        assert_string_equal(str(j, "status"), "Error");
+        assert_string_equal(str(j, "output"), "working\nTimeout Error: Code execution exceeded 7 seconds");
+        assert_string_equal(str(j, "stdout"), "working");
+        assert_string_equal(error_field(j, "type"), "Timeout");
+        assert_non_null(strstr(error_field(j, "message"), "7 seconds"));
+        assert_true(json_is_null(json_object_get(error_of(j), "traceback")));
+
+        /* output that ends its line gets no second newline; no output gets none at all */
+        r = new_result();
+        out(r, "line\n");
+        r->outcome = RUN_TIMEOUT;
+        r->timeout_sec = 7;
+        j = answer(r, &c, 200);
+        assert_string_equal(str(j, "output"), "line\nTimeout Error: Code execution exceeded 7 seconds");
+
+        r = new_result();
+        r->outcome = RUN_TIMEOUT;
+        r->timeout_sec = 3600;
+        j = answer(r, &c, 200);
+        assert_string_equal(str(j, "output"), "Timeout Error: Code execution exceeded 3600 seconds");
+}
+
+static void test_answer_memory_limit(void **state) {
+        Config c;
+        config_init(&c);
+        c.memory_limit_bytes = UINT64_C(256) << 20;
+        RunResult *r = new_result();
+        out(r, "allocating\n");
+        r->exit_code = -1;
+        r->signal = SIGKILL;
+        r->outcome = RUN_MEMORY_LIMIT;
+
+        json_t *j = answer(r, &c, 200);
+        expect_answer_shape(j);
+        assert_string_equal(str(j, "status"), "Error");
+        assert_string_equal(error_field(j, "type"), "MemoryLimit");
+        assert_non_null(strstr(error_field(j, "message"), "MEMORY_LIMIT_MB"));
+        assert_non_null(strstr(error_field(j, "message"), "256"));
+        const char *o = str(j, "output");
+        assert_true(strncmp(o, "allocating\n", 11) == 0);
+        assert_non_null(strstr(o + 11, "MEMORY_LIMIT_MB"));
+}
+
+static void test_answer_output_limit(void **state) {
+        Config c;
+        config_init(&c);
+        c.max_output_bytes = 2048;
+        RunResult *r = new_result();
+        out(r, "xxxxxxxx");
+        r->exit_code = -1;
+        r->signal = SIGKILL;
+        r->outcome = RUN_OUTPUT_LIMIT;
+        r->truncated = true;
+
+        json_t *j = answer(r, &c, 200);
+        expect_answer_shape(j);
+        assert_string_equal(str(j, "status"), "Error");
+        assert_string_equal(error_field(j, "type"), "OutputLimit");
+        assert_non_null(strstr(error_field(j, "message"), "MAX_OUTPUT_BYTES"));
+        assert_non_null(strstr(error_field(j, "message"), "2048"));
+        assert_true(json_is_true(json_object_get(j, "truncated")));
+        assert_true(strncmp(str(j, "output"), "xxxxxxxx\n", 9) == 0);
+        assert_non_null(strstr(str(j, "output"), "MAX_OUTPUT_BYTES"));
+}
+
+/* The process-limit note is the last line of output, on a line of its own after the program's
+ * output and any other note. */
+static void expect_process_limit_note(json_t *j, const char *program_output) {
+        const char *o = str(j, "output");
+        if (strncmp(o, program_output, strlen(program_output)) != 0)
+                fail_msg("output \"%s\" does not start with the program's \"%s\"", o, program_output);
+        const char *last = strrchr(o, '\n');
+        last = last ? last + 1 : o;
+        if (strncmp(last, "Process Limit", 13) != 0 || !strstr(last, "MAX_PROCESSES (17)"))
+                fail_msg("output \"%s\": the last line is not the process-limit note", o);
+}
+
+static void test_answer_process_limit_with_signal(void **state) {
+        Config c;
+        config_init(&c);
+        c.max_processes = 17;
+        RunResult *r = new_result();
+        out(r, "forking\n");
+        r->exit_code = -1;
+        r->signal = SIGKILL;
+        r->process_limit_hit = true;
+
+        json_t *j = answer(r, &c, 200);
+        expect_answer_shape(j);
+        assert_string_equal(str(j, "status"), "Error");
+        assert_non_null(strstr(str(j, "output"), "forking\nKilled by SIGKILL\n"));
+        expect_process_limit_note(j, "forking\n");
+}
+
+/* Exit 1 without a runner report (e.g. os._exit(1) after fork failed). */
+static void test_answer_process_limit_with_exit_code(void **state) {
+        Config c;
+        config_init(&c);
+        c.max_processes = 17;
+        RunResult *r = new_result();
+        out(r, "boom");
+        r->exit_code = 1;
+        r->process_limit_hit = true;
+
+        json_t *j = answer(r, &c, 200);
+        expect_answer_shape(j);
+        assert_string_equal(str(j, "status"), "Error");
+        assert_string_equal(error_field(j, "type"), "SystemExit");
+        expect_process_limit_note(j, "boom\n");
+}
+
+/* The usual case: fork() raised BlockingIOError, uncaught, so the runner reported it. */
+static void test_answer_process_limit_with_report(void **state) {
+        Config c;
+        config_init(&c);
+        c.max_processes = 17;
+        RunResult *r = new_result();
+        err(r, "Traceback\n");
+        r->exit_code = 1;
+        r->process_limit_hit = true;
+        set_report(r,
+                "{\"error\":{\"type\":\"BlockingIOError\",\"message\":\"[Errno 11] Resource temporarily "
+                "unavailable\",\"traceback\":\"Traceback\\n\"}}");
+
+        json_t *j = answer(r, &c, 200);
+        expect_answer_shape(j);
+        assert_string_equal(error_field(j, "type"), "BlockingIOError");
+        expect_process_limit_note(j, "Traceback\n");
+}
+
+/* Program bytes that are not UTF-8 are repaired; NUL bytes are kept (as \u0000 in the text). */
+static void test_answer_invalid_utf8_and_nul(void **state) {
+        Config c;
+        config_init(&c);
+        RunResult *r = new_result();
+        put(&r->out,
+                "a\xff\xfe"
+                "b\n\0c",
+                7);
+        put(&r->err, "\xc3", 1);
+        put(&r->merged,
+                "a\xff\xfe"
+                "b\n\0c\xc3",
+                8);
+
+        const char *text;
+        json_t *j = answer_text(r, &c, 200, &text);
+        assert_non_null(strstr(text, "\\u0000"));
+        assert_string_equal(str(j, "status"), "Success");
+
+        const char want_out[] = "a\xef\xbf\xbd\xef\xbf\xbd"
+                                "b\n\0c";
+        json_t *v = json_object_get(j, "stdout");
+        assert_int_equal(json_string_length(v), sizeof want_out - 1);
+        assert_memory_equal(json_string_value(v), want_out, sizeof want_out - 1);
+
+        assert_string_equal(str(j, "stderr"), "\xef\xbf\xbd");
+
+        const char want_merged[] = "a\xef\xbf\xbd\xef\xbf\xbd"
+                                   "b\n\0c\xef\xbf\xbd";
+        v = json_object_get(j, "output");
+        assert_int_equal(json_string_length(v), sizeof want_merged - 1);
+        assert_memory_equal(json_string_value(v), want_merged, sizeof want_merged - 1);
+}
+
+static void test_answer_queue_timeout_and_shutdown(void **state) {
+        static const RunOutcome outcomes[] = {RUN_QUEUE_TIMEOUT, RUN_SHUTDOWN};
+        Config c;
+        config_init(&c);
+        for (size_t i = 0; i < 2; i++) {
+                RunResult *r = new_result();
+                r->outcome = outcomes[i];
+                out(r, "never shown");
+
+                json_t *j = answer(r, &c, 503);
+                expect_error_shape(j, NULL, 0);
+                assert_true(strlen(str(j, "output")) > 0);
+                assert_null(strstr(str(j, "output"), "never shown"));
+        }
+}
+
+static void test_answer_internal(void **state) {
+        Config c;
+        config_init(&c);
+        RunResult *r = new_result();
+        r->outcome = RUN_INTERNAL;
+        snprintf(r->internal_error, sizeof r->internal_error,
+                "cannot fork: Resource temporarily unavailable");
+
+        json_t *j = answer(r, &c, 500);
+        expect_error_shape(j, NULL, 0);
+        assert_non_null(strstr(str(j, "output"), "cannot fork: Resource temporarily unavailable"));
+
+        /* a full-length message of bytes that are not UTF-8 still makes valid JSON */
+        r = new_result();
+        r->outcome = RUN_INTERNAL;
+        memset(r->internal_error, 0xff, sizeof r->internal_error - 1);
+        r->internal_error[sizeof r->internal_error - 1] = 0;
+        j = answer(r, &c, 500);
+        expect_error_shape(j, NULL, 0);
+        assert_non_null(strstr(str(j, "output"), "\xef\xbf\xbd"));
+}
+
+#define T(f) cmocka_unit_test_teardown(f, release_all)
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                T(test_decode_valid),
+                T(test_decode_invalid_json),
+                T(test_decode_invalid_json_says_where),
+                T(test_decode_invalid_utf8),
+                T(test_decode_array_is_not_an_object),
+                T(test_decode_scalar_is_not_an_object),
+                T(test_decode_missing_code),
+                T(test_decode_code_not_a_string),
+                T(test_decode_empty_code),
+                T(test_decode_unknown_field),
+                T(test_decode_unknown_field_long_name),
+                T(test_decode_small_why_buffer),
+                T(test_decode_duplicate_keys),
+                T(test_decode_nul_in_code),
+                T(test_decode_raw_nul_in_body),
+                T(test_decode_unicode_round_trips),
+                T(test_decode_escapes_round_trip),
+                T(test_decode_large_code),
+                T(test_decode_deep_nesting),
+                T(test_runner_request_round_trip),
+                T(test_runner_request_uses_length),
+                T(test_error_body),
+                T(test_error_body_invalid_utf8),
+                T(test_answer_success),
+                T(test_answer_success_without_output),
+                T(test_answer_nonzero_exit_without_report),
+                T(test_answer_with_report),
+                T(test_answer_report_empty_traceback),
+                T(test_answer_malformed_report_is_ignored),
+                T(test_answer_report_with_exit_zero),
+                T(test_answer_killed_by_signal),
+                T(test_answer_signal_with_report),
+                T(test_answer_timeout),
+                T(test_answer_memory_limit),
+                T(test_answer_output_limit),
+                T(test_answer_process_limit_with_signal),
+                T(test_answer_process_limit_with_exit_code),
+                T(test_answer_process_limit_with_report),
+                T(test_answer_invalid_utf8_and_nul),
+                T(test_answer_queue_timeout_and_shutdown),
+                T(test_answer_internal),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
