@@ -32,16 +32,21 @@ LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 .PHONY: all run test unit api deps check clean format format-check example
 all: $(BUILD)/snakebox
 
+# V=1 shows the commands.
+Q := $(if $(V),,@)
+
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
 $(BUILD)/obj/runner-blob.o: src/runner-blob.S src/runner.py
 	@mkdir -p $(dir $@)
-	$(CC) -c $< -o $@
+	$(Q)$(CC) -c $< -o $@
 
 $(BUILD)/snakebox: $(OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # Unit tests: each tests/unit/test-X.c links against every module but main, built apart with
 # AddressSanitizer and UBSan (leak detection on).
@@ -53,11 +58,13 @@ UNIT_OBJS  := $(patsubst src/%.c,$(UNIT_BUILD)/obj/%.o,$(filter-out src/main.c,$
 
 $(UNIT_BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(filter-out -O2,$(CFLAGS)) $(UNIT_FLAGS) $(PKG_CFLAGS) -c $< -o $@
+	@echo "  CC asan $<"
+	$(Q)$(CC) $(filter-out -O2,$(CFLAGS)) $(UNIT_FLAGS) $(PKG_CFLAGS) -c $< -o $@
 
 $(UNIT_BUILD)/test-%: tests/unit/test-%.c $(UNIT_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(filter-out -O2,$(CFLAGS)) $(UNIT_FLAGS) $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(filter-out -O2,$(CFLAGS)) $(UNIT_FLAGS) $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 
 # Every test binary runs, even after a failure; the target fails if any did.
 unit: $(UNIT_BINS)
