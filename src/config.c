@@ -109,6 +109,10 @@ static const Key keys[] = {
                 "Seconds a request may wait in the queue before it is answered 503."),
         NUM("POOL_SIZE", KEY_COUNT, pool_size, 4, 0, 256,
                 "Sealed sandboxes kept ready for the next request; 0 prepares one per request."),
+        NUM("LEAN_POOL_SIZE", KEY_COUNT, lean_pool_size, 4, 0, 256,
+                "Sealed sandboxes of the lean zygote (standard library only) kept ready; code that names "
+                "no module of PREINSTALL_LIBS runs there, much faster. 0 runs everything in the full "
+                "zygote."),
         NUM("MEMORY_LIMIT_MB", KEY_MEGABYTES, memory_limit_bytes, 512, 16, 1048576,
                 "Memory of one run in megabytes (cgroup memory.max, else RLIMIT_AS)."),
         NUM("MAX_PROCESSES", KEY_COUNT, max_processes, 64, 1, 4096,
@@ -117,6 +121,10 @@ static const Key keys[] = {
                 "Megabytes of the run's tmpfs (/tmp, the working directory and /dev/shm together)."),
         NUM("MAX_FILE_SIZE_MB", KEY_MEGABYTES, max_file_size_bytes, 64, 1, 1048576,
                 "Largest file a run may write, in megabytes (RLIMIT_FSIZE)."),
+        NUM("PREFAULT_MB", KEY_MEGABYTES, prefault_bytes, 16, 0, 1024,
+                "Megabytes of the zygote's memory each waiting sandbox copies before it is used: "
+                "the pages typical runs write, learned at start-up. More is faster and costs that much "
+                "memory per ready sandbox; 0 turns it off."),
         NUM("MAX_OPEN_FILES", KEY_COUNT, max_open_files, 256, 16, 65536,
                 "Open files of one process of a run (RLIMIT_NOFILE)."),
         NUM("MAX_OUTPUT_BYTES", KEY_BYTES, max_output_bytes, 1048576, 1024, 1073741824,

@@ -24,6 +24,8 @@ typedef struct Config {
         uint32_t queue_timeout_sec;
         /* POOL_SIZE: sealed sandboxes kept ready for the next request. */
         uint32_t pool_size;
+        /* LEAN_POOL_SIZE: sealed sandboxes of the lean zygote kept ready; 0 = no lean zygote. */
+        uint32_t lean_pool_size;
         /* MEMORY_LIMIT_MB: memory of one run (cgroup, else RLIMIT_AS). */
         uint64_t memory_limit_bytes;
         /* MAX_PROCESSES: processes and threads of one run. */
@@ -32,6 +34,8 @@ typedef struct Config {
         uint64_t tmp_size_bytes;
         /* MAX_FILE_SIZE_MB: largest file a run may write (RLIMIT_FSIZE). */
         uint64_t max_file_size_bytes;
+        /* PREFAULT_MB: memory each waiting sandbox copies in advance (0 = none). */
+        uint64_t prefault_bytes;
         /* MAX_OPEN_FILES: open files of one process of a run (RLIMIT_NOFILE). */
         uint32_t max_open_files;
         /* MAX_OUTPUT_BYTES: stdout + stderr kept from a run; beyond it the run is stopped. */

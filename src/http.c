@@ -159,6 +159,7 @@ static enum MHD_Result on_body_complete(Http *h, Req *req) {
                 .request = runner_json,
                 .request_len = runner_len,
                 .client_fd = ci ? ci->connect_fd : -1,
+                .kind = pool_route(h->pool, runner_json, runner_len),
                 .done = job_done,
                 .userdata = req,
         };

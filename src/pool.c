@@ -57,6 +57,7 @@
 
 #include "proto.h"
 #include "rootfs.h"
+#include "route.h"
 #include "sandbox.h"
 #include "util/fd.h"
 #include "util/log.h"
@@ -90,8 +91,11 @@ typedef struct Tag {
 /* DYING: answered or abandoned, killed, waiting to be reaped before its cgroups go. */
 typedef enum SbState { SB_SPAWNING, SB_SEALING, SB_READY, SB_RUNNING, SB_DYING } SbState;
 
+typedef struct Kind Kind;
+
 typedef struct Sandbox {
         uint64_t id;
+        Kind *kind;
         SbState state;
         pid_t pid;
         int pidfd, sock, out, err, timer;
@@ -119,12 +123,32 @@ typedef struct Watch {
 
 typedef enum ZState { Z_DOWN, Z_STARTING, Z_UP } ZState;
 
+/* One zygote and its sandboxes. POOL_FULL imported PREINSTALL_LIBS; POOL_LEAN imported only
+ * the standard library, so that its clones are small: cheap to fork, to copy on write and to
+ * tear down. A request goes to the lean kind when its code names none of the modules the full
+ * zygote has loaded (route.c); anything it imports anyway still works, at import cost. */
+struct Kind {
+        PoolKind id;
+        const char *name;
+        bool enabled;
+        uint32_t pool_size;
+        ZygoteInit init;
+        ZygoteProc zyg;
+        ZState zstate;
+        uint64_t retry_ms, backoff_ms, started_ms;
+        bool ever_up;
+        uint32_t n_spawning, n_sealing, n_ready;
+        Job *queue_head, *queue_tail;
+        uint32_t queued;
+        Tag t_zctl, t_zpid;
+};
+
 struct Pool {
         Config cfg;
         pthread_t thread;
         bool thread_started;
         int epfd, wake_fd, tick_fd;
-        Tag t_wake, t_tick, t_zctl, t_zpid;
+        Tag t_wake, t_tick;
 
         /* shared with HTTP threads, under lock */
         pthread_mutex_t lock;
@@ -137,24 +161,21 @@ struct Pool {
         PoolStatus status;
 
         /* pool thread only */
-        Job *queue_head, *queue_tail;
+        Kind kinds[_POOL_KINDS];
         uint32_t queued;
         Sandbox *sandboxes;
-        uint32_t n_spawning, n_sealing, n_ready, n_running, n_dying;
+        uint32_t n_running, n_dying;
         Sandbox *graveyard;
         Watch *dead_watches;
-        ZygoteProc zyg;
-        ZState zstate;
-        uint64_t z_retry_ms, z_backoff_ms, z_started_ms;
-        bool z_ever_up;
         uint32_t seal_failures;
         bool stopped; /* the thread's copy of stopping */
+        bool started; /* every kind sealed a sandbox once */
         char fatal[512];
         uint64_t next_id;
         char *rbuf; /* receive buffer, one per pool */
 
         int image_fd;
-        ZygoteInit init;
+        Route *route; /* set once, before pool_start returns; read-only after */
         CgroupRoot cgroups;
         char rt[256];
 };
@@ -190,16 +211,18 @@ static void arm_timer(int fd, uint64_t ms) {
 
 static void publish_status(Pool *p) {
         pthread_mutex_lock(&p->lock);
-        p->status.zygote_up = p->zstate == Z_UP;
-        p->status.ready = p->n_ready;
+        p->status.zygote_up = p->kinds[POOL_FULL].zstate == Z_UP;
+        p->status.ready = p->kinds[POOL_FULL].n_ready + p->kinds[POOL_LEAN].n_ready;
         p->status.busy = p->n_running;
         p->status.queued = p->queued;
-        p->status.spawning = p->n_spawning + p->n_sealing;
+        p->status.spawning = p->kinds[POOL_FULL].n_spawning + p->kinds[POOL_FULL].n_sealing +
+                             p->kinds[POOL_LEAN].n_spawning + p->kinds[POOL_LEAN].n_sealing;
         snprintf(p->status.fatal, sizeof p->status.fatal, "%s", p->fatal);
         pthread_mutex_unlock(&p->lock);
 }
 
 static void start_failed(Pool *p, const char *why);
+static void start_progress(Pool *p);
 static void drain_pipe(Pool *p, Sandbox *sb, int stream);
 
 /* ---- jobs ---- */
@@ -228,30 +251,32 @@ static void internal_error(Job *job, const char *why) {
         snprintf(job->result.internal_error, sizeof job->result.internal_error, "%s", why);
 }
 
-static void queue_push(Pool *p, Job *job) {
+static void queue_push(Pool *p, Kind *k, Job *job) {
         job->next = NULL;
-        if (p->queue_tail)
-                p->queue_tail->next = job;
+        if (k->queue_tail)
+                k->queue_tail->next = job;
         else
-                p->queue_head = job;
-        p->queue_tail = job;
+                k->queue_head = job;
+        k->queue_tail = job;
+        k->queued++;
         p->queued++;
 }
 
-static Job *queue_pop(Pool *p) {
-        Job *job = p->queue_head;
+static Job *queue_pop(Pool *p, Kind *k) {
+        Job *job = k->queue_head;
         if (!job)
                 return NULL;
-        p->queue_head = job->next;
-        if (!p->queue_head)
-                p->queue_tail = NULL;
+        k->queue_head = job->next;
+        if (!k->queue_head)
+                k->queue_tail = NULL;
         job->next = NULL;
+        k->queued--;
         p->queued--;
         return job;
 }
 
-static void queue_remove(Pool *p, Job *job) {
-        Job **pp = &p->queue_head, *prev = NULL;
+static void queue_remove(Pool *p, Kind *k, Job *job) {
+        Job **pp = &k->queue_head, *prev = NULL;
         while (*pp && *pp != job) {
                 prev = *pp;
                 pp = &(*pp)->next;
@@ -259,19 +284,25 @@ static void queue_remove(Pool *p, Job *job) {
         if (!*pp)
                 return;
         *pp = job->next;
-        if (p->queue_tail == job)
-                p->queue_tail = prev;
+        if (k->queue_tail == job)
+                k->queue_tail = prev;
         job->next = NULL;
+        k->queued--;
         p->queued--;
 }
 
-static void fail_queue(Pool *p, RunOutcome outcome, const char *why) {
+static void fail_queue(Pool *p, Kind *k, RunOutcome outcome, const char *why) {
         Job *job;
-        while ((job = queue_pop(p))) {
+        while ((job = queue_pop(p, k))) {
                 if (why)
                         internal_error(job, why);
                 job_finish(p, job, outcome);
         }
+}
+
+static void fail_queues(Pool *p, RunOutcome outcome, const char *why) {
+        for (int i = 0; i < _POOL_KINDS; i++)
+                fail_queue(p, &p->kinds[i], outcome, why);
 }
 
 /* ---- sandboxes ---- */
@@ -284,9 +315,9 @@ static void sb_kill(Sandbox *sb, RunOutcome reason) {
 }
 
 static void sb_count(Pool *p, Sandbox *sb, int delta) {
-        uint32_t *c = sb->state == SB_SPAWNING  ? &p->n_spawning
-                      : sb->state == SB_SEALING ? &p->n_sealing
-                      : sb->state == SB_READY   ? &p->n_ready
+        uint32_t *c = sb->state == SB_SPAWNING  ? &sb->kind->n_spawning
+                      : sb->state == SB_SEALING ? &sb->kind->n_sealing
+                      : sb->state == SB_READY   ? &sb->kind->n_ready
                       : sb->state == SB_RUNNING ? &p->n_running
                                                 : &p->n_dying;
         *c += (uint32_t)delta;
@@ -339,7 +370,7 @@ static void sb_retire(Pool *p, Sandbox *sb) {
         sb_set_state(p, sb, SB_DYING);
 }
 
-static int sb_new(Pool *p) {
+static int sb_new(Pool *p, Kind *k) {
         _cleanup_close_pair_ int sv[2] = {-1, -1}, po[2] = {-1, -1}, pe[2] = {-1, -1};
         Sandbox *sb;
         int r;
@@ -359,6 +390,7 @@ static int sb_new(Pool *p) {
         if (!sb)
                 return -ENOMEM;
         sb->id = ++p->next_id;
+        sb->kind = k;
         sb->pidfd = sb->timer = -1;
         sb->kill_reason = RUN_EXITED;
         sb->cg.procs_fds[0] = sb->cg.procs_fds[1] = -1;
@@ -375,7 +407,7 @@ static int sb_new(Pool *p) {
                 return r;
         }
         int fds[5] = {sv[1], po[1], pe[1], sb->cg.procs_fds[0], sb->cg.procs_fds[1]};
-        r = zygote_request_spawn(&p->zyg, sb->id, fds, (size_t)sb->cg.nprocs_fds);
+        r = zygote_request_spawn(&k->zyg, sb->id, fds, (size_t)sb->cg.nprocs_fds);
         cgroup_close_fds(&sb->cg);
         if (r < 0) {
                 safe_close(sb->timer);
@@ -582,9 +614,9 @@ static void seal_failed(Pool *p, Sandbox *sb) {
         start_failed(p, why); /* at start-up, the first failure is the verdict */
         if (p->seal_failures == 1 || p->seal_failures == SEAL_FAILURES_FATAL)
                 log_error("%s", why);
-        if (p->seal_failures >= SEAL_FAILURES_FATAL || !p->z_ever_up) {
+        if (p->seal_failures >= SEAL_FAILURES_FATAL || !sb->kind->ever_up) {
                 snprintf(p->fatal, sizeof p->fatal, "%s", why);
-                fail_queue(p, RUN_INTERNAL, why);
+                fail_queues(p, RUN_INTERNAL, why);
         }
 }
 
@@ -622,12 +654,7 @@ static void on_frame(Pool *p, Sandbox *sb, const char *m, size_t n) {
                         sb_set_state(p, sb, SB_READY);
                         p->seal_failures = 0;
                         p->fatal[0] = 0;
-                        pthread_mutex_lock(&p->lock);
-                        if (p->start_state == 0) {
-                                p->start_state = 1;
-                                pthread_cond_broadcast(&p->cond);
-                        }
-                        pthread_mutex_unlock(&p->lock);
+                        start_progress(p);
                 } else if (m[0] == FRAME_FAIL && n == 1 + sizeof(SealFailure)) {
                         memcpy(&sb->failure, m + 1, sizeof sb->failure);
                         sb->failed = true;
@@ -730,78 +757,94 @@ static Sandbox *find_sandbox(Pool *p, uint64_t id) {
 
 /* ---- scheduling ---- */
 
+static Sandbox *find_ready(Pool *p, Kind *k) {
+        for (Sandbox *sb = p->sandboxes; sb; sb = sb->next)
+                if (sb->kind == k && sb->state == SB_READY)
+                        return sb;
+        return NULL;
+}
+
 static void dispatch(Pool *p) {
-        while (p->queue_head && p->n_running < p->cfg.max_concurrency) {
-                Sandbox *ready = NULL;
-                for (Sandbox *sb = p->sandboxes; sb; sb = sb->next)
-                        if (sb->state == SB_READY) {
-                                ready = sb;
+        /* Oldest first across the two queues, while a slot and a sandbox of its kind exist. */
+        for (;;) {
+                Kind *pick = NULL;
+                for (int i = 0; i < _POOL_KINDS; i++) {
+                        Kind *k = &p->kinds[i];
+                        if (!k->queue_head || !k->n_ready)
+                                continue;
+                        if (!pick || k->queue_head->enqueued_ms < pick->queue_head->enqueued_ms)
+                                pick = k;
+                }
+                if (!pick || p->n_running >= p->cfg.max_concurrency)
+                        break;
+                sb_assign(p, find_ready(p, pick), queue_pop(p, pick));
+        }
+        if (p->stopped)
+                return;
+        /* Keep each kind's pool of sealed sandboxes full, plus one for each waiting request that
+         * a free slot could start now. After repeated sealing failures, one attempt per tick. */
+        uint32_t free_slots = p->cfg.max_concurrency - MIN(p->n_running, p->cfg.max_concurrency);
+        uint32_t limit = p->seal_failures >= SEAL_FAILURES_FATAL ? 1 : 4;
+        for (int i = 0; i < _POOL_KINDS; i++) {
+                Kind *k = &p->kinds[i];
+                if (!k->enabled || k->zstate != Z_UP)
+                        continue;
+                /* Until start-up is proven, each kind seals at least one sandbox. */
+                uint32_t want = MAX(k->pool_size, p->started ? 0u : 1u) + MIN(k->queued, free_slots);
+                uint32_t have = k->n_spawning + k->n_sealing + k->n_ready;
+                while (have < want && k->n_spawning < limit) {
+                        int r = sb_new(p, k);
+                        if (r < 0) {
+                                log_errno(r, "cannot request a sandbox");
                                 break;
                         }
-                if (!ready)
-                        break;
-                sb_assign(p, ready, queue_pop(p));
-        }
-        if (p->zstate != Z_UP || p->stopped)
-                return;
-        /* Keep POOL_SIZE sealed sandboxes ready, plus one for each waiting request that a free
-         * slot could start now. After repeated sealing failures, one attempt per tick. */
-        uint32_t free_slots = p->cfg.max_concurrency - MIN(p->n_running, p->cfg.max_concurrency);
-        uint32_t want = p->cfg.pool_size + MIN(p->queued, free_slots);
-        uint32_t have = p->n_spawning + p->n_sealing + p->n_ready;
-        uint32_t limit = p->seal_failures >= SEAL_FAILURES_FATAL ? 1 : 4;
-        while (have < want && p->n_spawning < limit) {
-                int r = sb_new(p);
-                if (r < 0) {
-                        log_errno(r, "cannot request a sandbox");
-                        break;
+                        have++;
                 }
-                have++;
         }
 }
 
-/* ---- zygote ---- */
+/* ---- zygotes ---- */
 
-static void zygote_down(Pool *p, const char *why) {
-        if (p->zstate == Z_DOWN)
+static void zygote_down(Pool *p, Kind *k, const char *why) {
+        if (k->zstate == Z_DOWN)
                 return;
-        ep_del(p, p->zyg.ctl);
-        ep_del(p, p->zyg.pidfd);
-        zygote_stop(&p->zyg);
-        p->zstate = Z_DOWN;
+        ep_del(p, k->zyg.ctl);
+        ep_del(p, k->zyg.pidfd);
+        zygote_stop(&k->zyg);
+        k->zstate = Z_DOWN;
         /* Requests the zygote never answered: their children, if any, exit on the closed pipe
          * and are reaped by the sweep. */
         Sandbox *next;
         for (Sandbox *sb = p->sandboxes; sb; sb = next) {
                 next = sb->next;
-                if (sb->state == SB_SPAWNING)
+                if (sb->kind == k && sb->state == SB_SPAWNING)
                         sb_retire(p, sb);
         }
         if (!p->stopped) {
                 uint64_t now = now_ms();
-                p->z_backoff_ms =
-                        now - p->z_started_ms < 5000 ? MIN(MAX(p->z_backoff_ms * 2, 250), 5000) : 0;
-                p->z_retry_ms = now + p->z_backoff_ms;
+                k->backoff_ms = now - k->started_ms < 5000 ? MIN(MAX(k->backoff_ms * 2, 250), 5000) : 0;
+                k->retry_ms = now + k->backoff_ms;
                 pthread_mutex_lock(&p->lock);
                 p->status.zygote_restarts++;
                 pthread_mutex_unlock(&p->lock);
-                log_error("zygote %s; starting a new one%s", why, p->z_backoff_ms ? " after a pause" : "");
+                log_error(
+                        "%s %s; starting a new one%s", k->name, why, k->backoff_ms ? " after a pause" : "");
         }
 }
 
-static void zygote_up(Pool *p) {
-        int r = zygote_start(p->image_fd, &p->init, &p->zyg);
+static void zygote_up(Pool *p, Kind *k) {
+        int r = zygote_start(p->image_fd, &k->init, &k->zyg);
         if (r < 0) {
-                log_errno(r, "cannot start the zygote");
-                p->z_retry_ms = now_ms() + 1000;
+                log_errno(r, "cannot start the %s", k->name);
+                k->retry_ms = now_ms() + 1000;
                 return;
         }
-        p->z_started_ms = now_ms();
-        p->zstate = Z_STARTING;
-        p->t_zctl = (Tag){T_ZCTL, NULL};
-        p->t_zpid = (Tag){T_ZPID, NULL};
-        ep_add(p, p->zyg.ctl, EPOLLIN, &p->t_zctl);
-        ep_add(p, p->zyg.pidfd, EPOLLIN, &p->t_zpid);
+        k->started_ms = now_ms();
+        k->zstate = Z_STARTING;
+        k->t_zctl = (Tag){T_ZCTL, k};
+        k->t_zpid = (Tag){T_ZPID, k};
+        ep_add(p, k->zyg.ctl, EPOLLIN, &k->t_zctl);
+        ep_add(p, k->zyg.pidfd, EPOLLIN, &k->t_zpid);
 }
 
 static void start_failed(Pool *p, const char *why) {
@@ -814,42 +857,67 @@ static void start_failed(Pool *p, const char *why) {
         pthread_mutex_unlock(&p->lock);
 }
 
-static void on_zctl(Pool *p) {
-        if (p->zstate == Z_STARTING) {
+/* Start-up is done when every enabled kind has sealed a sandbox: the proof that the libraries
+ * import and that this host can seal. */
+static void start_progress(Pool *p) {
+        for (int i = 0; i < _POOL_KINDS; i++)
+                if (p->kinds[i].enabled && p->kinds[i].n_ready == 0)
+                        return;
+        p->started = true;
+        pthread_mutex_lock(&p->lock);
+        if (p->start_state == 0) {
+                p->start_state = 1;
+                pthread_cond_broadcast(&p->cond);
+        }
+        pthread_mutex_unlock(&p->lock);
+}
+
+static void on_zygote_ready(Pool *p, Kind *k, ZygoteReady *ready) {
+        k->zstate = Z_UP;
+        k->ever_up = true;
+        if (strncmp(p->fatal, "the zygote", 10) == 0 || strncmp(p->fatal, "PREINSTALL", 10) == 0)
+                p->fatal[0] = 0;
+        if (k->id == POOL_FULL && !p->route && p->kinds[POOL_LEAN].enabled) {
+                ready->modules[sizeof ready->modules - 1] = 0;
+                if (route_new(ready->modules, &p->route) < 0)
+                        log_error("cannot build the routing table; every run uses the full zygote");
+        }
+}
+
+static void on_zctl(Pool *p, Kind *k) {
+        if (k->zstate == Z_STARTING) {
                 ZygoteReady ready;
-                int r = zygote_recv_ready(&p->zyg, &ready);
+                int r = zygote_recv_ready(&k->zyg, &ready);
                 if (r == -EAGAIN)
                         return;
                 if (r < 0 || ready.error < 0) {
                         char why[1100];
                         if (r < 0)
-                                snprintf(why, sizeof why, "the zygote failed to start: %s", strerror(-r));
+                                snprintf(why, sizeof why, "the %s failed to start: %s", k->name,
+                                        strerror(-r));
                         else
                                 snprintf(why, sizeof why, "%s", ready.message);
                         snprintf(p->fatal, sizeof p->fatal, "%s", why);
                         start_failed(p, why);
-                        fail_queue(p, RUN_INTERNAL, why);
-                        zygote_down(p, "could not start");
+                        fail_queues(p, RUN_INTERNAL, why);
+                        zygote_down(p, k, "could not start");
                         return;
                 }
-                p->zstate = Z_UP;
-                p->z_ever_up = true;
-                if (strncmp(p->fatal, "the zygote", 10) == 0 || strncmp(p->fatal, "PREINSTALL", 10) == 0)
-                        p->fatal[0] = 0;
+                on_zygote_ready(p, k, &ready);
                 dispatch(p);
                 return;
         }
         for (;;) {
                 SpawnReply rep;
-                int r = zygote_recv_reply(&p->zyg, &rep);
+                int r = zygote_recv_reply(&k->zyg, &rep);
                 if (r == -EAGAIN)
                         return;
                 if (r < 0) {
-                        zygote_down(p, "closed its control socket");
+                        zygote_down(p, k, "closed its control socket");
                         return;
                 }
                 Sandbox *sb = find_sandbox(p, rep.id);
-                if (!sb || sb->state != SB_SPAWNING)
+                if (!sb || sb->state != SB_SPAWNING || sb->kind != k)
                         continue;
                 if (rep.pid > 0) {
                         sb->pid = rep.pid;
@@ -863,8 +931,8 @@ static void on_zctl(Pool *p) {
                 }
                 if (rep.error < 0 || sb->pidfd < 0) {
                         if (rep.error < 0 && p->seal_failures++ == 0)
-                                log_errno(rep.error, "the zygote could not create a sandbox");
-                        if (!p->z_ever_up || p->seal_failures >= SEAL_FAILURES_FATAL) {
+                                log_errno(rep.error, "the %s could not create a sandbox", k->name);
+                        if (!k->ever_up || p->seal_failures >= SEAL_FAILURES_FATAL) {
                                 char why[300];
                                 snprintf(why, sizeof why, "cannot create a sandbox: %s",
                                         strerror(rep.error < 0 ? -rep.error : errno));
@@ -878,27 +946,26 @@ static void on_zctl(Pool *p) {
         }
 }
 
-static void on_zpid(Pool *p) {
+static void on_zpid(Pool *p, Kind *k) {
         siginfo_t si = {0};
-        if (waitid(P_PIDFD, (id_t)p->zyg.pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+        if (waitid(P_PIDFD, (id_t)k->zyg.pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
                 return;
         char why[96];
         if (si.si_code == CLD_EXITED)
                 snprintf(why, sizeof why, "exited with status %d", si.si_status);
         else
                 snprintf(why, sizeof why, "was killed by signal %d", si.si_status);
-        bool starting = p->zstate == Z_STARTING;
-        if (starting) {
+        if (k->zstate == Z_STARTING) {
                 /* It may have said why before dying. */
-                on_zctl(p);
-                if (p->zstate != Z_STARTING)
+                on_zctl(p, k);
+                if (k->zstate != Z_STARTING)
                         return;
                 char msg[160];
-                snprintf(msg, sizeof msg, "the zygote %s while importing PREINSTALL_LIBS", why);
+                snprintf(msg, sizeof msg, "the %s %s while importing PREINSTALL_LIBS", k->name, why);
                 start_failed(p, msg);
         }
-        p->zyg.pidfd = safe_close(p->zyg.pidfd); /* reaped: nothing left to kill */
-        zygote_down(p, why);
+        k->zyg.pidfd = safe_close(k->zyg.pidfd); /* reaped: nothing left to kill */
+        zygote_down(p, k, why);
 }
 
 /* Reaps children we do not track: a sandbox the zygote cloned but could not report before it
@@ -908,8 +975,9 @@ static void sweep_children(Pool *p) {
                 siginfo_t si = {0};
                 if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
                         return;
-                if (si.si_pid == p->zyg.pid)
-                        return;
+                for (int j = 0; j < _POOL_KINDS; j++)
+                        if (si.si_pid == p->kinds[j].zyg.pid)
+                                return;
                 for (Sandbox *sb = p->sandboxes; sb; sb = sb->next)
                         if (sb->pid == si.si_pid && !sb->reaped)
                                 return;
@@ -921,13 +989,19 @@ static void on_tick(Pool *p) {
         uint64_t ticks, now = now_ms();
         ssize_t k _unused_ = read(p->tick_fd, &ticks, sizeof ticks);
         uint64_t limit = (uint64_t)p->cfg.queue_timeout_sec * 1000;
-        while (p->queue_head && now - p->queue_head->enqueued_ms >= limit)
-                job_finish(p, queue_pop(p), RUN_QUEUE_TIMEOUT);
-        if (p->zstate == Z_DOWN && !p->stopped && now >= p->z_retry_ms && p->z_ever_up)
-                zygote_up(p);
-        if (p->zstate == Z_STARTING && now > p->z_started_ms && now - p->z_started_ms > START_TIMEOUT_MS) {
-                start_failed(p, "the zygote did not become ready in time");
-                zygote_down(p, "did not become ready in time");
+        for (int i = 0; i < _POOL_KINDS; i++) {
+                Kind *kd = &p->kinds[i];
+                while (kd->queue_head && now - kd->queue_head->enqueued_ms >= limit)
+                        job_finish(p, queue_pop(p, kd), RUN_QUEUE_TIMEOUT);
+                if (!kd->enabled)
+                        continue;
+                if (kd->zstate == Z_DOWN && !p->stopped && now >= kd->retry_ms && kd->ever_up)
+                        zygote_up(p, kd);
+                if (kd->zstate == Z_STARTING && now > kd->started_ms &&
+                        now - kd->started_ms > START_TIMEOUT_MS) {
+                        start_failed(p, "the zygote did not become ready in time");
+                        zygote_down(p, kd, "did not become ready in time");
+                }
         }
         sweep_children(p);
         dispatch(p);
@@ -942,7 +1016,7 @@ static void on_client(Pool *p, Watch *w) {
         if (sb)
                 sb_kill(sb, RUN_ABORTED); /* the job finishes when the sandbox is reaped */
         else {
-                queue_remove(p, job);
+                queue_remove(p, &p->kinds[job->kind], job);
                 job_finish(p, job, RUN_ABORTED);
         }
 }
@@ -975,6 +1049,8 @@ static void take_inbox(Pool *p) {
                         job_finish(p, job, RUN_INTERNAL);
                         continue;
                 }
+                if (job->kind != POOL_LEAN || !p->kinds[POOL_LEAN].enabled)
+                        job->kind = POOL_FULL;
                 if (job->client_fd >= 0) {
                         Watch *w = calloc(1, sizeof *w);
                         if (w) {
@@ -986,7 +1062,7 @@ static void take_inbox(Pool *p) {
                                         free(w);
                         }
                 }
-                queue_push(p, job);
+                queue_push(p, &p->kinds[job->kind], job);
         }
         dispatch(p);
 }
@@ -1014,7 +1090,7 @@ static void stop_everything(Pool *p) {
                 job_finish(p, list, RUN_SHUTDOWN);
                 list = n;
         }
-        fail_queue(p, RUN_SHUTDOWN, NULL);
+        fail_queues(p, RUN_SHUTDOWN, NULL);
         Sandbox *next;
         for (Sandbox *sb = p->sandboxes; sb; sb = next) {
                 next = sb->next;
@@ -1030,7 +1106,9 @@ static void *pool_thread(void *arg) {
         struct epoll_event evs[64];
         bool stop_seen = false;
 
-        zygote_up(p);
+        for (int i = 0; i < _POOL_KINDS; i++)
+                if (p->kinds[i].enabled)
+                        zygote_up(p, &p->kinds[i]);
         for (;;) {
                 pthread_mutex_lock(&p->lock);
                 bool stopping = p->stopping;
@@ -1053,6 +1131,7 @@ static void *pool_thread(void *arg) {
                         Tag *t = evs[i].data.ptr;
                         uint32_t e = evs[i].events;
                         Sandbox *sb = t->ptr;
+                        Kind *k = t->ptr;
                         switch (t->kind) {
                         case T_WAKE:
                                 take_inbox(p);
@@ -1061,12 +1140,12 @@ static void *pool_thread(void *arg) {
                                 on_tick(p);
                                 break;
                         case T_ZCTL:
-                                if (p->zstate != Z_DOWN)
-                                        on_zctl(p);
+                                if (k->zstate != Z_DOWN)
+                                        on_zctl(p, k);
                                 break;
                         case T_ZPID:
-                                if (p->zstate != Z_DOWN)
-                                        on_zpid(p);
+                                if (k->zstate != Z_DOWN)
+                                        on_zpid(p, k);
                                 break;
                         case T_SB_PID:
                                 if (!sb->dead)
@@ -1095,11 +1174,14 @@ static void *pool_thread(void *arg) {
                         dispatch(p);
         }
         free_graveyard(p);
-        if (p->zstate != Z_DOWN) {
-                ep_del(p, p->zyg.ctl);
-                ep_del(p, p->zyg.pidfd);
-                zygote_stop(&p->zyg);
-                p->zstate = Z_DOWN;
+        for (int i = 0; i < _POOL_KINDS; i++) {
+                Kind *k = &p->kinds[i];
+                if (k->zstate != Z_DOWN) {
+                        ep_del(p, k->zyg.ctl);
+                        ep_del(p, k->zyg.pidfd);
+                        zygote_stop(&k->zyg);
+                        k->zstate = Z_DOWN;
+                }
         }
         sweep_children(p);
         publish_status(p);
@@ -1152,6 +1234,7 @@ static void pool_free(Pool *p) {
         cgroup_root_destroy(&p->cgroups);
         rootfs_remove(p->rt);
         free(p->rbuf);
+        route_free(p->route);
         pthread_mutex_destroy(&p->lock);
         pthread_cond_destroy(&p->cond);
         free(p);
@@ -1166,7 +1249,8 @@ int pool_start(const Config *c, Pool **ret, char *why, size_t whyn) {
                 return -ENOMEM;
         p->cfg = *c;
         p->epfd = p->wake_fd = p->tick_fd = p->image_fd = -1;
-        p->zyg = (ZygoteProc){.pidfd = -1, .ctl = -1};
+        for (int i = 0; i < _POOL_KINDS; i++)
+                p->kinds[i] = (Kind){.id = (PoolKind)i, .zyg = {.pidfd = -1, .ctl = -1}};
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->cond, NULL);
 
@@ -1185,11 +1269,23 @@ int pool_start(const Config *c, Pool **ret, char *why, size_t whyn) {
                 snprintf(why, whyn, "cannot copy /proc/self/exe for the zygote: %s", strerror(-r));
                 goto fail;
         }
-        p->init = (ZygoteInit){.magic = PROTO_MAGIC, .cfg = *c};
-        if (p->cgroups.mode == CGROUP_NONE)
-                p->init.flags |= ZYGOTE_F_RLIMIT_AS;
-        snprintf(p->init.root_dir, sizeof p->init.root_dir, "%s/root", p->rt);
-        snprintf(p->init.mpl_dir, sizeof p->init.mpl_dir, "%s/matplotlib", cache);
+        for (int i = 0; i < _POOL_KINDS; i++) {
+                Kind *k = &p->kinds[i];
+                k->init = (ZygoteInit){.magic = PROTO_MAGIC, .cfg = *c};
+                if (p->cgroups.mode == CGROUP_NONE)
+                        k->init.flags |= ZYGOTE_F_RLIMIT_AS;
+                snprintf(k->init.root_dir, sizeof k->init.root_dir, "%s/root", p->rt);
+                snprintf(k->init.mpl_dir, sizeof k->init.mpl_dir, "%s/matplotlib", cache);
+        }
+        p->kinds[POOL_FULL].name = "zygote";
+        p->kinds[POOL_FULL].enabled = true;
+        p->kinds[POOL_FULL].pool_size = c->pool_size;
+        /* With no libraries, the full zygote is already lean. */
+        p->kinds[POOL_LEAN].name = "lean zygote";
+        p->kinds[POOL_LEAN].enabled = c->lean_pool_size > 0 && c->preinstall_libs[0];
+        p->kinds[POOL_LEAN].pool_size = c->lean_pool_size;
+        p->kinds[POOL_LEAN].init.flags |= ZYGOTE_F_LEAN;
+        p->kinds[POOL_LEAN].init.cfg.preinstall_libs[0] = 0;
 
         p->rbuf = malloc(REPORT_MAX + 1);
         p->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -1271,6 +1367,12 @@ void pool_status(Pool *p, PoolStatus *ret) {
 
 const CgroupRoot *pool_cgroups(Pool *p) {
         return &p->cgroups;
+}
+
+PoolKind pool_route(Pool *p, const char *request, size_t len) {
+        if (!p->route)
+                return POOL_FULL;
+        return route_needs_full(p->route, request, len) ? POOL_FULL : POOL_LEAN;
 }
 
 void pool_stop(Pool *p) {

@@ -34,6 +34,13 @@ typedef struct RunResult {
         char internal_error[256];
 } RunResult;
 
+/* Which zygote a run is forked from (see pool.c, struct Kind). */
+typedef enum PoolKind {
+        POOL_FULL, /* PREINSTALL_LIBS imported */
+        POOL_LEAN, /* standard library only: much cheaper to fork */
+        _POOL_KINDS,
+} PoolKind;
+
 typedef struct Job Job;
 typedef void (*JobDone)(Job *job);
 
@@ -43,6 +50,7 @@ struct Job {
         char *request; /* JSON for the runner: {"code": ...}; owned by the job */
         size_t request_len;
         int client_fd; /* watched for hang-up while the job waits or runs; -1 if none */
+        PoolKind kind; /* from pool_route; POOL_FULL when unsure */
         JobDone done;
         void *userdata;
         RunResult result;
@@ -70,6 +78,9 @@ int pool_start(const Config *c, Pool **ret, char *why, size_t whyn);
 /* Queues a job. Returns 0, or -EBUSY when MAX_CONCURRENCY runs and QUEUE_SIZE waiting requests
  * are taken (503), or -ESHUTDOWN. Thread-safe. */
 int pool_submit(Pool *p, Job *job);
+
+/* The kind of sandbox a runner request (its JSON) needs. Thread-safe. */
+PoolKind pool_route(Pool *p, const char *request, size_t len);
 
 void pool_status(Pool *p, PoolStatus *ret);
 const CgroupRoot *pool_cgroups(Pool *p);

@@ -16,6 +16,7 @@
 /* Where the sandbox's files and memory limits come from; decided by the server at start-up. */
 enum {
         ZYGOTE_F_RLIMIT_AS = 1u << 0, /* no memory cgroup: cap the address space instead */
+        ZYGOTE_F_LEAN = 1u << 1, /* import no library, only common standard modules */
 };
 
 /* server -> zygote, once, right after the zygote starts. */
@@ -32,6 +33,9 @@ typedef struct ZygoteReady {
         uint32_t magic;
         int32_t error; /* 0 or a negative errno */
         char message[1024];
+        /* Space-separated top-level modules the zygote loaded beyond the standard library
+         * (pandas, numpy, scipy, ...): code naming none of them can use the lean zygote. */
+        char modules[8192];
 } ZygoteReady;
 
 /* server -> zygote: make one sandbox. Carries fds, in this order: the sandbox's end of its

@@ -244,3 +244,81 @@ def main():
     if os.getpid() == 1:
         _send(b"R", json.dumps({"exit_code": status, "error": error}).encode())
     os._exit(status)
+
+
+def learn(fd, steps):
+    """Runs in a throw-away child of the zygote at start-up, never in a sandbox: after what a
+    sandbox does before READY, it runs the warm-up steps once more and reports, on fd, which
+    pages of the zygote's memory each step wrote. Sandboxes then copy those pages in advance,
+    with one madvise per range, instead of taking a copy-on-write fault on each page in the
+    middle of a request (measured here: 40 us per faulted page, 12-20 us per page copied by
+    MADV_POPULATE_WRITE)."""
+    try:
+        _learn(fd, steps)
+    except BaseException:
+        os.write(2, ("snakebox: zygote: learning the pages runs write failed:\n%s"
+                     % traceback.format_exc()).encode())
+    os._exit(1)
+
+
+def _learn(fd, steps):
+    import contextlib
+    import struct
+    # fd 3 is the zygote's control socket here: make sure nothing can write to it.
+    null = os.open("/dev/null", os.O_WRONLY)
+    os.dup2(null, SOCK)
+    _prepare()
+    maps = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split()
+            perms = parts[1]
+            name = parts[5] if len(parts) > 5 else ""
+            if perms[:2] != "rw" or perms[3] != "p" or name in ("[vvar]", "[vdso]", "[vsyscall]", "[stack]"):
+                continue
+            a, b = (int(x, 16) for x in parts[0].split("-"))
+            maps.append((a, b))
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def exclusive():
+        # Bit 56 of a pagemap entry: the page is mapped by this process only. After fork every
+        # page is shared with the zygote; one this child writes becomes its own copy. (The
+        # kernel's soft-dirty bits would say the same, but are not built into every kernel.)
+        pages = set()
+        with open("/proc/self/pagemap", "rb") as pm:
+            for a, b in maps:
+                pm.seek(a // page * 8)
+                data = pm.read((b - a) // page * 8)
+                for i, (entry,) in enumerate(struct.iter_unpack("<Q", data)):
+                    if entry >> 63 & 1 and entry >> 56 & 1:
+                        pages.add(a + i * page)
+        return pages
+
+    # Learned step by step, in the order of how common the work is: a sandbox copies the
+    # pages of the first steps first, up to the zygote's budget.
+    seen = exclusive()
+    out = []
+    sink = io.StringIO()
+    for step in [lambda: print("Hello, World!")] + list(steps):
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            try:
+                step()
+            except Exception:
+                pass
+            json.dumps({"exit_code": 0, "error": None})
+        now = exclusive()
+        ranges = []
+        for addr in sorted(now - seen):
+            if ranges and ranges[-1][0] + ranges[-1][1] * page == addr:
+                ranges[-1][1] += 1
+            else:
+                ranges.append([addr, 1])
+        out += ranges
+        seen = now
+    blob = b"".join(struct.pack("<QQ", s, n) for s, n in out)
+    os.write(fd, struct.pack("<Q", len(out)))
+    view = memoryview(blob)
+    while view:
+        k = os.write(fd, view)
+        view = view[k:]
+    os._exit(0)

@@ -35,10 +35,12 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pylibs.h"
@@ -49,8 +51,15 @@
 #include "zygote.h"
 
 extern const char runner_py[];
+extern const char warmup_py[];
 
 #define RUNNER_FILE "<snakebox-runner>"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+/* At most this many ranges are kept: a bound on what a learning child can make us allocate. */
+#define PREFAULT_RANGES_MAX 65536
 
 static const char preload_py[] =
         "import os, sys, importlib, gc\n"
@@ -69,19 +78,39 @@ static const char preload_py[] =
         "        import matplotlib.pyplot\n"
         "        from matplotlib import font_manager  # loads, or builds once, the font cache\n"
         "    for m in ('json', 'traceback', 'linecache', 'types', 'io', 'random', 'threading',\n"
-        "              'atexit'):\n"
+        "              'atexit', 're', 'math', 'collections', 'datetime', 'itertools', 'functools',\n"
+        "              'string', 'time', 'statistics', 'decimal', 'fractions', 'csv', 'textwrap',\n"
+        "              'operator', 'copy', 'heapq', 'bisect', 'dataclasses', 'typing', 'enum'):\n"
         "        importlib.import_module(m)\n"
         "    return None\n"
         "ERROR = _preload()\n"
+        "if ERROR is None:\n"
+        "    _w = {'__name__': '_snakebox_warmup', '__builtins__': __builtins__}\n"
+        "    exec(compile(WARMUP, '<snakebox-warmup>', 'exec'), _w)\n"
+        "    _w['warm']()\n"
+        "    WARM = _w['steps']()\n"
+        "_std = set(sys.stdlib_module_names) | set(sys.builtin_module_names)\n"
+        "MODULES = ' '.join(sorted(n for n in {m.split('.')[0] for m in list(sys.modules)} - _std\n"
+        "                          if not n.startswith('_')))\n"
         "del os.environ['MPLCONFIGDIR']\n"
         "gc.collect()\n"
         "gc.freeze()\n";
+
+typedef struct PrefaultRange {
+        uint64_t start, pages;
+} PrefaultRange;
 
 typedef struct Zygote {
         int ctl;
         ZygoteInit init;
         SealPlan plan;
         PyObject *runner_main;
+        PyObject *runner_learn;
+        PyObject *warm;
+        PrefaultRange *prefault; /* pages sandboxes copy before they say READY */
+        char modules[8192]; /* reported in ZygoteReady */
+        const char *name; /* for log lines */
+        size_t nprefault;
 } Zygote;
 
 static int add_lib(const char *pkg, void *userdata) {
@@ -147,6 +176,13 @@ static int python_start(Zygote *z, char *msg, size_t n) {
                 return r;
         }
         PyObject *mpl = PyUnicode_FromString(z->init.mpl_dir);
+        PyObject *warmup = PyUnicode_FromString(warmup_py);
+        if (!warmup || PyDict_SetItemString(globals, "WARMUP", warmup) < 0) {
+                Py_XDECREF(warmup);
+                Py_XDECREF(mpl);
+                goto py_fail;
+        }
+        Py_DECREF(warmup);
         if (!mpl || PyDict_SetItemString(globals, "LIBS", libs) < 0 ||
                 PyDict_SetItemString(globals, "MPL_DIR", mpl) < 0 ||
                 PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0) {
@@ -168,6 +204,12 @@ static int python_start(Zygote *z, char *msg, size_t n) {
                 Py_DECREF(globals);
                 return -ENOENT;
         }
+        z->warm = PyDict_GetItemString(globals, "WARM");
+        Py_XINCREF(z->warm);
+        PyObject *modules = PyDict_GetItemString(globals, "MODULES");
+        const char *names = modules ? PyUnicode_AsUTF8(modules) : NULL;
+        if (names && strlen(names) < sizeof z->modules)
+                snprintf(z->modules, sizeof z->modules, "%s", names);
         Py_DECREF(globals);
 
         /* The runner: compiled under its own file name so its frames can be cut from
@@ -180,8 +222,9 @@ static int python_start(Zygote *z, char *msg, size_t n) {
         if (!mod)
                 goto py_fail;
         z->runner_main = PyObject_GetAttrString(mod, "main");
+        z->runner_learn = PyObject_GetAttrString(mod, "learn");
         Py_DECREF(mod);
-        if (!z->runner_main)
+        if (!z->runner_main || !z->runner_learn)
                 goto py_fail;
         return 0;
 
@@ -208,6 +251,12 @@ _noreturn_ static void child_main(Zygote *z, int *fds, int sync_fd) {
         PyOS_AfterFork_Child();
         if (seal_run(&z->plan, fds[0], fds[1], fds[2], sync_fd) < 0)
                 _exit(127);
+        /* Copy, now, the pages a run is expected to write (see learn_prefault). Failures only
+         * mean the faults happen later, as they would without this. */
+        long page = sysconf(_SC_PAGESIZE);
+        for (size_t i = 0; i < z->nprefault; i++)
+                (void)madvise((void *)(uintptr_t)z->prefault[i].start, z->prefault[i].pages * (size_t)page,
+                        MADV_POPULATE_WRITE);
         PyObject *r = PyObject_CallNoArgs(z->runner_main);
         /* main() leaves with os._exit; reaching here is a runner bug. */
         if (!r)
@@ -260,6 +309,54 @@ static int spawn_one(Zygote *z, int *fds, size_t nfds, size_t ncgroups, pid_t *r
         return 0;
 }
 
+/* Learns which pages of the zygote a typical run writes: a plain fork (not a sandbox: it runs
+ * only our warm-up code) clears the soft-dirty bits, runs the warm-up again and reports the
+ * dirty page ranges (runner.py: learn). On any failure sandboxes simply pre-copy nothing. */
+static void learn_prefault(Zygote *z) {
+        _cleanup_close_pair_ int p[2] = {-1, -1};
+        uint64_t n = 0;
+
+        if (z->init.cfg.prefault_bytes == 0 || !z->warm || pipe2(p, O_CLOEXEC) < 0)
+                return;
+        PyOS_BeforeFork();
+        pid_t pid = fork();
+        if (pid == 0) {
+                PyOS_AfterFork_Child();
+                PyObject *r = PyObject_CallFunction(z->runner_learn, "iO", p[1], z->warm);
+                if (!r)
+                        PyErr_Print();
+                _exit(1);
+        }
+        PyOS_AfterFork_Parent();
+        if (pid < 0)
+                return;
+        p[1] = safe_close(p[1]);
+        FILE *f = fdopen(p[0], "r");
+        if (f) {
+                p[0] = -1;
+                if (fread(&n, sizeof n, 1, f) == 1 && n > 0 && n <= PREFAULT_RANGES_MAX) {
+                        PrefaultRange *r = calloc(n, sizeof *r);
+                        if (r && fread(r, sizeof *r, n, f) == n) {
+                                z->prefault = r;
+                                z->nprefault = n;
+                        } else
+                                free(r);
+                }
+                fclose(f);
+        }
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        /* Ranges come most common work first: keep them up to PREFAULT_MB. */
+        uint64_t pages = 0, budget = z->init.cfg.prefault_bytes / (uint64_t)sysconf(_SC_PAGESIZE);
+        size_t keep = 0;
+        for (; keep < z->nprefault && pages + z->prefault[keep].pages <= budget; keep++)
+                pages += z->prefault[keep].pages;
+        z->nprefault = keep;
+        log_info("%s: sandboxes pre-copy %llu pages (%llu KiB) in %zu ranges", z->name,
+                (unsigned long long)pages,
+                (unsigned long long)pages * (uint64_t)sysconf(_SC_PAGESIZE) / 1024, z->nprefault);
+}
+
 static int serve_requests(Zygote *z) {
         for (;;) {
                 SpawnRequest req;
@@ -300,7 +397,6 @@ int zygote_main(void) {
         /* If the server is already gone, the first recv below sees the socket closed. */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
                 return 1;
-        prctl(PR_SET_NAME, "snakebox-zygote", 0, 0, 0);
 
         size_t nfds = 0;
         ssize_t k = fd_recv(z.ctl, &z.init, sizeof z.init, NULL, &nfds);
@@ -309,6 +405,8 @@ int zygote_main(void) {
                 return 1;
         }
         z.init.cfg.preinstall_libs[sizeof z.init.cfg.preinstall_libs - 1] = 0;
+        z.name = z.init.flags & ZYGOTE_F_LEAN ? "lean zygote" : "zygote";
+        prctl(PR_SET_NAME, z.init.flags & ZYGOTE_F_LEAN ? "snakebox-lean" : "snakebox-zygote", 0, 0, 0);
         z.init.root_dir[sizeof z.init.root_dir - 1] = 0;
         z.init.mpl_dir[sizeof z.init.mpl_dir - 1] = 0;
 
@@ -328,6 +426,10 @@ int zygote_main(void) {
                                 "started %d threads",
                                 thread_count());
                 }
+        }
+        if (ready.error == 0) {
+                learn_prefault(&z);
+                memcpy(ready.modules, z.modules, sizeof ready.modules);
         }
         r = fd_send(z.ctl, &ready, sizeof ready, NULL, 0);
         if (r < 0 || ready.error < 0)

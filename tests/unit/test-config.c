@@ -41,10 +41,12 @@ static const NumSpec numbers[] = {
         SPEC("QUEUE_SIZE", queue_size, 64, 0, 100000, 1, NULL),
         SPEC("QUEUE_TIMEOUT", queue_timeout_sec, 60, 1, 3600, 1, "seconds"),
         SPEC("POOL_SIZE", pool_size, 4, 0, 256, 1, NULL),
+        SPEC("LEAN_POOL_SIZE", lean_pool_size, 4, 0, 256, 1, NULL),
         SPEC("MEMORY_LIMIT_MB", memory_limit_bytes, 512, 16, 1048576, MIB, "megabytes"),
         SPEC("MAX_PROCESSES", max_processes, 64, 1, 4096, 1, NULL),
         SPEC("TMP_SIZE_MB", tmp_size_bytes, 64, 1, 1048576, MIB, "megabytes"),
         SPEC("MAX_FILE_SIZE_MB", max_file_size_bytes, 64, 1, 1048576, MIB, "megabytes"),
+        SPEC("PREFAULT_MB", prefault_bytes, 16, 0, 1024, MIB, "megabytes"),
         SPEC("MAX_OPEN_FILES", max_open_files, 256, 16, 65536, 1, NULL),
         SPEC("MAX_OUTPUT_BYTES", max_output_bytes, 1048576, 1024, 1073741824, 1, "bytes"),
         SPEC("MAX_REQUEST_BYTES", max_request_bytes, 1048576, 1024, 1073741824, 1, "bytes"),
@@ -62,10 +64,12 @@ static const char *const key_order[] = {
         "QUEUE_SIZE",
         "QUEUE_TIMEOUT",
         "POOL_SIZE",
+        "LEAN_POOL_SIZE",
         "MEMORY_LIMIT_MB",
         "MAX_PROCESSES",
         "TMP_SIZE_MB",
         "MAX_FILE_SIZE_MB",
+        "PREFAULT_MB",
         "MAX_OPEN_FILES",
         "MAX_OUTPUT_BYTES",
         "MAX_REQUEST_BYTES",
@@ -290,7 +294,7 @@ static void test_number_message_exact(void **state) {
 
 static void test_number_forms_accepted(void **state) {
         const NumSpec *timeout = &numbers[0];
-        const NumSpec *uid = &numbers[13];
+        const NumSpec *uid = &numbers[15];
         Config c;
         char *err = NULL;
 
