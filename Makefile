@@ -29,7 +29,7 @@ BLOB := $(BUILD)/obj/runner-blob.o
 OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS)) $(BLOB)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
-.PHONY: all run test unit api deps check clean format format-check example
+.PHONY: all run test unit api deps check clean format format-check example bench
 all: $(BUILD)/snakebox
 
 # V=1 shows the commands.
@@ -86,6 +86,13 @@ test: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) api
+
+# The benchmark (bench/README.md): latency, throughput, memory, against baselines measured in the
+# same run. Not a test; BENCH_ARGS=--quick for a short run.
+bench:
+	scripts/install-deps bench
+	$(MAKE) all
+	$(PYTHON) bench/bench.py $(BENCH_ARGS)
 
 check: $(BUILD)/snakebox
 	$(BUILD)/snakebox check
