@@ -8,16 +8,23 @@
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "upload.h"
 #include "util/macro.h"
 #include "util/utf8.h"
 
 /* jansson's own cleanup attribute (json_auto_t) under our naming. */
 #define _cleanup_json_ _cleanup_(json_decrefp)
 
-static const char *const allowed_fields[] = {"code"};
+static const char *const allowed_fields[] = {
+        "code", "stdin", "files", "return_files", "timeout", "memory_mb", "image_format"};
+#define ALLOWED_FIELDS_TEXT "code, stdin, files, return_files, timeout, memory_mb, image_format"
+
+#define RETURN_PATTERNS_MAX 64
+#define RETURN_PATTERN_LEN_MAX 256
 
 static bool is_blank(const char *s, size_t n) {
         for (size_t i = 0; i < n; i++)
@@ -27,8 +34,121 @@ static bool is_blank(const char *s, size_t n) {
         return true;
 }
 
-int api_decode_request(const char *body, size_t len, char **ret, size_t *ret_len, char *why, size_t whyn) {
+/* "files": each entry {"name", "content", "encoding"?}; names checked by upload.c. */
+static int check_files(json_t *files, const Config *c, char *why, size_t whyn) {
+        char reason[160];
+        size_t index;
+        json_t *f;
+
+        if (!json_is_array(files)) {
+                snprintf(why, whyn,
+                        "field \"files\" must be a list of {\"name\", \"content\", \"encoding\"}");
+                return 400;
+        }
+        size_t n = json_array_size(files);
+        if (n > c->max_files) {
+                snprintf(why, whyn, "field \"files\": %zu files, more than MAX_FILES (%u)", n, c->max_files);
+                return 400;
+        }
+        _cleanup_free_ const char **names = calloc(n ? n : 1, sizeof *names);
+        if (!names)
+                return 503;
+        uint64_t total = 0;
+        json_array_foreach(files, index, f) {
+                if (!json_is_object(f)) {
+                        snprintf(why, whyn, "field \"files\": entry %zu is not an object", index);
+                        return 400;
+                }
+                json_t *name = json_object_get(f, "name"), *content = json_object_get(f, "content"),
+                       *encoding = json_object_get(f, "encoding");
+                if (!json_is_string(name)) {
+                        snprintf(why, whyn, "field \"files\": entry %zu needs a \"name\" string", index);
+                        return 400;
+                }
+                const char *nm = json_string_value(name);
+                size_t nlen = json_string_length(name);
+                if (upload_check_name(nm, nlen, reason, sizeof reason) < 0) {
+                        snprintf(why, whyn, "file \"%.200s\": %s", nm, reason);
+                        return 400;
+                }
+                const char *key;
+                json_t *v;
+                json_object_foreach(f, key, v) {
+                        if (strcmp(key, "name") && strcmp(key, "content") && strcmp(key, "encoding")) {
+                                snprintf(why, whyn,
+                                        "file \"%.200s\": unknown key \"%.60s\" (allowed: name, content, "
+                                        "encoding)",
+                                        nm, key);
+                                return 400;
+                        }
+                }
+                if (!json_is_string(content)) {
+                        snprintf(why, whyn, "file \"%.200s\": \"content\" must be a string", nm);
+                        return 400;
+                }
+                const char *enc = encoding ? json_string_value(encoding) : "utf-8";
+                size_t size = json_string_length(content);
+                if (!enc || (strcmp(enc, "utf-8") != 0 && strcmp(enc, "base64") != 0)) {
+                        snprintf(why, whyn, "file \"%.200s\": \"encoding\" must be \"utf-8\" or \"base64\"",
+                                nm);
+                        return 400;
+                }
+                if (strcmp(enc, "base64") == 0 && upload_base64_size(json_string_value(content),
+                                                          json_string_length(content), &size) < 0) {
+                        snprintf(why, whyn, "file \"%.200s\": \"content\" is not valid base64", nm);
+                        return 400;
+                }
+                total += size;
+                if (total > c->max_files_bytes) {
+                        snprintf(why, whyn, "field \"files\": more than MAX_FILES_BYTES (%llu bytes) in all",
+                                (unsigned long long)c->max_files_bytes);
+                        return 400;
+                }
+                names[index] = nm;
+        }
+        const char *clash = NULL;
+        int r = upload_find_conflict(names, n, &clash);
+        if (r < 0)
+                return 503;
+        if (r > 0) {
+                snprintf(why, whyn,
+                        "file \"%.200s\": given twice, or also used as a directory by another file", clash);
+                return 400;
+        }
+        return 0;
+}
+
+static int check_return_files(json_t *v, char *why, size_t whyn) {
+        size_t i;
+        json_t *pat;
+        if (json_is_boolean(v))
+                return 0;
+        if (!json_is_array(v) || json_array_size(v) > RETURN_PATTERNS_MAX) {
+                snprintf(why, whyn,
+                        "field \"return_files\" must be true, false, or a list of at most %d glob patterns",
+                        RETURN_PATTERNS_MAX);
+                return 400;
+        }
+        json_array_foreach(v, i, pat) {
+                if (!json_is_string(pat) || json_string_length(pat) == 0 ||
+                        json_string_length(pat) > RETURN_PATTERN_LEN_MAX ||
+                        memchr(json_string_value(pat), 0, json_string_length(pat))) {
+                        snprintf(why, whyn,
+                                "field \"return_files\": pattern %zu must be a non-empty string of at most "
+                                "%d bytes",
+                                i, RETURN_PATTERN_LEN_MAX);
+                        return 400;
+                }
+        }
+        return 0;
+}
+
+int api_decode_request(
+        const char *body, size_t len, const Config *c, ApiRequest *ret, char *why, size_t whyn) {
         json_error_t e;
+        int r;
+
+        *ret = (ApiRequest){0};
         _cleanup_json_ json_t *root =
                 json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &e);
         if (!root) {
@@ -47,7 +167,9 @@ int api_decode_request(const char *body, size_t len, char **ret, size_t *ret_len
                 for (size_t i = 0; i < ELEMENTSOF(allowed_fields); i++)
                         known = known || strcmp(key, allowed_fields[i]) == 0;
                 if (!known) {
-                        snprintf(why, whyn, "unknown field \"%.100s\": the allowed field is \"code\"", key);
+                        snprintf(why, whyn,
+                                "unknown field \"%.100s\": the allowed fields are " ALLOWED_FIELDS_TEXT,
+                                key);
                         return 400;
                 }
         }
@@ -70,7 +192,88 @@ int api_decode_request(const char *body, size_t len, char **ret, size_t *ret_len
                 snprintf(why, whyn, "field \"code\" must not contain NUL characters (\\u0000)");
                 return 400;
         }
-        return api_runner_request(src, n, ret, ret_len) < 0 ? 503 : 0;
+
+        _cleanup_json_ json_t *runner = json_pack("{sO}", "code", code);
+        if (!runner)
+                return 503;
+
+        json_t *stdin_v = json_object_get(root, "stdin");
+        if (stdin_v) {
+                if (!json_is_string(stdin_v)) {
+                        snprintf(why, whyn, "field \"stdin\" must be a string");
+                        return 400;
+                }
+                json_object_set(runner, "stdin", stdin_v);
+        }
+        json_t *files = json_object_get(root, "files");
+        if (files) {
+                r = check_files(files, c, why, whyn);
+                if (r)
+                        return r;
+                json_object_set(runner, "files", files);
+        }
+        json_t *ret_files = json_object_get(root, "return_files");
+        if (ret_files) {
+                r = check_return_files(ret_files, why, whyn);
+                if (r)
+                        return r;
+                if (!json_is_false(ret_files) &&
+                        !(json_is_array(ret_files) && json_array_size(ret_files) == 0)) {
+                        json_object_set(runner, "return_files", ret_files);
+                        ret->want_files = true;
+                } else if (json_is_array(ret_files))
+                        ret->want_files = true;
+        }
+        json_t *timeout = json_object_get(root, "timeout");
+        if (timeout) {
+                double t = json_is_number(timeout) ? json_number_value(timeout) : -1;
+                if (!(t > 0) || t > c->timeout_sec) {
+                        snprintf(why, whyn,
+                                "field \"timeout\" must be a number of seconds above 0 and at most %u "
+                                "(the server's EXECUTION_TIMEOUT)",
+                                c->timeout_sec);
+                        return 400;
+                }
+                ret->timeout_ms = (uint32_t)(t * 1000 + 0.5);
+                if (ret->timeout_ms == 0)
+                        ret->timeout_ms = 1;
+                json_object_set_new(runner, "timeout_sec", json_real(t));
+        }
+        json_t *mem = json_object_get(root, "memory_mb");
+        if (mem) {
+                uint64_t max_mb = c->memory_limit_bytes >> 20;
+                if (!json_is_integer(mem) || json_integer_value(mem) < 16 ||
+                        (uint64_t)json_integer_value(mem) > max_mb) {
+                        snprintf(why, whyn,
+                                "field \"memory_mb\" must be a whole number from 16 to %llu (the server's "
+                                "MEMORY_LIMIT_MB)",
+                                (unsigned long long)max_mb);
+                        return 400;
+                }
+                ret->memory_bytes = (uint64_t)json_integer_value(mem) << 20;
+                json_object_set_new(runner, "memory_bytes", json_integer((json_int_t)ret->memory_bytes));
+        }
+        json_t *fmt = json_object_get(root, "image_format");
+        if (fmt) {
+                const char *f = json_string_value(fmt);
+                if (!f || (strcmp(f, "png") != 0 && strcmp(f, "svg") != 0)) {
+                        snprintf(why, whyn, "field \"image_format\" must be \"png\" or \"svg\"");
+                        return 400;
+                }
+                json_object_set(runner, "image_format", fmt);
+        }
+        json_t *limits = json_pack("{sI sI sI sI sI}", "images", (json_int_t)c->max_images, "image_bytes",
+                (json_int_t)c->max_image_bytes, "return_file_bytes", (json_int_t)c->max_return_file_bytes,
+                "return_bytes", (json_int_t)c->max_return_bytes, "result_bytes",
+                (json_int_t)c->max_result_bytes);
+        if (!limits || json_object_set_new(runner, "limits", limits) < 0)
+                return 503;
+
+        ret->runner = json_dumps(runner, JSON_COMPACT);
+        if (!ret->runner)
+                return 503;
+        ret->runner_len = strlen(ret->runner);
+        return 0;
 }
 
 int api_runner_request(const char *code, size_t n, char **ret, size_t *ret_len) {
@@ -118,11 +321,20 @@ static const char *signal_name(int sig, char *buf, size_t n) {
         return buf;
 }
 
-/* The runner's report of the exception, if it is well-formed. */
-static json_t *report_error(const RunResult *r) {
-        if (!r->report)
+/* The runner's report, parsed, if it is complete and well-formed; NULL otherwise. */
+static json_t *load_report(const RunResult *r) {
+        if (!r->report_done || r->report.dropped || !r->report.len)
                 return NULL;
-        _cleanup_json_ json_t *rep = json_loadb(r->report, r->report_len, 0, NULL);
+        json_t *rep = json_loadb(r->report.data, r->report.len, 0, NULL);
+        if (rep && !json_is_object(rep)) {
+                json_decref(rep);
+                return NULL;
+        }
+        return rep;
+}
+
+/* The runner's report of the exception, if it is well-formed. */
+static json_t *report_error(json_t *rep) {
         json_t *e = rep ? json_object_get(rep, "error") : NULL;
         if (!json_is_object(e))
                 return NULL;
@@ -136,6 +348,40 @@ static json_t *report_error(const RunResult *r) {
 
 static json_t *limit_error(const char *type, const char *message) {
         return json_pack("{sssssn}", "type", type, "message", message, "traceback");
+}
+
+/* The data results the runner reported (images, result, files), checked for their types: the
+ * report comes from the sandbox, so anything malformed is dropped rather than passed on. */
+static int add_results(json_t *o, json_t *rep, const RunResult *r) {
+        json_t *images = json_array();
+        json_t *in = rep ? json_object_get(rep, "images") : NULL;
+        size_t i;
+        json_t *img;
+        if (!images)
+                return -1;
+        json_array_foreach(in, i, img) {
+                if (json_is_object(img) && json_is_string(json_object_get(img, "format")) &&
+                        json_is_integer(json_object_get(img, "width")) &&
+                        json_is_integer(json_object_get(img, "height")) &&
+                        json_is_string(json_object_get(img, "data")))
+                        json_array_append(images, img);
+        }
+        if (json_object_set_new(o, "images", images) < 0)
+                return -1;
+        json_t *dropped = rep ? json_object_get(rep, "images_dropped") : NULL;
+        if (json_object_set_new(o, "images_dropped",
+                    json_integer(json_is_integer(dropped) ? json_integer_value(dropped) : 0)) < 0)
+                return -1;
+        json_t *result = rep ? json_object_get(rep, "result") : NULL;
+        if (json_object_set(o, "result", json_is_object(result) ? result : json_null()) < 0)
+                return -1;
+        if (r->want_files) {
+                json_t *files = rep ? json_object_get(rep, "files") : NULL;
+                if (json_object_set_new(
+                            o, "files", json_is_array(files) ? json_incref(files) : json_array()) < 0)
+                        return -1;
+        }
+        return 0;
 }
 
 int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *ret_len) {
@@ -161,20 +407,28 @@ int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *re
         }
 
         bool ok = r->outcome == RUN_EXITED && r->signal == 0 && r->exit_code == 0;
+        _cleanup_json_ json_t *rep = load_report(r);
         json_t *error = NULL;
         const char *suffix = NULL;
         switch (r->outcome) {
         case RUN_TIMEOUT:
-                snprintf(msg, sizeof msg, "Timeout Error: Code execution exceeded %u seconds",
-                        r->timeout_sec);
+                if (r->timeout_ms % 1000 == 0)
+                        snprintf(msg, sizeof msg, "Timeout Error: Code execution exceeded %u seconds",
+                                r->timeout_ms / 1000);
+                else
+                        snprintf(msg, sizeof msg, "Timeout Error: Code execution exceeded %g seconds",
+                                r->timeout_ms / 1000.0);
                 suffix = msg;
                 error = limit_error("Timeout", msg + strlen("Timeout Error: "));
                 break;
         case RUN_MEMORY_LIMIT:
                 snprintf(msg, sizeof msg,
-                        "Memory Limit Error: the program used more than MEMORY_LIMIT_MB (%llu MB) and was "
-                        "killed",
-                        (unsigned long long)(c->memory_limit_bytes >> 20));
+                        "Memory Limit Error: the program used more than %s (%llu MB) and was killed",
+                        r->memory_bytes && r->memory_bytes < c->memory_limit_bytes
+                                ? "the request's memory_mb"
+                                : "MEMORY_LIMIT_MB",
+                        (unsigned long long)((r->memory_bytes ? r->memory_bytes : c->memory_limit_bytes) >>
+                                             20));
                 suffix = msg;
                 error = limit_error("MemoryLimit", msg + strlen("Memory Limit Error: "));
                 break;
@@ -189,7 +443,7 @@ int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *re
         default:
                 if (ok)
                         break;
-                error = report_error(r);
+                error = report_error(rep);
                 msg[0] = 0;
                 if (r->signal) {
                         snprintf(msg, sizeof msg, "Killed by %s", signal_name(r->signal, sig, sizeof sig));
@@ -245,7 +499,8 @@ int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *re
                 json_object_set_new(o, "duration_ms", json_integer((json_int_t)r->duration_ms)) < 0 ||
                 json_object_set_new(o, "cpu_ms", json_integer((json_int_t)r->cpu_ms)) < 0 ||
                 json_object_set_new(o, "memory_peak_bytes", json_integer((json_int_t)r->memory_peak_bytes)) <
-                        0)
+                        0 ||
+                add_results(o, rep, r) < 0)
                 return 503;
         char *s = json_dumps(o, JSON_COMPACT);
         if (!s)

@@ -2,15 +2,26 @@
  * the HTTP layer calls these and sends what they return. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "pool.h"
 
-/* Decodes and validates a request body. On success returns 0 and sets *ret to a malloc'ed JSON
- * document for the runner and *ret_len to its length. On a bad request returns an HTTP status
- * (400) and writes the reason, meant for the client, into why. Does not log. */
-int api_decode_request(const char *body, size_t len, char **ret, size_t *ret_len, char *why, size_t whyn);
+typedef struct ApiRequest {
+        char *runner; /* malloc'ed JSON for the runner (runner.py main) */
+        size_t runner_len;
+        uint32_t timeout_ms; /* the request's "timeout", or 0 */
+        uint64_t memory_bytes; /* the request's "memory_mb", or 0 */
+        bool want_files; /* "return_files" was given (and not false) */
+} ApiRequest;
+
+/* Decodes and validates a request body against the limits of c. On success returns 0 and fills
+ * *ret (the caller frees ret->runner). On a bad request returns an HTTP status (400) and writes
+ * the reason, meant for the client, into why; 503 on out-of-memory. Does not log. */
+int api_decode_request(
+        const char *body, size_t len, const Config *c, ApiRequest *ret, char *why, size_t whyn);
 
 /* Builds the runner's request for code (n bytes). Returns 0 and a malloc'ed JSON text, or
  * -ENOMEM. */

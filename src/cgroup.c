@@ -293,6 +293,22 @@ fail:
         return r;
 }
 
+int cgroup_set_memory(const CgroupRoot *root, const Cgroup *cg, uint64_t bytes) {
+        char v[32];
+        int r;
+        if (root->mode == CGROUP_NONE || !cg->mem[0])
+                return -EOPNOTSUPP;
+        snprintf(v, sizeof v, "%" PRIu64, bytes);
+        if (root->mode == CGROUP_V1) {
+                /* memsw must stay >= the memory limit: lower it second. */
+                r = write_knob(cg->mem, "memory.limit_in_bytes", v);
+                if (r == 0 && file_exists(cg->mem, "memory.memsw.limit_in_bytes"))
+                        r = write_knob(cg->mem, "memory.memsw.limit_in_bytes", v);
+                return r;
+        }
+        return write_knob(cg->mem, "memory.max", v);
+}
+
 void cgroup_close_fds(Cgroup *cg) {
         for (int i = 0; i < 2; i++)
                 cg->procs_fds[i] = safe_close(cg->procs_fds[i]);

@@ -47,6 +47,10 @@ void cgroup_root_destroy(CgroupRoot *root);
  * -errno. Does not log. */
 int cgroup_create(const CgroupRoot *root, uint64_t id, const Config *c, Cgroup *ret);
 
+/* Lowers the run's memory limit (a request's memory_mb). Returns 0, -EOPNOTSUPP without a
+ * memory cgroup, or -errno. */
+int cgroup_set_memory(const CgroupRoot *root, const Cgroup *cg, uint64_t bytes);
+
 /* Closes the procs fds (once the zygote placed the child). */
 void cgroup_close_fds(Cgroup *cg);
 

@@ -42,6 +42,17 @@ typedef struct Config {
         uint64_t max_output_bytes;
         /* MAX_REQUEST_BYTES: largest request body; beyond it 413. */
         uint64_t max_request_bytes;
+        /* MAX_FILES, MAX_FILES_BYTES: files a request may upload, and their decoded size. */
+        uint32_t max_files;
+        uint64_t max_files_bytes;
+        /* MAX_RETURN_FILE_BYTES, MAX_RETURN_BYTES: a returned file, and all of them. */
+        uint64_t max_return_file_bytes;
+        uint64_t max_return_bytes;
+        /* MAX_IMAGES, MAX_IMAGE_BYTES: figures returned, and the size of one. */
+        uint32_t max_images;
+        uint64_t max_image_bytes;
+        /* MAX_RESULT_BYTES: characters kept of the last expression's text/plain and text/html. */
+        uint64_t max_result_bytes;
         /* SANDBOX_UID, SANDBOX_GID: host ids a run executes as (when the server is root). */
         uint32_t sandbox_uid;
         uint32_t sandbox_gid;

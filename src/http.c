@@ -143,10 +143,9 @@ static enum MHD_Result on_body_complete(Http *h, Req *req) {
                         (unsigned long long)h->cfg.max_request_bytes);
                 return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, why, NULL, NULL);
         }
-        char *runner_json = NULL;
-        size_t runner_len = 0;
-        int code = api_decode_request(req->body.data ? req->body.data : "", req->body.len, &runner_json,
-                &runner_len, why, sizeof why);
+        ApiRequest ar;
+        int code = api_decode_request(
+                req->body.data ? req->body.data : "", req->body.len, &h->cfg, &ar, why, sizeof why);
         buf_free(&req->body);
         if (code == 503)
                 return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", NULL, NULL);
@@ -156,10 +155,13 @@ static enum MHD_Result on_body_complete(Http *h, Req *req) {
         const union MHD_ConnectionInfo *ci =
                 MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         req->job = (Job){
-                .request = runner_json,
-                .request_len = runner_len,
+                .request = ar.runner,
+                .request_len = ar.runner_len,
                 .client_fd = ci ? ci->connect_fd : -1,
-                .kind = pool_route(h->pool, runner_json, runner_len),
+                .kind = pool_route(h->pool, ar.runner, ar.runner_len),
+                .timeout_ms = ar.timeout_ms,
+                .memory_bytes = ar.memory_bytes,
+                .want_files = ar.want_files,
                 .done = job_done,
                 .userdata = req,
         };

@@ -64,7 +64,9 @@
 #include "util/macro.h"
 #include "zygote.h"
 
-#define REPORT_MAX (256 * 1024)
+/* Receive buffer: larger than any frame a sandbox sends (runner.py CHUNK), so frames arrive
+ * whole; a bigger one is cut and only hurts its sender. */
+#define RBUF_SIZE (256 * 1024)
 #define DRAIN_GRACE_MS 1000
 #define TICK_MS 250
 #define SEAL_FAILURES_FATAL 3
@@ -517,16 +519,25 @@ static void sb_assign(Pool *p, Sandbox *sb, Job *job) {
         sb->cpu_base_ms = proc_cpu_ms(sb->pid); /* sealing is not the run's time */
         /* Back to normal priority from the zygote's lower one (see zygote.c). */
         setpriority(PRIO_PROCESS, (id_t)sb->pid, 0);
-        job->result.timeout_sec = p->cfg.timeout_sec;
-        arm_timer(sb->timer, (uint64_t)p->cfg.timeout_sec * 1000);
+        uint64_t timeout_ms = job->timeout_ms ? job->timeout_ms : (uint64_t)p->cfg.timeout_sec * 1000;
+        job->result.timeout_ms = (uint32_t)timeout_ms;
+        job->result.memory_bytes = p->cfg.memory_limit_bytes;
+        if (job->memory_bytes && job->memory_bytes < p->cfg.memory_limit_bytes) {
+                /* Without a memory cgroup the runner lowers its RLIMIT_AS itself. */
+                int r = cgroup_set_memory(&p->cgroups, &sb->cg, job->memory_bytes);
+                if (r < 0 && r != -EOPNOTSUPP)
+                        log_errno(r, "cannot lower a run's memory limit");
+                job->result.memory_bytes = job->memory_bytes;
+        }
+        arm_timer(sb->timer, timeout_ms);
         sb_send_request(p, sb);
 }
 
-/* The exit code the runner reported, if its report is well-formed. */
+/* The exit code the runner reported, if its report is complete and well-formed. */
 static bool report_exit_code(const RunResult *r, int *ret) {
-        if (!r->report)
+        if (!r->report_done || r->report.dropped || !r->report.len)
                 return false;
-        json_t *j = json_loadb(r->report, r->report_len, 0, NULL);
+        json_t *j = json_loadb(r->report.data, r->report.len, 0, NULL);
         json_t *e = j ? json_object_get(j, "exit_code") : NULL;
         bool ok = json_is_integer(e) && json_integer_value(e) >= 0 && json_integer_value(e) <= 255;
         if (ok)
@@ -664,17 +675,11 @@ static void on_frame(Pool *p, Sandbox *sb, const char *m, size_t n) {
         case SB_RUNNING:
                 if (m[0] == FRAME_STDOUT || m[0] == FRAME_STDERR)
                         sb_output(p, sb, m[0] == FRAME_STDOUT ? 1 : 2, m + 1, n - 1);
-                else if (m[0] == FRAME_RESULT && n - 1 <= REPORT_MAX) {
+                else if (m[0] == FRAME_RESULT && !sb->job->result.report_done) {
                         RunResult *r = &sb->job->result;
-                        char *c = malloc(n);
-                        if (c) {
-                                memcpy(c, m + 1, n - 1);
-                                c[n - 1] = 0;
-                                free(r->report);
-                                r->report = c;
-                                r->report_len = n - 1;
-                        }
-                }
+                        buf_append(&r->report, m + 1, n - 1);
+                } else if (m[0] == FRAME_RESULT_END && n == 1)
+                        sb->job->result.report_done = true;
                 break;
         default:
                 /* A waiting sandbox has nothing to say; one that talks is not ours to trust. */
@@ -687,7 +692,7 @@ static void on_sb_sock(Pool *p, Sandbox *sb, uint32_t events) {
         if (events & EPOLLOUT && sb->state == SB_RUNNING && sb->job)
                 sb_send_request(p, sb);
         for (int i = 0; i < 64 && !sb->sock_eof; i++) {
-                ssize_t k = recv(sb->sock, p->rbuf, REPORT_MAX + 1, MSG_DONTWAIT);
+                ssize_t k = recv(sb->sock, p->rbuf, RBUF_SIZE, MSG_DONTWAIT);
                 if (k < 0) {
                         if (errno == EAGAIN || errno == EINTR)
                                 break;
@@ -1220,8 +1225,7 @@ void run_result_free(RunResult *r) {
         buf_free(&r->out);
         buf_free(&r->err);
         buf_free(&r->merged);
-        free(r->report);
-        r->report = NULL;
+        buf_free(&r->report);
 }
 
 static void pool_free(Pool *p) {
@@ -1287,7 +1291,7 @@ int pool_start(const Config *c, Pool **ret, char *why, size_t whyn) {
         p->kinds[POOL_LEAN].init.flags |= ZYGOTE_F_LEAN;
         p->kinds[POOL_LEAN].init.cfg.preinstall_libs[0] = 0;
 
-        p->rbuf = malloc(REPORT_MAX + 1);
+        p->rbuf = malloc(RBUF_SIZE);
         p->epfd = epoll_create1(EPOLL_CLOEXEC);
         p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         p->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -1336,10 +1340,17 @@ int pool_submit(Pool *p, Job *job) {
         job->next = NULL;
         job->sandbox = NULL;
         job->watch = NULL;
-        job->result = (RunResult){0};
+        job->result = (RunResult){.want_files = job->want_files};
         buf_init(&job->result.out, p->cfg.max_output_bytes);
         buf_init(&job->result.err, p->cfg.max_output_bytes);
         buf_init(&job->result.merged, p->cfg.max_output_bytes);
+        /* The report carries returned files and figures, base64-encoded (4/3), and the
+         * last expression's value twice; a report over this is dropped. */
+        buf_init(&job->result.report,
+                1024 * 1024 +
+                        (p->cfg.max_return_bytes + (uint64_t)p->cfg.max_images * p->cfg.max_image_bytes) /
+                                3 * 4 +
+                        4 * p->cfg.max_result_bytes);
 
         pthread_mutex_lock(&p->lock);
         if (p->stopping) {

@@ -27,10 +27,12 @@ typedef struct RunResult {
         Buf out, err, merged;
         bool truncated;
         bool process_limit_hit;
-        char *report; /* the runner's 'R' frame (JSON), or NULL */
-        size_t report_len;
+        Buf report; /* the runner's report (JSON), from its 'R' frames */
+        bool report_done; /* its 'Z' frame came: the report is complete */
         uint64_t duration_ms, cpu_ms, memory_peak_bytes;
-        uint32_t timeout_sec;
+        uint32_t timeout_ms; /* the deadline this run had */
+        uint64_t memory_bytes; /* the memory limit this run had */
+        bool want_files; /* the request asked for return_files */
         char internal_error[256];
 } RunResult;
 
@@ -51,6 +53,9 @@ struct Job {
         size_t request_len;
         int client_fd; /* watched for hang-up while the job waits or runs; -1 if none */
         PoolKind kind; /* from pool_route; POOL_FULL when unsure */
+        uint32_t timeout_ms; /* tighter than EXECUTION_TIMEOUT, or 0 */
+        uint64_t memory_bytes; /* tighter than MEMORY_LIMIT_MB, or 0 */
+        bool want_files; /* copied to result.want_files */
         JobDone done;
         void *userdata;
         RunResult result;

@@ -60,7 +60,8 @@ enum {
         FRAME_FAIL = 'F', /* followed by SealFailure: sealing failed, nothing ran */
         FRAME_STDOUT = 'O', /* followed by bytes written to sys.stdout */
         FRAME_STDERR = 'E', /* followed by bytes written to sys.stderr */
-        FRAME_RESULT = 'R', /* followed by JSON: {"exit_code": n, "error": {...}|null} */
+        FRAME_RESULT = 'R', /* followed by a piece of the report (JSON, runner.py main) */
+        FRAME_RESULT_END = 'Z', /* the report is complete; the runner is about to _exit */
 };
 
 /* Frames the server sends: 'Q' + uint64 total length (little-endian), then the JSON request in

@@ -162,9 +162,12 @@ def _exit_code(e):
 
 
 def _user_tb(tb):
-    while tb is not None and tb.tb_frame.f_code.co_filename == RUNNER_FILE:
-        tb = tb.tb_next
-    return tb
+    """The traceback from the user's first frame on: ours (and the parser's, for a syntax
+    error) come before it."""
+    first = tb
+    while first is not None and first.tb_frame.f_code.co_filename != FILENAME:
+        first = first.tb_next
+    return first
 
 
 def _prepare():
@@ -200,16 +203,246 @@ def _prepare():
     return mod, out, err
 
 
+def _set_stdin(text):
+    """The request's stdin, at fd 0 so that subprocesses read it too: a memfd, then EOF."""
+    fd = os.memfd_create("stdin", os.MFD_CLOEXEC)
+    data = text.encode("utf-8", "surrogateescape")
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.dup2(fd, 0, inheritable=True)
+    os.close(fd)
+    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+
+
+def _write_files(files):
+    """Writes the uploaded files into the working directory; returns {name: content} to tell
+    later which ones the run changed. Names were validated by the server."""
+    import base64
+    written = {}
+    for f in files:
+        data = f["content"]
+        if f.get("encoding") == "base64":
+            data = base64.b64decode(data, validate=True)
+        else:
+            data = data.encode("utf-8", "surrogateescape")
+        parent = os.path.dirname(f["name"])
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        fd = os.open(f["name"], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        written[f["name"]] = data
+    return written
+
+
+def _collect_files(spec, uploaded, limits):
+    """The regular files of the working directory the run created or changed, matching spec
+    (True: all; a list: fnmatch patterns on the relative path). Symlinks and special files are
+    never followed nor read. Over the caps a file is listed, truncated, without content."""
+    import base64
+    import fnmatch
+    import stat
+    per_file, budget = limits["return_file_bytes"], limits["return_bytes"]
+    found = []
+    for dirpath, dirnames, filenames in os.walk(".", followlinks=False):
+        dirnames.sort()
+        for fn in filenames:
+            rel = os.path.normpath(os.path.join(dirpath, fn))
+            if spec is not True and not any(fnmatch.fnmatchcase(rel, pat) for pat in spec):
+                continue
+            try:
+                st = os.lstat(rel)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            found.append((rel, st))
+    out = []
+    for rel, st in sorted(found):
+        entry = {"name": rel, "size": st.st_size}
+        if rel not in uploaded and (st.st_size > per_file or st.st_size > budget):
+            entry["truncated"] = True
+            out.append(entry)
+            continue
+        try:
+            fd = os.open(rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            chunks, left = [], max(per_file, len(uploaded.get(rel, b""))) + 1
+            while left > 0:
+                chunk = os.read(fd, min(left, 1 << 20))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+            data = b"".join(chunks)
+        finally:
+            os.close(fd)
+        if rel in uploaded and uploaded[rel] == data:
+            continue
+        entry["size"] = max(len(data), st.st_size)
+        if len(data) > per_file or len(data) > budget:
+            entry["truncated"] = True
+            out.append(entry)
+            continue
+        budget -= len(data)
+        try:
+            entry["encoding"], entry["content"] = "utf-8", data.decode("utf-8")
+        except UnicodeDecodeError:
+            entry["encoding"], entry["content"] = "base64", base64.b64encode(data).decode()
+        out.append(entry)
+    return out
+
+
+class _Figures:
+    """Matplotlib figures, rendered when passed to plt.show() and at the end of the run."""
+
+    def __init__(self, fmt, limits):
+        self.fmt = fmt
+        self.max_images = limits["images"]
+        self.max_bytes = limits["image_bytes"]
+        self.images = []
+        self.dropped = 0
+
+    def capture(self, figs):
+        if not figs:
+            return  # and never import matplotlib for nothing: in the lean zygote that takes a second
+        import base64
+        import matplotlib.pyplot as plt
+        for fig in figs:
+            if len(self.images) >= self.max_images:
+                self.dropped += 1
+            else:
+                try:
+                    buf = io.BytesIO()
+                    fig.savefig(buf, format=self.fmt)
+                    data = buf.getvalue()
+                except Exception as e:
+                    print("snakebox: a figure could not be rendered: %s" % e, file=sys.stderr)
+                    data = None
+                if data is None or len(data) > self.max_bytes:
+                    self.dropped += 1
+                else:
+                    w, h = self._size(fig, data)
+                    self.images.append({"format": self.fmt, "width": w, "height": h,
+                                        "data": base64.b64encode(data).decode()})
+            plt.close(fig)
+
+    def _size(self, fig, data):
+        if self.fmt == "png" and data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+            return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        w, h = fig.get_size_inches() * fig.dpi
+        return int(round(w)), int(round(h))
+
+    def open_figures(self):
+        """Open pyplot figures in creation order (numbers can be chosen: plt.figure(5))."""
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is None:
+            return []
+        figs = [m.canvas.figure for m in plt._pylab_helpers.Gcf.get_all_fig_managers()]
+        return sorted(figs, key=lambda f: (getattr(f, "_snakebox_seq", 1 << 62), f.number))
+
+    def install(self):
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is None:
+            return
+        import itertools
+        figures, seq, new_figure = self, itertools.count(), plt.figure
+
+        def figure(*args, **kwargs):
+            fig = new_figure(*args, **kwargs)
+            if not hasattr(fig, "_snakebox_seq"):
+                fig._snakebox_seq = next(seq)
+            return fig
+
+        def show(*args, **kwargs):
+            figures.capture(figures.open_figures())
+        figure.__wrapped__ = new_figure
+        plt.figure = figure
+        plt.show = show
+
+
+def _result(value, limit):
+    if value is None:
+        return None
+    try:
+        text = repr(value)
+    except Exception as e:
+        text = "<repr() failed: %s: %s>" % (type(e).__name__, e)
+    res = {"text/plain": text[:limit]}
+    html = getattr(value, "_repr_html_", None)
+    if callable(html):
+        try:
+            h = html()
+            if isinstance(h, str):
+                res["text/html"] = h[:limit]
+        except Exception:
+            pass
+    return res
+
+
+def _split_last_expression(code):
+    """(module code, expression code) when the code ends with an expression, as a notebook
+    cell does; (None, None) otherwise. Line numbers stay the user's."""
+    import ast
+    tree = ast.parse(code, FILENAME)
+    if not tree.body or not isinstance(tree.body[-1], ast.Expr):
+        return None, None
+    last = tree.body.pop()
+    body = compile(tree, FILENAME, "exec", dont_inherit=True)
+    expr = compile(ast.Expression(last.value), FILENAME, "eval", dont_inherit=True)
+    return body, expr
+
+
+def _apply_limits(req):
+    """Tighter limits of this request, for what the server cannot set from outside."""
+    import resource
+    timeout = req.get("timeout_sec")
+    if timeout:
+        cpu = int(timeout) + 1
+        soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        if soft == resource.RLIM_INFINITY or cpu < soft:
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1 if hard == resource.RLIM_INFINITY else min(hard, cpu + 1)))
+    mem = req.get("memory_bytes")
+    if mem:
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY and mem < soft:
+            resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+
+
 def main():
     mod, out, err = _prepare()
     os.write(SOCK, b"Y")
     req = _read_request()
     code = req["code"]
+    limits = req.get("limits") or {}
     linecache.cache[FILENAME] = (len(code), None, code.splitlines(True), FILENAME)
+    figures = _Figures(req.get("image_format", "png"), limits) if limits else None
+    if figures:
+        figures.install()
 
-    status, error = 0, None
+    status, error, value, uploaded = 0, None, None, {}
     try:
-        exec(compile(code, FILENAME, "exec", dont_inherit=True), mod.__dict__)
+        _apply_limits(req)
+        if "stdin" in req:
+            _set_stdin(req["stdin"])
+        if req.get("files"):
+            uploaded = _write_files(req["files"])
+        body, expr = _split_last_expression(code) if limits else (None, None)
+        if expr is None:
+            exec(compile(code, FILENAME, "exec", dont_inherit=True), mod.__dict__)
+        else:
+            exec(body, mod.__dict__)
+            value = eval(expr, mod.__dict__)
     except SystemExit as e:
         status, message = _exit_code(e)
         if status != 0:
@@ -225,15 +458,40 @@ def main():
             message = "<exception str() failed>"
         error = {"type": type(e).__name__, "message": message, "traceback": text}
 
-    # What a normal interpreter exit does: wait for non-daemon threads, run atexit.
+    report = {"exit_code": status, "error": error}
+    if limits:
+        try:
+            report["result"] = _result(value, limits["result_bytes"]) if error is None else None
+        except BaseException:
+            report["result"] = None
+        try:
+            figures.capture(figures.open_figures())
+        except BaseException as e:
+            print("snakebox: figures could not be collected: %s" % e, file=sys.stderr)
+        report["images"], report["images_dropped"] = figures.images, figures.dropped
+        spec = req.get("return_files")
+        if spec:
+            try:
+                report["files"] = _collect_files(spec, uploaded, limits)
+            except BaseException as e:
+                print("snakebox: files could not be collected: %s" % e, file=sys.stderr)
+                report["files"] = []
+    _finish(out, err, report)
+
+
+def _finish(out, err, report):
+    # What a normal interpreter exit does: wait for non-daemon threads, run atexit. Each step
+    # only when there is something to do: touching objects costs copy-on-write faults.
     try:
         import threading
-        threading._shutdown()
+        if threading.active_count() > 1:
+            threading._shutdown()
     except BaseException:
         pass
     try:
         import atexit
-        atexit._run_exitfuncs()
+        if atexit._ncallbacks():
+            atexit._run_exitfuncs()
     except BaseException:
         pass
     try:
@@ -242,8 +500,10 @@ def main():
     except BaseException:
         pass
     if os.getpid() == 1:
-        _send(b"R", json.dumps({"exit_code": status, "error": error}).encode())
-    os._exit(status)
+        # The report, in as many 'R' frames as it needs, then 'Z': it is complete.
+        _send(b"R", json.dumps(report).encode())
+        os.write(SOCK, b"Z")
+    os._exit(report["exit_code"])
 
 
 def learn(fd, steps):

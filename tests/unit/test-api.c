@@ -83,6 +83,18 @@ static json_t *parse(const char *s, size_t n) {
 
 /* ---- api_decode_request ---- */
 
+/* The decoder with the default configuration, returning only the runner JSON. */
+static int decode_default(
+        const char *body, size_t len, char **ret, size_t *ret_len, char *why, size_t whyn) {
+        Config c;
+        ApiRequest ar;
+        config_init(&c);
+        int r = api_decode_request(body, len, &c, &ar, why, whyn);
+        *ret = r == 0 ? ar.runner : NULL;
+        *ret_len = r == 0 ? ar.runner_len : 0;
+        return r;
+}
+
 /* Decodes body (n bytes, from an exact-size copy). On 0 sets *ret_json to the parsed runner
  * JSON; otherwise the reason is in why. */
 static int decode_n(const char *body, size_t n, json_t **ret_json, char *why) {
@@ -90,7 +102,7 @@ static int decode_n(const char *body, size_t n, json_t **ret_json, char *why) {
         size_t ret_len = 0;
         why[0] = 0;
 
-        int r = api_decode_request(exact_copy(body, n), n, &ret, &ret_len, why, WHY_SIZE);
+        int r = decode_default(exact_copy(body, n), n, &ret, &ret_len, why, WHY_SIZE);
         if (ret)
                 own(ret, OWN_FREE);
         if (r == 0) {
@@ -126,10 +138,14 @@ static void expect_400(const char *body, size_t n, const char *const *words) {
 #define EXPECT_400(body, ...) expect_400(body, strlen(body), (const char *const[]){__VA_ARGS__, NULL})
 static const char *const any_reason[] = {NULL};
 
-/* Expects the runner JSON to be exactly {"code": <code, n bytes>}. */
+/* Expects the runner JSON to be exactly {"code": <code, n bytes>}, plus "limits" when it came
+ * from a client's request. */
 static void expect_runner_code(json_t *j, const char *code, size_t n) {
         assert_true(json_is_object(j));
-        assert_int_equal(json_object_size(j), 1);
+        json_t *limits = json_object_get(j, "limits");
+        assert_int_equal(json_object_size(j), limits ? 2 : 1);
+        if (limits)
+                assert_true(json_is_object(limits));
         json_t *c = json_object_get(j, "code");
         assert_true(json_is_string(c));
         assert_int_equal(json_string_length(c), n);
@@ -141,7 +157,7 @@ static void test_decode_valid(void **state) {
         size_t len = 0;
         const char body[] = "{\"code\": \"print(1)\"}";
 
-        assert_int_equal(api_decode_request(body, strlen(body), &ret, &len, why, sizeof why), 0);
+        assert_int_equal(decode_default(body, strlen(body), &ret, &len, why, sizeof why), 0);
         assert_non_null(own(ret, OWN_FREE));
         assert_int_equal(len, strlen(ret));
         expect_runner_code(parse(ret, len), "print(1)", 8);
@@ -229,7 +245,7 @@ static void test_decode_empty_code(void **state) {
 }
 
 static void test_decode_unknown_field(void **state) {
-        EXPECT_400("{\"code\": \"x\", \"timeout\": 5}", "\"timeout\"");
+        EXPECT_400("{\"code\": \"x\", \"timeouts\": 5}", "\"timeouts\"");
         EXPECT_400("{\"zzz\": 1, \"code\": \"x\"}", "\"zzz\"");
         EXPECT_400("{\"Code\": \"x\"}", "\"Code\"");
         EXPECT_400("{\"code\": \"x\", \"\": 1}", "\"\"");
@@ -244,7 +260,7 @@ static void test_decode_unknown_field_long_name(void **state) {
         memset(body + k, 'f', n);
         strcpy(body + k + n, "\": 1}");
 
-        assert_int_equal(api_decode_request(body, strlen(body), &ret, &len, why, WHY_SIZE), 400);
+        assert_int_equal(decode_default(body, strlen(body), &ret, &len, why, WHY_SIZE), 400);
         assert_null(ret);
         assert_true(strlen(why) < WHY_SIZE);
         assert_non_null(strstr(why, "ffff"));
@@ -258,7 +274,7 @@ static void test_decode_small_why_buffer(void **state) {
         size_t len;
         for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
                 memset(why, 'Z', 8);
-                assert_int_equal(api_decode_request(bodies[i], strlen(bodies[i]), &ret, &len, why, 8), 400);
+                assert_int_equal(decode_default(bodies[i], strlen(bodies[i]), &ret, &len, why, 8), 400);
                 assert_null(ret);
                 assert_int_equal(strlen(why), 7);
         }
@@ -440,7 +456,7 @@ static RunResult *new_result(void) {
         buf_init(&r->out, 1 << 20);
         buf_init(&r->err, 1 << 20);
         buf_init(&r->merged, 1 << 20);
-        r->timeout_sec = 30;
+        r->timeout_ms = 30000;
         return r;
 }
 
@@ -459,12 +475,11 @@ static void err(RunResult *r, const char *s) {
         put(&r->merged, s, strlen(s));
 }
 
-/* The report is bytes with a length: exact size, no NUL after it. Freed by run_result_free. */
+/* The report as the pool collects it: a complete Buf. Freed by run_result_free. */
 static void set_report(RunResult *r, const char *json) {
-        r->report_len = strlen(json);
-        r->report = malloc(r->report_len ? r->report_len : 1);
-        assert_non_null(r->report);
-        memcpy(r->report, json, r->report_len);
+        buf_init(&r->report, 1 << 20);
+        put(&r->report, json, strlen(json));
+        r->report_done = true;
 }
 
 /* Fills the stack below the caller with non-zero bytes (a NUL every 8), so that reading an
@@ -521,7 +536,11 @@ static bool ends_with(const char *s, const char *suffix) {
 /* Every 200 answer has exactly these fields with these types. */
 static void expect_answer_shape(json_t *j) {
         assert_true(json_is_object(j));
-        assert_int_equal(json_object_size(j), 11);
+        assert_int_equal(json_object_size(j), 14);
+        assert_true(json_is_array(json_object_get(j, "images")));
+        assert_true(json_is_integer(json_object_get(j, "images_dropped")));
+        json_t *res = json_object_get(j, "result");
+        assert_true(json_is_null(res) || json_is_object(res));
         assert_true(json_is_string(json_object_get(j, "status")));
         assert_true(json_is_string(json_object_get(j, "output")));
         assert_true(json_is_string(json_object_get(j, "stdout")));
@@ -732,7 +751,7 @@ static void test_answer_timeout(void **state) {
         r->exit_code = -1;
         r->signal = SIGKILL;
         r->outcome = RUN_TIMEOUT;
-        r->timeout_sec = 7;
+        r->timeout_ms = 7000;
 
         json_t *j = answer(r, &c, 200);
         expect_answer_shape(j);
@@ -747,13 +766,13 @@ static void test_answer_timeout(void **state) {
         r = new_result();
         out(r, "line\n");
         r->outcome = RUN_TIMEOUT;
-        r->timeout_sec = 7;
+        r->timeout_ms = 7000;
         j = answer(r, &c, 200);
         assert_string_equal(str(j, "output"), "line\nTimeout Error: Code execution exceeded 7 seconds");
 
         r = new_result();
         r->outcome = RUN_TIMEOUT;
-        r->timeout_sec = 3600;
+        r->timeout_ms = 3600000;
         j = answer(r, &c, 200);
         assert_string_equal(str(j, "output"), "Timeout Error: Code execution exceeded 3600 seconds");
 }

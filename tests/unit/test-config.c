@@ -50,6 +50,13 @@ static const NumSpec numbers[] = {
         SPEC("MAX_OPEN_FILES", max_open_files, 256, 16, 65536, 1, NULL),
         SPEC("MAX_OUTPUT_BYTES", max_output_bytes, 1048576, 1024, 1073741824, 1, "bytes"),
         SPEC("MAX_REQUEST_BYTES", max_request_bytes, 1048576, 1024, 1073741824, 1, "bytes"),
+        SPEC("MAX_FILES", max_files, 64, 0, 10000, 1, NULL),
+        SPEC("MAX_FILES_BYTES", max_files_bytes, 8388608, 0, 1073741824, 1, "bytes"),
+        SPEC("MAX_RETURN_FILE_BYTES", max_return_file_bytes, 1048576, 0, 1073741824, 1, "bytes"),
+        SPEC("MAX_RETURN_BYTES", max_return_bytes, 8388608, 0, 1073741824, 1, "bytes"),
+        SPEC("MAX_IMAGES", max_images, 16, 0, 1000, 1, NULL),
+        SPEC("MAX_IMAGE_BYTES", max_image_bytes, 4194304, 1024, 268435456, 1, "bytes"),
+        SPEC("MAX_RESULT_BYTES", max_result_bytes, 65536, 1024, 16777216, 1, "bytes"),
         SPEC("SANDBOX_UID", sandbox_uid, 65534, 1, 4294967294, 1, NULL),
         SPEC("SANDBOX_GID", sandbox_gid, 65534, 1, 4294967294, 1, NULL),
 };
@@ -73,6 +80,13 @@ static const char *const key_order[] = {
         "MAX_OPEN_FILES",
         "MAX_OUTPUT_BYTES",
         "MAX_REQUEST_BYTES",
+        "MAX_FILES",
+        "MAX_FILES_BYTES",
+        "MAX_RETURN_FILE_BYTES",
+        "MAX_RETURN_BYTES",
+        "MAX_IMAGES",
+        "MAX_IMAGE_BYTES",
+        "MAX_RESULT_BYTES",
         "SANDBOX_UID",
         "SANDBOX_GID",
         "CACHE_DIR",
@@ -294,7 +308,7 @@ static void test_number_message_exact(void **state) {
 
 static void test_number_forms_accepted(void **state) {
         const NumSpec *timeout = &numbers[0];
-        const NumSpec *uid = &numbers[15];
+        const NumSpec *uid = &numbers[22];
         Config c;
         char *err = NULL;
 
