@@ -1,12 +1,14 @@
 /* snakebox's commands; the only place that exits.
  *
  *   serve          run the HTTP server (the default)
+ *   run FILE|-     run one script in the same sealed sandbox, without a server
  *   check          say what this host supports and seal one sandbox; non-zero if it cannot
  *   example        print .env.example (every config key, its default and range)
  *   apt-packages   print the Debian packages that provide PREINSTALL_LIBS
  *
  * The binary is also the zygote: when started as ZYGOTE_ARGV0 it runs zygote_main(). */
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +25,7 @@
 #include "http.h"
 #include "pool.h"
 #include "pylibs.h"
+#include "util/fd.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "zygote.h"
@@ -188,6 +191,183 @@ static int cmd_check(void) {
         return status;
 }
 
+static void run_output(Job *job, int stream, const char *data, size_t n) {
+        (void)job;
+        ssize_t k _unused_ = write(stream == 1 ? STDOUT_FILENO : STDERR_FILENO, data, n);
+}
+
+/* Reads a whole file ("-": standard input), at most max bytes. */
+static int read_input(const char *path, size_t max, char **ret, size_t *ret_len) {
+        if (strcmp(path, "-") != 0)
+                return fd_read_file(path, max, ret, ret_len);
+        size_t alloc = 65536, len = 0;
+        char *b = malloc(alloc);
+        if (!b)
+                return -ENOMEM;
+        for (;;) {
+                if (len + 1 >= alloc) {
+                        if (alloc > max) {
+                                free(b);
+                                return -EFBIG;
+                        }
+                        char *nb = realloc(b, alloc * 2);
+                        if (!nb) {
+                                free(b);
+                                return -ENOMEM;
+                        }
+                        b = nb;
+                        alloc *= 2;
+                }
+                ssize_t k = read(STDIN_FILENO, b + len, alloc - len - 1);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        int r = -errno;
+                        free(b);
+                        return r;
+                }
+                if (k == 0)
+                        break;
+                len += (size_t)k;
+        }
+        b[len] = 0;
+        *ret = b;
+        *ret_len = len;
+        return 0;
+}
+
+/* snakebox run [--timeout N] [--stdin FILE] FILE|-: one run, its output streamed to the
+ * terminal as it is written, and the program's exit status as ours (124 on timeout, 128+N when
+ * a signal ended it, 125 when snakebox itself failed). */
+static int cmd_run(int argc, char **argv) {
+        const char *script = NULL, *stdin_path = NULL, *timeout = NULL;
+        char why[1024];
+        Config c;
+        sigset_t set;
+
+        for (int i = 2; i < argc; i++) {
+                if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
+                        timeout = argv[++i];
+                else if (strcmp(argv[i], "--stdin") == 0 && i + 1 < argc)
+                        stdin_path = argv[++i];
+                else if (!script && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0))
+                        script = argv[i];
+                else {
+                        fprintf(stderr, "usage: snakebox run [--timeout SECONDS] [--stdin FILE] FILE|-\n");
+                        return 2;
+                }
+        }
+        if (!script) {
+                fprintf(stderr, "usage: snakebox run [--timeout SECONDS] [--stdin FILE] FILE|-\n");
+                return 2;
+        }
+        if (load_config(&c) < 0)
+                return 2;
+
+        _cleanup_free_ char *code = NULL, *input = NULL;
+        size_t code_len = 0, input_len = 0;
+        int r = read_input(script, c.max_request_bytes, &code, &code_len);
+        if (r < 0) {
+                log_errno(r, "cannot read %s", script);
+                return 2;
+        }
+        if (stdin_path) {
+                r = read_input(stdin_path, c.max_request_bytes, &input, &input_len);
+                if (r < 0) {
+                        log_errno(r, "cannot read %s", stdin_path);
+                        return 2;
+                }
+        }
+        /* The request goes through the API's own checks, as a client's would. */
+        json_t *req = json_pack("{ss%}", "code", code, code_len);
+        if (!req)
+                return 125;
+        if (input)
+                json_object_set_new(req, "stdin", json_stringn(input, input_len));
+        if (timeout) {
+                char *end;
+                errno = 0;
+                double t = strtod(timeout, &end);
+                if (errno || *end || end == timeout) {
+                        log_error("--timeout %s: expected a number of seconds", timeout);
+                        json_decref(req);
+                        return 2;
+                }
+                json_object_set_new(req, "timeout", json_real(t));
+        }
+        _cleanup_free_ char *body = json_dumps(req, JSON_COMPACT);
+        json_decref(req);
+        if (!body)
+                return 125;
+        ApiRequest ar;
+        r = api_decode_request(body, strlen(body), &c, &ar, why, sizeof why);
+        if (r != 0) {
+                log_error("%s", r == 400 ? why : "out of memory");
+                return 2;
+        }
+
+        block_signals(&set);
+        /* One run: one sandbox of the full zygote, nothing kept warm, nothing learned. */
+        c.pool_size = 1;
+        c.lean_pool_size = 0;
+        c.prefault_bytes = 0;
+        Pool *pool = NULL;
+        r = pool_start(&c, &pool, why, sizeof why);
+        if (r < 0) {
+                log_error("cannot start: %s", why);
+                free(ar.runner);
+                return 125;
+        }
+        Probe pr = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+        Job job = {.request = ar.runner,
+                .request_len = ar.runner_len,
+                .client_fd = -1,
+                .done = probe_done,
+                .on_output = run_output,
+                .userdata = &pr,
+                .timeout_ms = ar.timeout_ms};
+        int status = 125;
+        if (pool_submit(pool, &job) == 0) {
+                pthread_mutex_lock(&pr.lock);
+                while (!pr.done)
+                        pthread_cond_wait(&pr.cond, &pr.lock);
+                pthread_mutex_unlock(&pr.lock);
+                RunResult *res = &job.result;
+                switch (res->outcome) {
+                case RUN_EXITED:
+                        status = res->signal ? 128 + res->signal : res->exit_code;
+                        if (res->signal)
+                                fprintf(stderr, "snakebox: killed by signal %d\n", res->signal);
+                        break;
+                case RUN_TIMEOUT:
+                        fprintf(stderr, "Timeout Error: Code execution exceeded %g seconds\n",
+                                res->timeout_ms / 1000.0);
+                        status = 124;
+                        break;
+                case RUN_MEMORY_LIMIT:
+                        fprintf(stderr,
+                                "Memory Limit Error: the program used more than its memory limit (%llu "
+                                "MB)\n",
+                                (unsigned long long)(res->memory_bytes >> 20));
+                        status = 137;
+                        break;
+                case RUN_OUTPUT_LIMIT:
+                        fprintf(stderr,
+                                "Output Limit Error: the program wrote more than MAX_OUTPUT_BYTES\n");
+                        status = 1;
+                        break;
+                default:
+                        fprintf(stderr, "snakebox: the run failed: %s\n",
+                                res->internal_error[0] ? res->internal_error : "internal error");
+                        break;
+                }
+        }
+        run_result_free(&job.result);
+        free(ar.runner);
+        pool_stop(pool);
+        return status;
+}
+
 static int print_debian(const char *pkg, void *userdata) {
         char deb[160];
         (void)userdata;
@@ -218,7 +398,7 @@ int main(int argc, char **argv) {
         if (argc >= 1 && strcmp(argv[0], ZYGOTE_ARGV0) == 0)
                 return zygote_main();
         const char *cmd = argc > 1 ? argv[1] : "serve";
-        if (argc > 2) {
+        if (argc > 2 && strcmp(cmd, "run") != 0) {
                 usage(stderr);
                 return 2;
         }
@@ -226,6 +406,8 @@ int main(int argc, char **argv) {
                 return cmd_serve();
         if (strcmp(cmd, "check") == 0)
                 return cmd_check();
+        if (strcmp(cmd, "run") == 0)
+                return cmd_run(argc, argv);
         if (strcmp(cmd, "example") == 0) {
                 config_write_example(stdout);
                 return 0;

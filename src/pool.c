@@ -481,6 +481,8 @@ static void sb_output(Pool *p, Sandbox *sb, int stream, const char *data, size_t
         if (take > 0) {
                 buf_append(stream == 1 ? &r->out : &r->err, data, take);
                 buf_append(&r->merged, data, take);
+                if (sb->job->on_output)
+                        sb->job->on_output(sb->job, stream, data, take);
         }
         if (take < n) {
                 r->truncated = true;

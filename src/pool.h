@@ -57,6 +57,8 @@ struct Job {
         uint64_t memory_bytes; /* tighter than MEMORY_LIMIT_MB, or 0 */
         bool want_files; /* copied to result.want_files */
         JobDone done;
+        /* Optional: each piece of output as it arrives (pool thread), for live streaming. */
+        void (*on_output)(Job *job, int stream, const char *data, size_t n);
         void *userdata;
         RunResult result;
         /* pool-private */
