@@ -325,7 +325,7 @@ static const char *signal_name(int sig, char *buf, size_t n) {
 static json_t *load_report(const RunResult *r) {
         if (!r->report_done || r->report.dropped || !r->report.len)
                 return NULL;
-        json_t *rep = json_loadb(r->report.data, r->report.len, 0, NULL);
+        json_t *rep = json_loadb(r->report.data, r->report.len, JSON_ALLOW_NUL, NULL);
         if (rep && !json_is_object(rep)) {
                 json_decref(rep);
                 return NULL;

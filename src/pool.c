@@ -539,7 +539,7 @@ static void sb_assign(Pool *p, Sandbox *sb, Job *job) {
 static bool report_exit_code(const RunResult *r, int *ret) {
         if (!r->report_done || r->report.dropped || !r->report.len)
                 return false;
-        json_t *j = json_loadb(r->report.data, r->report.len, 0, NULL);
+        json_t *j = json_loadb(r->report.data, r->report.len, JSON_ALLOW_NUL, NULL);
         json_t *e = j ? json_object_get(j, "exit_code") : NULL;
         bool ok = json_is_integer(e) && json_integer_value(e) >= 0 && json_integer_value(e) <= 255;
         if (ok)

@@ -371,6 +371,14 @@ class _Figures:
         plt.show = show
 
 
+def _cut(text, limit):
+    """At most limit bytes of UTF-8, cut at a character boundary."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", "ignore")
+
+
 def _result(value, limit):
     if value is None:
         return None
@@ -378,13 +386,13 @@ def _result(value, limit):
         text = repr(value)
     except Exception as e:
         text = "<repr() failed: %s: %s>" % (type(e).__name__, e)
-    res = {"text/plain": text[:limit]}
+    res = {"text/plain": _cut(text, limit)}
     html = getattr(value, "_repr_html_", None)
     if callable(html):
         try:
             h = html()
             if isinstance(h, str):
-                res["text/html"] = h[:limit]
+                res["text/html"] = _cut(h, limit)
         except Exception:
             pass
     return res
@@ -501,7 +509,9 @@ def _finish(out, err, report):
         pass
     if os.getpid() == 1:
         # The report, in as many 'R' frames as it needs, then 'Z': it is complete.
-        _send(b"R", json.dumps(report).encode())
+        # UTF-8 that the server's JSON parser accepts: a lone surrogate (a file name with
+        # undecodable bytes, say) becomes "?" instead of costing the whole report.
+        _send(b"R", json.dumps(report, ensure_ascii=False).encode("utf-8", "replace"))
         os.write(SOCK, b"Z")
     os._exit(report["exit_code"])
 
