@@ -26,6 +26,16 @@ static const char *const allowed_fields[] = {
 #define RETURN_PATTERNS_MAX 64
 #define RETURN_PATTERN_LEN_MAX 256
 
+/* A JSON string equal to one of the words: compared with its length, so an embedded NUL
+ * ("png\u0000x") does not pass as "png". */
+static bool string_is(json_t *v, const char *a, const char *b) {
+        if (!json_is_string(v))
+                return false;
+        const char *s = json_string_value(v);
+        size_t n = json_string_length(v);
+        return (n == strlen(a) && memcmp(s, a, n) == 0) || (b && n == strlen(b) && memcmp(s, b, n) == 0);
+}
+
 static bool is_blank(const char *s, size_t n) {
         for (size_t i = 0; i < n; i++)
                 if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r' && s[i] != '\f' &&
@@ -86,14 +96,14 @@ static int check_files(json_t *files, const Config *c, char *why, size_t whyn) {
                         snprintf(why, whyn, "file \"%.200s\": \"content\" must be a string", nm);
                         return 400;
                 }
-                const char *enc = encoding ? json_string_value(encoding) : "utf-8";
+                bool base64 = encoding && string_is(encoding, "base64", NULL);
                 size_t size = json_string_length(content);
-                if (!enc || (strcmp(enc, "utf-8") != 0 && strcmp(enc, "base64") != 0)) {
+                if (encoding && !base64 && !string_is(encoding, "utf-8", NULL)) {
                         snprintf(why, whyn, "file \"%.200s\": \"encoding\" must be \"utf-8\" or \"base64\"",
                                 nm);
                         return 400;
                 }
-                if (strcmp(enc, "base64") == 0 && upload_base64_size(json_string_value(content),
+                if (base64 && upload_base64_size(json_string_value(content),
                                                           json_string_length(content), &size) < 0) {
                         snprintf(why, whyn, "file \"%.200s\": \"content\" is not valid base64", nm);
                         return 400;
@@ -255,8 +265,7 @@ int api_decode_request(
         }
         json_t *fmt = json_object_get(root, "image_format");
         if (fmt) {
-                const char *f = json_string_value(fmt);
-                if (!f || (strcmp(f, "png") != 0 && strcmp(f, "svg") != 0)) {
+                if (!string_is(fmt, "png", "svg")) {
                         snprintf(why, whyn, "field \"image_format\" must be \"png\" or \"svg\"");
                         return 400;
                 }

@@ -57,6 +57,9 @@ typedef struct Key {
 static int check_libs(const char *value, char *buf, size_t size);
 static int check_host(const char *value, char *buf, size_t size);
 static int check_cache_dir(const char *value, char *buf, size_t size);
+static int check_keys(const char *value, char *buf, size_t size);
+static int check_log_format(const char *value, char *buf, size_t size);
+static int check_origins(const char *value, char *buf, size_t size);
 
 #define FIELD_SIZE(f) sizeof(((Config *)0)->f)
 #define SCALE(t) ((t) == KEY_MEGABYTES ? MIB : 1)
@@ -152,6 +155,21 @@ static const Key keys[] = {
         STR("CACHE_DIR", cache_dir, "", check_cache_dir,
                 "an absolute path without newlines or control characters, or nothing for automatic",
                 "Directory for matplotlib's font cache; empty picks one automatically."),
+        STR("API_KEYS", api_keys, "", check_keys, "keys separated by commas, or nothing",
+                "API keys (comma-separated). When this or API_KEYS_FILE is set, every /api/ request needs "
+                "'Authorization: Bearer <key>'."),
+        STR("API_KEYS_FILE", api_keys_file, "", check_cache_dir,
+                "an absolute path without control characters, or nothing",
+                "A file of API keys, one per line ('#' starts a comment)."),
+        NUM("AUTH_HEALTH", KEY_COUNT, auth_health, 0, 0, 1,
+                "1: /health and /metrics need an API key too; 0: they are open."),
+        STR("LOG_FORMAT", log_format, "text", check_log_format, "text or json",
+                "Access log format on stderr: one line per request."),
+        STR("CORS_ORIGINS", cors_origins, "", check_origins,
+                "origins such as https://app.example.com separated by commas, or nothing",
+                "Browser origins allowed to call the API (CORS); nothing allows none."),
+        NUM("SHUTDOWN_GRACE", KEY_SECONDS, shutdown_grace_sec, 10, 0, 3600,
+                "Seconds runs in flight may finish after SIGTERM or SIGINT before they are killed."),
 };
 
 _printf_(3, 0) static int vfail(char **ret_error, int r, const char *fmt, va_list ap) {
@@ -390,6 +408,40 @@ static int check_host(const char *value, char *buf, size_t size) {
 
 /* CACHE_DIR: absolute, because the zygote may not run in the server's working directory; no
  * control characters, because the path is written into environment lines and logs. */
+/* Keys: printable, no spaces inside a key; the list is stored as given. */
+static int check_keys(const char *value, char *buf, size_t size) {
+        for (const char *p = value; *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                        return -EINVAL;
+        return copy_string(value, buf, size);
+}
+
+static int check_log_format(const char *value, char *buf, size_t size) {
+        if (strcmp(value, "text") != 0 && strcmp(value, "json") != 0)
+                return -EINVAL;
+        return copy_string(value, buf, size);
+}
+
+/* "scheme://host[:port]" entries, comma-separated; a wildcard is refused on purpose. */
+static int check_origins(const char *value, char *buf, size_t size) {
+        const char *p = value;
+        while (*p) {
+                while (*p == ' ' || *p == ',')
+                        p++;
+                if (!*p)
+                        break;
+                size_t n = strcspn(p, ", ");
+                if (!((n > 7 && strncmp(p, "http://", 7) == 0) || (n > 8 && strncmp(p, "https://", 8) == 0)))
+                        return -EINVAL;
+                const char *host = strstr(p, "://") + 3;
+                for (const char *q = host; q < p + n; q++)
+                        if (*q == '/' || *q == '*' || (unsigned char)*q <= 0x20 || *q == 0x7f)
+                                return -EINVAL;
+                p += n;
+        }
+        return copy_string(value, buf, size);
+}
+
 static int check_cache_dir(const char *value, char *buf, size_t size) {
         if (value[0] && value[0] != '/')
                 return -EINVAL;

@@ -58,6 +58,18 @@ typedef struct Config {
         uint32_t sandbox_gid;
         /* CACHE_DIR: where the zygote keeps matplotlib's font cache; "" = automatic. */
         char cache_dir[CONFIG_STR_MAX];
+        /* API_KEYS: comma-separated keys; API_KEYS_FILE: one per line. Either set: /api/ needs
+         * "Authorization: Bearer <key>". Secrets: never logged or printed. */
+        char api_keys[CONFIG_STR_MAX];
+        char api_keys_file[CONFIG_STR_MAX];
+        /* AUTH_HEALTH: 1 when /health and /metrics need a key too. */
+        uint32_t auth_health;
+        /* LOG_FORMAT: "text" or "json" access log lines. */
+        char log_format[8];
+        /* CORS_ORIGINS: comma-separated origins allowed to call the API from a browser. */
+        char cors_origins[CONFIG_STR_MAX];
+        /* SHUTDOWN_GRACE: seconds runs in flight may finish after SIGTERM/SIGINT. */
+        uint32_t shutdown_grace_sec;
 } Config;
 
 /* Fills every field with its default. */
