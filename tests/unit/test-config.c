@@ -59,6 +59,8 @@ static const NumSpec numbers[] = {
         SPEC("MAX_RESULT_BYTES", max_result_bytes, 65536, 1024, 16777216, 1, "bytes"),
         SPEC("SANDBOX_UID", sandbox_uid, 65534, 1, 4294967294, 1, NULL),
         SPEC("SANDBOX_GID", sandbox_gid, 65534, 1, 4294967294, 1, NULL),
+        SPEC("AUTH_HEALTH", auth_health, 0, 0, 1, 1, NULL),
+        SPEC("SHUTDOWN_GRACE", shutdown_grace_sec, 10, 0, 3600, 1, "seconds"),
 };
 
 /* Every key, in the order the summary and the example list them. */
@@ -90,6 +92,12 @@ static const char *const key_order[] = {
         "SANDBOX_UID",
         "SANDBOX_GID",
         "CACHE_DIR",
+        "API_KEYS",
+        "API_KEYS_FILE",
+        "AUTH_HEALTH",
+        "LOG_FORMAT",
+        "CORS_ORIGINS",
+        "SHUTDOWN_GRACE",
 };
 
 static uint64_t get(const Config *c, const NumSpec *s) {
