@@ -40,7 +40,7 @@ $(BUILD)/obj/%.o: src/%.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/runner-blob.o: src/runner-blob.S src/runner.py src/warmup.py
+$(BUILD)/obj/runner-blob.o: src/runner-blob.S src/runner.py src/warmup.py docs/openapi.json
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -c $< -o $@
 

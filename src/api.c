@@ -103,8 +103,8 @@ static int check_files(json_t *files, const Config *c, char *why, size_t whyn) {
                                 nm);
                         return 400;
                 }
-                if (base64 && upload_base64_size(json_string_value(content),
-                                                          json_string_length(content), &size) < 0) {
+                if (base64 && upload_base64_size(
+                                      json_string_value(content), json_string_length(content), &size) < 0) {
                         snprintf(why, whyn, "file \"%.200s\": \"content\" is not valid base64", nm);
                         return 400;
                 }

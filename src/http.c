@@ -4,21 +4,31 @@
  *
  * Limits applied here, before anything reaches a sandbox: the body is capped at
  * MAX_REQUEST_BYTES (413, checked on Content-Length first and again while reading, for chunked
- * bodies), the Content-Type must be JSON (415), the method must be POST (405 with Allow), the
- * path must exist (404), headers are capped by libmicrohttpd's per-connection memory limit, and
- * idle connections time out. */
+ * bodies), the Content-Type must be JSON (415), the method must be allowed (405 with Allow), the
+ * path must exist (404), an API key is needed when keys are configured (401), headers are capped
+ * by libmicrohttpd's per-connection memory limit, and idle connections time out.
+ *
+ * Every request gets a request id (the client's X-Request-Id when it is a sane token, else a
+ * random one), returned in X-Request-Id and written in its one access-log line. Neither code nor
+ * output nor keys are ever logged. */
 #include "http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
+#include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "api.h"
+#include "auth.h"
+#include "metrics.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/macro.h"
@@ -26,25 +36,96 @@
 #define CONNECTION_LIMIT 1024
 #define IDLE_TIMEOUT_SEC 60
 #define HEADER_MEMORY (64 * 1024)
+#define REQUEST_ID_MAX 64
+
+extern const char openapi_json[];
 
 struct Http {
         struct MHD_Daemon *daemon;
         Pool *pool;
+        Auth *auth;
         Config cfg;
+        _Atomic uint32_t active; /* requests between their first call and their completion */
 };
 
-typedef enum ReqState { REQ_READING, REQ_WAITING, REQ_DONE } ReqState;
+typedef enum ReqState { REQ_READING, REQ_WAITING, REQ_DONE, REQ_ANSWERED } ReqState;
 
 typedef struct Req {
         Http *http;
         struct MHD_Connection *conn;
         ReqState state;
+        MetricsEndpoint endpoint;
         Buf body;
         bool too_large;
+        bool ran;
         Job job;
+        struct timespec start;
+        char method[16];
+        char path[128];
+        char id[REQUEST_ID_MAX + 1];
+        char origin[256]; /* echoed in CORS headers only when allowed */
+        unsigned code;
+        size_t bytes_in, bytes_out;
+        const char *outcome;
 } Req;
 
-static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned code, char *body, size_t len,
+static const char *header(struct MHD_Connection *conn, const char *name) {
+        return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+/* A client's request id is kept when it is a plain token; otherwise we make one. */
+static void request_id(struct MHD_Connection *conn, char *buf) {
+        const char *given = header(conn, "X-Request-Id");
+        size_t n = given ? strlen(given) : 0;
+        bool ok = n > 0 && n <= REQUEST_ID_MAX;
+        for (size_t i = 0; ok && i < n; i++) {
+                char ch = given[i];
+                ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                     ch == '-' || ch == '_' || ch == '.' || ch == ':';
+        }
+        if (ok) {
+                memcpy(buf, given, n + 1);
+                return;
+        }
+        unsigned char r[12];
+        if (getrandom(r, sizeof r, GRND_NONBLOCK) != sizeof r)
+                memset(r, 0, sizeof r);
+        for (size_t i = 0; i < sizeof r; i++)
+                snprintf(buf + 2 * i, 3, "%02x", r[i]);
+}
+
+/* The Origin, when CORS_ORIGINS lists it exactly; NULL otherwise (no CORS headers at all). */
+static const char *allowed_origin(Http *h, const char *origin) {
+        if (!origin || !h->cfg.cors_origins[0])
+                return NULL;
+        size_t n = strlen(origin);
+        for (const char *p = h->cfg.cors_origins; *p;) {
+                while (*p == ' ' || *p == ',')
+                        p++;
+                size_t m = strcspn(p, ", ");
+                if (m && m == n && strncmp(p, origin, n) == 0)
+                        return origin;
+                p += m;
+        }
+        return NULL;
+}
+
+static enum MHD_Result queue(Req *req, unsigned code, struct MHD_Response *resp) {
+        MHD_add_response_header(resp, "X-Request-Id", req->id);
+        if (req->origin[0]) {
+                MHD_add_response_header(resp, "Access-Control-Allow-Origin", req->origin);
+                MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
+                MHD_add_response_header(resp, "Vary", "Origin");
+        }
+        req->code = code;
+        req->state = REQ_ANSWERED;
+        enum MHD_Result r = MHD_queue_response(req->conn, code, resp);
+        MHD_destroy_response(resp);
+        return r;
+}
+
+/* Sends body (malloc'ed, taken; NULL means out-of-memory: a fixed 503). */
+static enum MHD_Result send_body(Req *req, unsigned code, char *body, size_t len, const char *ctype,
         const char *hname, const char *hvalue) {
         static const char fallback[] = "{\"status\":\"Error\",\"output\":\"out of memory\"}";
         struct MHD_Response *resp;
@@ -52,29 +133,33 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned code, cha
                 resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
         else {
                 code = MHD_HTTP_SERVICE_UNAVAILABLE;
-                resp = MHD_create_response_from_buffer(
-                        strlen(fallback), (void *)fallback, MHD_RESPMEM_PERSISTENT);
+                ctype = "application/json; charset=utf-8";
+                len = strlen(fallback);
+                resp = MHD_create_response_from_buffer(len, (void *)fallback, MHD_RESPMEM_PERSISTENT);
         }
         if (!resp) {
                 free(body);
                 return MHD_NO;
         }
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+        req->bytes_out = len;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
         if (hname)
                 MHD_add_response_header(resp, hname, hvalue);
         if (code == MHD_HTTP_SERVICE_UNAVAILABLE &&
                 !(hname && strcmp(hname, MHD_HTTP_HEADER_RETRY_AFTER) == 0))
                 MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-        enum MHD_Result r = MHD_queue_response(conn, code, resp);
-        MHD_destroy_response(resp);
-        return r;
+        return queue(req, code, resp);
+}
+
+static enum MHD_Result send_json(Req *req, unsigned code, char *body, size_t len) {
+        return send_body(req, code, body, len, "application/json; charset=utf-8", NULL, NULL);
 }
 
 static enum MHD_Result send_error(
-        struct MHD_Connection *conn, unsigned code, const char *msg, const char *hname, const char *hvalue) {
+        Req *req, unsigned code, const char *msg, const char *hname, const char *hvalue) {
         size_t len = 0;
         char *body = api_error_body(msg, &len);
-        return send_body(conn, code, body, len, hname, hvalue);
+        return send_body(req, code, body, len, "application/json; charset=utf-8", hname, hvalue);
 }
 
 /* application/json, with optional parameters ("; charset=utf-8"), case-insensitive. */
@@ -98,19 +183,131 @@ static void job_done(Job *job) {
         MHD_resume_connection(req->conn);
 }
 
+static enum MHD_Result send_health(Req *req) {
+        Http *h = req->http;
+        PoolStatus st;
+        pool_status(h->pool, &st);
+        const CgroupRoot *cg = pool_cgroups(h->pool);
+        bool ok = st.zygote_up && !st.fatal[0];
+        json_t *o = json_pack("{ss s{sIsIsIsI} ss s{sIsIsIsIsIsI} s{ss sb sb sb sb sb sb sb sb}}", "status",
+                ok ? "ok" : "unavailable", "pool", "ready", (json_int_t)st.ready, "busy",
+                (json_int_t)st.busy, "queued", (json_int_t)st.queued, "starting", (json_int_t)st.spawning,
+                "zygote", st.zygote_up ? "up" : "down", "limits", "timeout_sec",
+                (json_int_t)h->cfg.timeout_sec, "memory_mb", (json_int_t)(h->cfg.memory_limit_bytes >> 20),
+                "max_processes", (json_int_t)h->cfg.max_processes, "tmp_size_mb",
+                (json_int_t)(h->cfg.tmp_size_bytes >> 20), "max_output_bytes",
+                (json_int_t)h->cfg.max_output_bytes, "max_concurrency", (json_int_t)h->cfg.max_concurrency,
+                "isolation", "memory_limit",
+                cg->mode == CGROUP_V2   ? "cgroup v2"
+                : cg->mode == CGROUP_V1 ? "cgroup v1"
+                                        : "rlimit",
+                "pids_cgroup", cg->pids, "user_namespace", 1, "pid_namespace", 1, "mount_namespace", 1,
+                "network_namespace", 1, "ipc_namespace", 1, "uts_namespace", 1, "seccomp", 1);
+        if (o && st.fatal[0])
+                json_object_set_new(o, "error", json_string(st.fatal));
+        char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        return send_json(req, ok ? 200 : 503, body, body ? strlen(body) : 0);
+}
+
+static enum MHD_Result send_metrics(Req *req) {
+        PoolStatus st;
+        size_t len = 0;
+        pool_status(req->http->pool, &st);
+        char *text = metrics_render(&st, &len);
+        return send_body(req, 200, text, len, "text/plain; version=0.0.4; charset=utf-8", NULL, NULL);
+}
+
+static enum MHD_Result send_openapi(Req *req) {
+        char *doc = strdup(openapi_json);
+        return send_json(req, 200, doc, doc ? strlen(doc) : 0);
+}
+
+/* CORS preflight: only for allowed origins; anything else is a plain 405. */
+static enum MHD_Result send_preflight(Req *req) {
+        struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        if (!resp)
+                return MHD_NO;
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", "POST, GET, OPTIONS");
+        MHD_add_response_header(
+                resp, "Access-Control-Allow-Headers", "Content-Type, Authorization, X-Request-Id");
+        MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+        return queue(req, MHD_HTTP_NO_CONTENT, resp);
+}
+
+typedef struct Route {
+        const char *path;
+        MetricsEndpoint endpoint;
+        const char *method;
+        bool api; /* under /api/: always behind the key */
+} Route;
+
+static const Route routes[] = {
+        {"/api/execute", EP_EXECUTE, MHD_HTTP_METHOD_POST, true},
+        {"/health", EP_HEALTH, MHD_HTTP_METHOD_GET, false},
+        {"/metrics", EP_METRICS, MHD_HTTP_METHOD_GET, false},
+        {"/openapi.json", EP_OPENAPI, MHD_HTTP_METHOD_GET, false},
+};
+
 static enum MHD_Result on_first_call(
         Http *h, struct MHD_Connection *conn, const char *url, const char *method, void **con_cls) {
-        if (strcmp(url, "/api/execute") != 0)
+        Req *req = calloc(1, sizeof *req);
+        if (!req)
+                return MHD_NO;
+        atomic_fetch_add(&h->active, 1);
+        req->http = h;
+        req->conn = conn;
+        req->outcome = "-";
+        clock_gettime(CLOCK_MONOTONIC, &req->start);
+        snprintf(req->method, sizeof req->method, "%s", method);
+        snprintf(req->path, sizeof req->path, "%s", url);
+        request_id(conn, req->id);
+        const char *origin = allowed_origin(h, header(conn, "Origin"));
+        if (origin)
+                snprintf(req->origin, sizeof req->origin, "%s", origin);
+        *con_cls = req;
+
+        const Route *route = NULL;
+        for (size_t i = 0; i < ELEMENTSOF(routes); i++)
+                if (strcmp(url, routes[i].path) == 0)
+                        route = &routes[i];
+        if (!route) {
+                req->endpoint = EP_OTHER;
+                return send_error(req, MHD_HTTP_NOT_FOUND,
+                        "not found: the API is POST /api/execute (also GET /health, /metrics, "
+                        "/openapi.json)",
+                        NULL, NULL);
+        }
+        req->endpoint = route->endpoint;
+        if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0 && req->origin[0])
+                return send_preflight(req);
+        bool head =
+                strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 && strcmp(route->method, MHD_HTTP_METHOD_GET) == 0;
+        if (strcmp(method, route->method) != 0 && !head) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "method not allowed: use %s", route->method);
                 return send_error(
-                        conn, MHD_HTTP_NOT_FOUND, "not found: the API is POST /api/execute", NULL, NULL);
-        if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-                return send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use POST",
-                        MHD_HTTP_HEADER_ALLOW, "POST");
-        const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (!is_json(ct))
-                return send_error(conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                        req, MHD_HTTP_METHOD_NOT_ALLOWED, msg, MHD_HTTP_HEADER_ALLOW, route->method);
+        }
+        if ((route->api || h->cfg.auth_health) &&
+                !auth_check(h->auth, header(conn, MHD_HTTP_HEADER_AUTHORIZATION)))
+                return send_error(req, MHD_HTTP_UNAUTHORIZED,
+                        "unauthorized: send the header Authorization: Bearer <API key>",
+                        MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"snakebox\"");
+        switch (route->endpoint) {
+        case EP_HEALTH:
+                return send_health(req);
+        case EP_METRICS:
+                return send_metrics(req);
+        case EP_OPENAPI:
+                return send_openapi(req);
+        default:
+                break;
+        }
+        if (!is_json(header(conn, MHD_HTTP_HEADER_CONTENT_TYPE)))
+                return send_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
                         "unsupported media type: send Content-Type: application/json", NULL, NULL);
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
                 char *end;
                 errno = 0;
@@ -120,40 +317,33 @@ static enum MHD_Result on_first_call(
                         snprintf(msg, sizeof msg,
                                 "request body too large: the limit is MAX_REQUEST_BYTES (%llu bytes)",
                                 (unsigned long long)h->cfg.max_request_bytes);
-                        return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL, NULL);
+                        return send_error(req, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL, NULL);
                 }
         }
-        Req *req = calloc(1, sizeof *req);
-        if (!req)
-                return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", NULL, NULL);
-        req->http = h;
-        req->conn = conn;
         buf_init(&req->body, h->cfg.max_request_bytes);
-        *con_cls = req;
         return MHD_YES;
 }
 
 static enum MHD_Result on_body_complete(Http *h, Req *req) {
         char why[512];
-        struct MHD_Connection *conn = req->conn;
 
         if (req->too_large) {
                 snprintf(why, sizeof why,
                         "request body too large: the limit is MAX_REQUEST_BYTES (%llu bytes)",
                         (unsigned long long)h->cfg.max_request_bytes);
-                return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, why, NULL, NULL);
+                return send_error(req, MHD_HTTP_CONTENT_TOO_LARGE, why, NULL, NULL);
         }
         ApiRequest ar;
         int code = api_decode_request(
                 req->body.data ? req->body.data : "", req->body.len, &h->cfg, &ar, why, sizeof why);
         buf_free(&req->body);
         if (code == 503)
-                return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", NULL, NULL);
+                return send_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", NULL, NULL);
         if (code != 0)
-                return send_error(conn, (unsigned)code, why, NULL, NULL);
+                return send_error(req, (unsigned)code, why, NULL, NULL);
 
         const union MHD_ConnectionInfo *ci =
-                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+                MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         req->job = (Job){
                 .request = ar.runner,
                 .request_len = ar.runner_len,
@@ -167,23 +357,24 @@ static enum MHD_Result on_body_complete(Http *h, Req *req) {
         };
         /* Suspend first: the pool may finish the job (and resume) before submit returns. */
         req->state = REQ_WAITING;
-        MHD_suspend_connection(conn);
+        MHD_suspend_connection(req->conn);
         int r = pool_submit(h->pool, &req->job);
         if (r < 0) {
                 req->state = REQ_READING;
-                MHD_resume_connection(conn);
+                MHD_resume_connection(req->conn);
                 free(req->job.request);
                 req->job.request = NULL;
                 run_result_free(&req->job.result);
                 if (r == -EBUSY)
-                        return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                        return send_error(req, MHD_HTTP_SERVICE_UNAVAILABLE,
                                 "all sandboxes are busy and the queue is full (MAX_CONCURRENCY, "
                                 "QUEUE_SIZE); "
                                 "try again later",
                                 MHD_HTTP_HEADER_RETRY_AFTER, "1");
                 return send_error(
-                        conn, MHD_HTTP_SERVICE_UNAVAILABLE, "the server is shutting down", NULL, NULL);
+                        req, MHD_HTTP_SERVICE_UNAVAILABLE, "the server is shutting down", NULL, NULL);
         }
+        req->ran = true;
         return MHD_YES;
 }
 
@@ -200,6 +391,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         switch (req->state) {
         case REQ_READING:
                 if (*upload_data_size > 0) {
+                        req->bytes_in += *upload_data_size;
                         if (!req->too_large) {
                                 if (req->body.len + *upload_data_size > req->body.cap)
                                         req->too_large = true;
@@ -217,25 +409,73 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 char *body = NULL;
                 size_t len = 0;
                 int code = api_build_answer(&req->job.result, &h->cfg, &body, &len);
-                return send_body(conn, (unsigned)code, body, len, NULL, NULL);
+                req->outcome = metrics_outcome(&req->job.result);
+                return send_json(req, (unsigned)code, body, len);
         }
+        case REQ_ANSWERED:
+                /* The answer is queued; the rest of an uploaded body is read and dropped. */
+                *upload_data_size = 0;
+                return MHD_YES;
         }
         return MHD_NO;
 }
 
+/* One line per request: text by default, JSON lines with LOG_FORMAT=json. */
+static void access_log(Http *h, Req *req, uint64_t ms) {
+        char when[32];
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        if (strcmp(h->cfg.log_format, "json") == 0) {
+                json_t *o = json_pack("{ss ss ss ss sI ss sI sI sI}", "time", when, "request_id", req->id,
+                        "method", req->method, "path", req->path, "status", (json_int_t)req->code, "outcome",
+                        req->outcome, "duration_ms", (json_int_t)ms, "bytes_in", (json_int_t)req->bytes_in,
+                        "bytes_out", (json_int_t)req->bytes_out);
+                char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+                if (line)
+                        log_info("%s", line);
+                free(line);
+                json_decref(o);
+                return;
+        }
+        /* The path is the client's: show it without control characters. */
+        char path[sizeof req->path];
+        size_t i = 0;
+        for (; req->path[i] && i < sizeof path - 1; i++)
+                path[i] = (unsigned char)req->path[i] < 0x20 || req->path[i] == 0x7f ? '?' : req->path[i];
+        path[i] = 0;
+        log_info("access %s id=%s %s %s %u outcome=%s %llums in=%zu out=%zu", when, req->id, req->method,
+                path, req->code, req->outcome, (unsigned long long)ms, req->bytes_in, req->bytes_out);
+}
+
 static void on_completed(
         void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
+        Http *h = cls;
         Req *req = *con_cls;
-        (void)cls;
         (void)conn;
-        (void)toe;
         if (!req)
                 return;
+        struct timespec end;
+        clock_gettime(CLOCK_MONOTONIC, &end);
+        uint64_t ms = (uint64_t)(end.tv_sec - req->start.tv_sec) * 1000 +
+                      (uint64_t)((end.tv_nsec - req->start.tv_nsec) / 1000000);
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && req->code == 0)
+                req->outcome = "client-gone";
+        access_log(h, req, ms);
+        metrics_request(req->endpoint, req->code);
+        if (req->ran)
+                metrics_run(metrics_outcome(&req->job.result),
+                        req->job.result.outcome <= RUN_MEMORY_LIMIT || req->job.result.outcome == RUN_ABORTED
+                                ? req->job.result.duration_ms
+                                : UINT64_MAX,
+                        req->job.result.queue_ms);
         buf_free(&req->body);
         free(req->job.request);
         run_result_free(&req->job.result);
         free(req);
         *con_cls = NULL;
+        atomic_fetch_sub(&h->active, 1);
 }
 
 int http_start(const Config *c, Pool *pool, Http **ret, uint16_t *ret_port, char *why, size_t whyn) {
@@ -266,19 +506,27 @@ int http_start(const Config *c, Pool *pool, Http **ret, uint16_t *ret_port, char
                 return -ENOMEM;
         h->pool = pool;
         h->cfg = *c;
+        int r = auth_new(c, &h->auth, why, whyn);
+        if (r < 0) {
+                free(h);
+                return r;
+        }
         h->daemon = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, on_request, h,
                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
                 (unsigned)IDLE_TIMEOUT_SEC, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
                 MHD_OPTION_END);
         if (!h->daemon) {
-                int r = errno ? -errno : -EADDRINUSE;
+                r = errno ? -errno : -EADDRINUSE;
                 snprintf(why, whyn, "cannot listen on %s:%u: %s", c->host, c->port, strerror(-r));
+                auth_free(h->auth);
                 free(h);
                 return r;
         }
         const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
         *ret_port = di ? di->port : (uint16_t)c->port;
+        if (auth_enabled(h->auth))
+                log_info("API keys required for /api/%s", c->auth_health ? ", /health and /metrics" : "");
         *ret = h;
         return 0;
 }
@@ -291,10 +539,18 @@ void http_quiesce(Http *h) {
         }
 }
 
+void http_wait_idle(Http *h, uint64_t ms) {
+        for (uint64_t waited = 0; h && atomic_load(&h->active) > 0 && waited < ms; waited += 10) {
+                struct timespec ts = {0, 10 * 1000000};
+                nanosleep(&ts, NULL);
+        }
+}
+
 void http_stop(Http *h) {
         if (!h)
                 return;
         if (h->daemon)
                 MHD_stop_daemon(h->daemon);
+        auth_free(h->auth);
         free(h);
 }

@@ -15,5 +15,9 @@ int http_start(const Config *c, Pool *pool, Http **ret, uint16_t *ret_port, char
 /* Stops accepting connections (requests in flight continue). */
 void http_quiesce(Http *h);
 
+/* Waits until no request is being handled (idle keep-alive connections do not count), at most
+ * ms milliseconds, so that answers already made are sent before the daemon stops. */
+void http_wait_idle(Http *h, uint64_t ms);
+
 /* Stops the daemon and frees it; every job must be finished (pool_stop) before. */
 void http_stop(Http *h);

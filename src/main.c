@@ -97,9 +97,16 @@ static int cmd_serve(void) {
 
         while (sigwait(&set, &sig) != 0 || sig == SIGHUP)
                 ;
-        log_info("%s: shutting down", strsignal(sig));
+        /* Graceful: no new connections or runs; runs in flight get SHUTDOWN_GRACE to finish and
+         * their answers are sent; what is left is killed and answered 503; nothing stays. */
+        log_info("%s: shutting down (runs in flight have %u s)", strsignal(sig), c.shutdown_grace_sec);
         http_quiesce(http);
+        uint32_t left = pool_drain(pool, (uint64_t)c.shutdown_grace_sec * 1000);
+        if (left)
+                log_info("%u runs still going after SHUTDOWN_GRACE: killing them", left);
+        http_wait_idle(http, 2000);
         pool_stop(pool);
+        http_wait_idle(http, 2000);
         http_stop(http);
         return 0;
 }

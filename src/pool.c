@@ -158,6 +158,7 @@ struct Pool {
         Job *inbox;
         uint32_t admitted;
         bool stopping;
+        bool draining;
         int start_state; /* 0 pending, 1 serving, <0 failed */
         char start_why[512];
         PoolStatus status;
@@ -233,6 +234,8 @@ static void drain_pipe(Pool *p, Sandbox *sb, int stream);
 static void job_finish(Pool *p, Job *job, RunOutcome outcome) {
         Watch *w = job->watch;
         job->result.outcome = outcome;
+        if (!job->sandbox)
+                job->result.queue_ms = now_ms() - job->enqueued_ms;
         /* Stop watching the client before handing the job back: the HTTP layer may close its
          * socket as soon as done runs. */
         if (w) {
@@ -245,6 +248,8 @@ static void job_finish(Pool *p, Job *job, RunOutcome outcome) {
         job->sandbox = NULL;
         pthread_mutex_lock(&p->lock);
         p->admitted--;
+        if (p->admitted == 0)
+                pthread_cond_broadcast(&p->cond);
         pthread_mutex_unlock(&p->lock);
         job->done(job);
 }
@@ -518,6 +523,7 @@ static void sb_assign(Pool *p, Sandbox *sb, Job *job) {
         sb->job = job;
         job->sandbox = sb;
         sb->start_ms = now_ms();
+        job->result.queue_ms = sb->start_ms - job->enqueued_ms;
         sb->cpu_base_ms = proc_cpu_ms(sb->pid); /* sealing is not the run's time */
         /* Back to normal priority from the zygote's lower one (see zygote.c). */
         setpriority(PRIO_PROCESS, (id_t)sb->pid, 0);
@@ -1355,7 +1361,7 @@ int pool_submit(Pool *p, Job *job) {
                         4 * p->cfg.max_result_bytes);
 
         pthread_mutex_lock(&p->lock);
-        if (p->stopping) {
+        if (p->stopping || p->draining) {
                 pthread_mutex_unlock(&p->lock);
                 return -ESHUTDOWN;
         }
@@ -1386,6 +1392,24 @@ PoolKind pool_route(Pool *p, const char *request, size_t len) {
         if (!p->route)
                 return POOL_FULL;
         return route_needs_full(p->route, request, len) ? POOL_FULL : POOL_LEAN;
+}
+
+uint32_t pool_drain(Pool *p, uint64_t grace_ms) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += (time_t)(grace_ms / 1000);
+        deadline.tv_nsec += (long)(grace_ms % 1000) * 1000000;
+        if (deadline.tv_nsec >= 1000000000) {
+                deadline.tv_sec++;
+                deadline.tv_nsec -= 1000000000;
+        }
+        pthread_mutex_lock(&p->lock);
+        p->draining = true;
+        while (p->admitted > 0 && pthread_cond_timedwait(&p->cond, &p->lock, &deadline) == 0)
+                ;
+        uint32_t left = p->admitted;
+        pthread_mutex_unlock(&p->lock);
+        return left;
 }
 
 void pool_stop(Pool *p) {

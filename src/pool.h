@@ -30,6 +30,7 @@ typedef struct RunResult {
         Buf report; /* the runner's report (JSON), from its 'R' frames */
         bool report_done; /* its 'Z' frame came: the report is complete */
         uint64_t duration_ms, cpu_ms, memory_peak_bytes;
+        uint64_t queue_ms; /* waited for a sandbox */
         uint32_t timeout_ms; /* the deadline this run had */
         uint64_t memory_bytes; /* the memory limit this run had */
         bool want_files; /* the request asked for return_files */
@@ -91,6 +92,10 @@ PoolKind pool_route(Pool *p, const char *request, size_t len);
 
 void pool_status(Pool *p, PoolStatus *ret);
 const CgroupRoot *pool_cgroups(Pool *p);
+
+/* Graceful stop, first half: refuses new jobs (-ESHUTDOWN) and waits until every admitted job
+ * has finished, or grace_ms passed. Returns the number of jobs still unfinished. */
+uint32_t pool_drain(Pool *p, uint64_t grace_ms);
 
 /* Ends every job (RUN_SHUTDOWN for the queued ones, kill for the running), stops the zygote,
  * joins the thread, removes cgroups and the runtime dir. */

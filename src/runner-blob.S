@@ -1,5 +1,6 @@
-/* The zygote's Python sources, linked into the binary so the zygote needs no file: the sandbox
- * runner and the warm-up. Each is NUL-terminated. */
+/* Files linked into the binary so that it needs no file at run time: the zygote's Python
+ * sources (the sandbox runner, the warm-up) and the OpenAPI document /openapi.json serves. Each
+ * is NUL-terminated. */
         .section .rodata
         .global runner_py
         .global warmup_py
@@ -8,5 +9,9 @@ runner_py:
         .byte 0
 warmup_py:
         .incbin "src/warmup.py"
+        .byte 0
+        .global openapi_json
+openapi_json:
+        .incbin "docs/openapi.json"
         .byte 0
         .section .note.GNU-stack,"",@progbits

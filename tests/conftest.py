@@ -58,6 +58,8 @@ TEST_LIMITS = {
     "MAX_OUTPUT_BYTES": "65536",
     "TMP_SIZE_MB": "16",
     "MAX_REQUEST_BYTES": "65536",
+    # Runs in flight at a test server's SIGTERM get this long before they are killed.
+    "SHUTDOWN_GRACE": "2",
 }
 
 SECRET_KEY = "SNAKEBOX_TEST_SECRET"

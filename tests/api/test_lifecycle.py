@@ -40,9 +40,24 @@ def comm(pid):
         return None
 
 
+def own_pid_namespace(pid):
+    """True for a process in the host's pid namespace (a zygote), false for a sandbox, which is
+    pid 1 of a namespace of its own (its NSpid line has two numbers)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return len(line.split()) == 2
+    except OSError:
+        pass
+    return False
+
+
 def zygote_of(server, name="snakebox-zygote"):
-    """The full zygote (snakebox-zygote) or the lean one (snakebox-lean) of a server we started."""
-    zs = [c for c in children(server.pid) if comm(c) == name]
+    """The full zygote (snakebox-zygote) or the lean one (snakebox-lean) of a server we started.
+    Sandboxes carry the zygote's name for a moment after they are cloned: they are told apart
+    by their pid namespace."""
+    zs = [c for c in children(server.pid) if comm(c) == name and own_pid_namespace(c)]
     assert len(zs) == 1, f"expected one {name} among the server's children, found {zs}"
     return zs[0]
 

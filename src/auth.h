@@ -1,0 +1,20 @@
+/* API keys: loaded once, compared in constant time, never logged. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "config.h"
+
+typedef struct Auth Auth;
+
+/* Reads API_KEYS and API_KEYS_FILE. Returns 0, or -errno with a reason (which never contains a
+ * key) in why. */
+int auth_new(const Config *c, Auth **ret, char *why, size_t whyn);
+void auth_free(Auth *a);
+
+/* True when keys are configured. */
+bool auth_enabled(const Auth *a);
+
+/* True when the Authorization header value is "Bearer <one of the keys>". The time taken does
+ * not depend on which key matched, or how much of one did. */
+bool auth_check(const Auth *a, const char *authorization);
