@@ -541,6 +541,19 @@ static void sb_assign(Pool *p, Sandbox *sb, Job *job) {
         sb_send_request(p, sb);
 }
 
+/* Peak resident memory of the sandbox's init (VmHWM), in bytes: the no-cgroup fallback. It
+ * counts the pages shared with the zygote too, unlike the cgroup's figure. */
+static uint64_t proc_peak_rss(pid_t pid) {
+        char path[64];
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+        if (fd_read_file(path, 1 << 16, &text, &len) < 0)
+                return 0;
+        const char *p = strstr(text, "\nVmHWM:");
+        return p ? strtoull(p + 7, NULL, 10) * 1024 : 0; /* kernel-written, in kB */
+}
+
 /* The exit code the runner reported, if its report is complete and well-formed. */
 static bool report_exit_code(const RunResult *r, int *ret) {
         if (!r->report_done || r->report.dropped || !r->report.len)
@@ -569,8 +582,12 @@ static void sb_complete(Pool *p, Sandbox *sb) {
                                : proc_cpu_ms(sb->pid);
         r->cpu_ms = cpu > sb->cpu_base_ms ? cpu - sb->cpu_base_ms : 0;
         cgroup_read_stats(&p->cgroups, &sb->cg, &cs);
-        r->memory_peak_bytes =
-                p->cgroups.mode != CGROUP_NONE ? cs.memory_peak_bytes : (uint64_t)sb->ru.ru_maxrss * 1024;
+        if (p->cgroups.mode != CGROUP_NONE)
+                r->memory_peak_bytes = cs.memory_peak_bytes;
+        else if (sb->reaped)
+                r->memory_peak_bytes = (uint64_t)sb->ru.ru_maxrss * 1024;
+        else
+                r->memory_peak_bytes = proc_peak_rss(sb->pid);
         r->process_limit_hit = cs.pids_max_hits > 0;
         if (!sb->reaped) {
                 r->signal = 0;
