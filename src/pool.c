@@ -108,6 +108,7 @@ typedef struct Sandbox {
         siginfo_t si;
         struct rusage ru;
         uint64_t start_ms, cpu_base_ms;
+        uint64_t report_maxrss; /* from the runner's report */
         RunOutcome kill_reason; /* RUN_EXITED when we did not kill it */
         SealFailure failure;
         bool failed;
@@ -541,21 +542,9 @@ static void sb_assign(Pool *p, Sandbox *sb, Job *job) {
         sb_send_request(p, sb);
 }
 
-/* Peak resident memory of the sandbox's init (VmHWM), in bytes: the no-cgroup fallback. It
- * counts the pages shared with the zygote too, unlike the cgroup's figure. */
-static uint64_t proc_peak_rss(pid_t pid) {
-        char path[64];
-        _cleanup_free_ char *text = NULL;
-        size_t len;
-        snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-        if (fd_read_file(path, 1 << 16, &text, &len) < 0)
-                return 0;
-        const char *p = strstr(text, "\nVmHWM:");
-        return p ? strtoull(p + 7, NULL, 10) * 1024 : 0; /* kernel-written, in kB */
-}
-
-/* The exit code the runner reported, if its report is complete and well-formed. */
-static bool report_exit_code(const RunResult *r, int *ret) {
+/* The exit code the runner reported, if its report is complete and well-formed; and its peak
+ * resident memory (the no-cgroup fallback: it counts pages shared with the zygote too). */
+static bool report_exit_code(const RunResult *r, int *ret, uint64_t *ret_maxrss) {
         if (!r->report_done || r->report.dropped || !r->report.len)
                 return false;
         json_t *j = json_loadb(r->report.data, r->report.len, JSON_ALLOW_NUL, NULL);
@@ -563,6 +552,8 @@ static bool report_exit_code(const RunResult *r, int *ret) {
         bool ok = json_is_integer(e) && json_integer_value(e) >= 0 && json_integer_value(e) <= 255;
         if (ok)
                 *ret = (int)json_integer_value(e);
+        json_t *m = j ? json_object_get(j, "maxrss_kb") : NULL;
+        *ret_maxrss = json_is_integer(m) && json_integer_value(m) > 0 ? (uint64_t)json_integer_value(m) * 1024 : 0;
         json_decref(j);
         return ok;
 }
@@ -587,7 +578,7 @@ static void sb_complete(Pool *p, Sandbox *sb) {
         else if (sb->reaped)
                 r->memory_peak_bytes = (uint64_t)sb->ru.ru_maxrss * 1024;
         else
-                r->memory_peak_bytes = proc_peak_rss(sb->pid);
+                r->memory_peak_bytes = sb->report_maxrss;
         r->process_limit_hit = cs.pids_max_hits > 0;
         if (!sb->reaped) {
                 r->signal = 0;
@@ -615,7 +606,7 @@ static void sb_maybe_complete(Pool *p, Sandbox *sb) {
                  * still running is killed with the sandbox. The status is the runner's; only
                  * the program itself could have forged it. */
                 int code;
-                if (sb->kill_reason != RUN_EXITED || !report_exit_code(&sb->job->result, &code))
+                if (sb->kill_reason != RUN_EXITED || !report_exit_code(&sb->job->result, &code, &sb->report_maxrss))
                         return;
                 drain_pipe(p, sb, 1);
                 drain_pipe(p, sb, 2);

@@ -508,6 +508,11 @@ def _finish(out, err, report):
     except BaseException:
         pass
     if os.getpid() == 1:
+        try:
+            import resource
+            report["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        except BaseException:
+            pass
         # The report, in as many 'R' frames as it needs, then 'Z': it is complete.
         # UTF-8 that the server's JSON parser accepts: a lone surrogate (a file name with
         # undecodable bytes, say) becomes "?" instead of costing the whole report.
