@@ -242,6 +242,19 @@ def test_shown_figure_that_stays_open_is_returned_once(server):
     assert check_image(body["images"][0])[:2] == (400, 300)
 
 
+def test_figure_shown_twice_is_returned_once(server):
+    body = execute_ok(server, {"code": code('''
+        import matplotlib.pyplot as plt
+        plt.figure(figsize=(3, 2))
+        plt.plot([1, 2, 3])
+        plt.show()
+        plt.show()
+    ''')})
+    assert_images_fields(body)
+    assert [check_image(i)[:2] for i in body["images"]] == [(300, 200)], show(sizes(body))
+    assert body["images_dropped"] == 0
+
+
 def test_figure_closed_without_show_is_not_returned(server):
     body = execute_ok(server, {"code": code('''
         import matplotlib.pyplot as plt
@@ -384,7 +397,13 @@ def test_dataframe_result_has_text_and_html(server):
     ("import math\nmath.pi\n", "3.141592653589793"),
     ("import numpy as np\nnp.arange(3)\n", "array([0, 1, 2])"),
     ("def f():\n    return {'k': 1}\n\nf()\n", "{'k': 1}"),
-], ids=["sum", "after-assignment", "str", "list", "stdlib", "numpy", "call"])
+    ("1 + 1\n# a trailing comment\n\n", "2"),
+    ("x = 1; x + 1", "2"),
+    ("(1 +\n 2)\n", "3"),
+    ("__name__", "'__main__'"),
+    ("import sys\nsys.argv[0] == sys.argv[0]\n", "True"),
+], ids=["sum", "after-assignment", "str", "list", "stdlib", "numpy", "call", "trailing-comment",
+        "semicolon-statements", "multi-line", "main", "bool"])
 def test_expression_result_is_its_repr_and_has_no_html(server, src, text):
     body = execute_ok(server, {"code": src})
     assert body.get("result") == {"text/plain": text}, show(body)
@@ -434,6 +453,25 @@ def test_no_result_when_the_code_raises(server, src, etype):
     assert body["result"] is None, show(body)
 
 
+def test_last_expression_that_raises_keeps_the_users_traceback(server):
+    status, body = execute(server, {"code": "print('before')\nx = 0\n1 / x\n"})
+    assert status == 200 and body["status"] == "Error", show(body)
+    tb = body["error"]["traceback"]
+    frames = re.findall(r'^  File "([^"]*)", line (\d+)', tb, re.M)
+    assert [int(line) for _, line in frames] == [3], show(tb)
+    assert re.search(r"line 3, in <module>\n    1 / x\n", tb), show(tb)
+    for word in ("snakebox", "runpy", "<frozen", "zygote", "runner"):
+        assert word not in tb.lower(), show(tb)
+    assert body["output"].startswith("before\n"), show(body)
+    assert body["output"].rstrip("\n").endswith("ZeroDivisionError: division by zero"), show(body)
+    assert body["result"] is None
+
+
+def test_last_expression_sees_the_programs_globals(server):
+    body = execute_ok(server, {"code": "import json\ndata = {'a': [1, 2]}\njson.dumps(data)\n"})
+    assert body["result"] == {"text/plain": repr('{"a": [1, 2]}')}, show(body)
+
+
 def test_result_is_not_added_to_output_or_stdout(server):
     marker = "m4rk3r-value"
     body = execute_ok(server, {"code": f"print('before')\n{marker!r} * 2\n"})
@@ -461,6 +499,13 @@ def test_result_is_cut_at_the_default_cap(server):
     assert body["output"] == ""
 
 
+def test_default_result_cap_counts_bytes_not_characters(server):
+    body = execute_ok(server, {"code": "'é' * 100000\n"})
+    text = body["result"]["text/plain"]
+    assert text.startswith("'éééé") and "\ufffd" not in text, show(text[-50:])
+    assert len(text.encode("utf-8")) <= 65536, len(text.encode("utf-8"))
+
+
 def test_max_result_bytes_cuts_the_result(start_server):
     low, high = key_range("MAX_RESULT_BYTES")
     cap = max(1024, low)
@@ -473,3 +518,65 @@ def test_max_result_bytes_cuts_the_result(start_server):
     # A short value on the same server is whole.
     body = execute_ok(srv, {"code": "'y' * 100\n"})
     assert body["result"] == {"text/plain": repr("y" * 100)}, show(body)
+
+
+def test_max_result_bytes_cuts_html_and_multibyte_text_cleanly(start_server):
+    low, high = key_range("MAX_RESULT_BYTES")
+    cap = max(1024, low)
+    assert cap <= high, (low, high)
+    srv = start_server({"MAX_RESULT_BYTES": str(cap)})
+    body = execute_ok(srv, {"code": code('''
+        import pandas as pd
+        pd.DataFrame({"a": range(1000), "b": ["word"] * 1000})
+    ''')})
+    result = body["result"]
+    assert isinstance(result, dict) and "text/html" in result, show(body)
+    for mime in ("text/plain", "text/html"):
+        assert len(result[mime].encode("utf-8")) <= cap, (mime, len(result[mime].encode("utf-8")))
+    assert result["text/html"].lstrip().startswith("<"), show(result)
+    # A cut through a multi-byte character leaves no broken character behind.
+    body = execute_ok(srv, {"code": "'é' * 100000\n"})
+    text = body["result"]["text/plain"]
+    assert text.startswith("'éééé") and "\ufffd" not in text, show(text[-50:])
+    assert len(text.encode("utf-8")) <= cap
+
+
+def test_max_image_bytes_drops_larger_images(start_server):
+    srv = start_server({"MAX_IMAGE_BYTES": "1024"})
+    body = execute_ok(srv, {"code": code('''
+        import matplotlib.pyplot as plt
+        import numpy as np
+        plt.figure(figsize=(4, 3))
+        plt.imshow(np.random.default_rng(1).random((60, 80)))
+        plt.show()
+        plt.figure(figsize=(4, 3))
+        plt.plot(np.random.default_rng(2).random(500))
+    ''')})
+    assert_images_fields(body)
+    assert body["images"] == [], show(sizes(body))
+    assert body["images_dropped"] == 2, show(body)
+
+
+def test_max_images_zero_returns_none_and_counts_all(start_server):
+    srv = start_server({"MAX_IMAGES": "0"})
+    body = execute_ok(srv, {"code": code('''
+        import matplotlib.pyplot as plt
+        plt.figure(figsize=(2, 2))
+        plt.plot([1, 2])
+        plt.show()
+        plt.figure(figsize=(2, 2))
+    ''')})
+    assert_images_fields(body)
+    assert body["images"] == [], show(sizes(body))
+    assert body["images_dropped"] == 2, show(body)
+
+
+def test_show_without_figures_is_harmless(server):
+    body = execute_ok(server, {"code": code('''
+        import matplotlib.pyplot as plt
+        plt.show()
+        plt.show(block=False)
+        print("fine")
+    ''')})
+    assert body["stdout"] == "fine\n", show(body)
+    assert body["images"] == [] and body["images_dropped"] == 0, show(body)

@@ -371,6 +371,27 @@ def test_unchanged_uploads_are_not_returned_changed_ones_are(server):
     assert content(files["rewrite.txt"]) == b"replaced entirely"
 
 
+def test_upload_rewritten_with_the_same_size_or_emptied_is_returned(server):
+    body = execute_ok(server, {
+        "code": code('''
+            import os
+            with open("same.txt", "w") as f:
+                f.write("bbbb")
+            open("emptied.txt", "w").close()
+            with open("temp.txt", "w") as f:
+                f.write("short-lived")
+            os.remove("temp.txt")
+        '''),
+        "files": [{"name": "same.txt", "content": "aaaa"},
+                  {"name": "emptied.txt", "content": "was not empty"}],
+        "return_files": True,
+    })
+    files = returned(body)
+    assert list(files) == ["emptied.txt", "same.txt"], show(body["files"])
+    assert content(files["same.txt"]) == b"bbbb"
+    assert content(files["emptied.txt"]) == b""
+
+
 def test_binary_file_is_returned_as_base64(server):
     body = execute_ok(server, {"code": code('''
         with open("all.bin", "wb") as f:
@@ -527,6 +548,60 @@ def test_default_total_cap_is_8_mib(server):
     assert all(e["size"] == size for e in files.values())
 
 
+def test_invalid_utf8_that_looks_almost_valid_is_returned_as_base64(server):
+    samples = {
+        "surrogate.txt": b"ab\xed\xa0\x80cd",         # UTF-16 surrogate in UTF-8 form
+        "overlong.txt": b"ab\xc0\x80cd",               # overlong NUL
+        "overlong3.txt": b"ab\xe0\x80\xafcd",          # overlong "/"
+        "too-big.txt": b"ab\xf4\x90\x80\x80cd",        # above U+10FFFF
+        "cut.txt": b"abc\xe2\x9c",                     # a character cut at the end
+        "lone-continuation.txt": b"ab\x80cd",
+    }
+    body = execute_ok(server, {"code": code(f'''
+        for name, data in {samples!r}.items():
+            with open(name, "wb") as f:
+                f.write(data)
+    '''), "return_files": True})
+    files = returned(body)
+    assert sorted(files) == sorted(samples), show(body["files"])
+    for name, data in samples.items():
+        assert files[name]["encoding"] == "base64", show(files[name])
+        assert content(files[name]) == data, name
+
+
+@pytest.mark.parametrize("data", [b"a\x01b\x1b[0m\x7f\tc\r\n", b"a\x00b", b"text\x00\x00\x00"],
+                         ids=["control-bytes", "nul", "trailing-nuls"])
+def test_text_with_nul_and_control_bytes_round_trips(server, data):
+    body = execute_ok(server, {"code": code(f'''
+        with open("ctl.txt", "wb") as f:
+            f.write({data!r})
+    '''), "return_files": True})
+    files = returned(body)
+    assert list(files) == ["ctl.txt"], show(body["files"])
+    assert content(files["ctl.txt"]) == data
+
+
+def test_upload_with_nul_in_utf8_content_keeps_every_byte(server):
+    body = execute_ok(server, {"code": "print(repr(open('n.txt', 'rb').read()))",
+                               "files": [{"name": "n.txt", "content": "a\u0000b\u0000"}]})
+    assert body["stdout"] == repr(b"a\x00b\x00") + "\n", show(body)
+
+
+def test_files_written_next_to_uploads_in_their_directory(server):
+    body = execute_ok(server, {
+        "code": code('''
+            import pandas as pd
+            df = pd.read_csv("data/in.csv")
+            df.assign(double=df.v * 2).to_csv("data/out.csv", index=False)
+        '''),
+        "files": [{"name": "data/in.csv", "content": "v\n1\n2\n"}],
+        "return_files": ["data/*"],
+    })
+    files = returned(body)
+    assert list(files) == ["data/out.csv"], show(body["files"])
+    assert content(files["data/out.csv"]) == b"v,double\n1,2\n2,4\n"
+
+
 # --- stdin --------------------------------------------------------------------------------------
 
 def test_stdin_read_by_input_twice(server):
@@ -588,6 +663,13 @@ def test_large_stdin_is_read_whole_and_unread_stdin_does_not_hang(start_server):
     assert body["stdout"] == f"{len(expected)} {hashlib.sha256(expected).hexdigest()}\n", show(body)
     body = execute_ok(srv, {"code": "print('ignored stdin')", "stdin": data}, http_timeout=60)
     assert body["stdout"] == "ignored stdin\n", show(body)
+
+
+def test_stdin_with_nul_and_unicode_is_given_whole(server):
+    text = "a\u0000b ✓ 🐍\nend"
+    body = execute_ok(server, {"code": "import sys\nprint(sys.stdin.buffer.read().hex())",
+                               "stdin": text})
+    assert body["stdout"] == text.encode("utf-8").hex() + "\n", show(body)
 
 
 @pytest.mark.parametrize("value", [1, ["a"], {"a": "b"}, True], ids=["number", "list", "object", "bool"])

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from conftest import TEST_LIMITS, assert_healthy, code, post_json, show
+from conftest import (MARK_PRELUDE, TEST_LIMITS, assert_healthy, assert_no_processes_left, code,
+                      new_token, post_json, show)
 
 SERVER_TIMEOUT = int(TEST_LIMITS["EXECUTION_TIMEOUT"])    # 5
 SERVER_MEMORY_MB = int(TEST_LIMITS["MEMORY_LIMIT_MB"])    # 256
@@ -49,6 +50,22 @@ def test_tighter_timeout_stops_the_run_early(server):
     assert body["duration_ms"] < (SERVER_TIMEOUT - 1) * 1000, show(body)
     assert elapsed < SERVER_TIMEOUT - 0.5, f"the answer took {elapsed:.1f} s for a 1 s timeout"
     assert_healthy(server)
+
+
+def test_tighter_timeout_ends_every_process_of_the_run(server):
+    token = new_token()
+    status, body = execute(server, {"code": MARK_PRELUDE + code(f'''
+        import os, time
+        if os.fork() == 0:
+            os.setsid()
+            mark("{token}")
+            time.sleep(60)
+            os._exit(0)
+        time.sleep(60)
+    '''), "timeout": 1}, http_timeout=SERVER_TIMEOUT + 30)
+    assert status == 200 and body["status"] == "Error", show(body)
+    assert "Timeout Error: Code execution exceeded 1 seconds" in body["output"], show(body)
+    assert_no_processes_left(token)
 
 
 def test_whole_float_timeout_is_reported_as_an_integer(server):
@@ -142,6 +159,23 @@ def test_tighter_memory_limit_applies_to_the_run(start_server):
     # The limit was for that request only.
     status, body = execute(srv, {"code": alloc})
     assert status == 200 and body["status"] == "Success", show(body)
+
+
+def test_tighter_memory_limit_applies_to_subprocesses(start_server):
+    srv = start_server({"MEMORY_LIMIT_MB": "512"})
+    child = code('''
+        import subprocess, sys
+        r = subprocess.run([sys.executable, "-c",
+                            "b = b'x' * (200 << 20); print('child allocated', len(b) >> 20)"],
+                           capture_output=True, text=True, timeout=20)
+        print("child exit", r.returncode, r.stdout.strip())
+    ''')
+    status, body = execute(srv, {"code": child})
+    assert status == 200 and body["status"] == "Success", show(body)
+    assert body["stdout"] == "child exit 0 child allocated 200\n", show(body)
+    status, body = execute(srv, {"code": child, "memory_mb": 64})
+    assert status == 200, show((status, body))
+    assert "child allocated" not in body["stdout"], show(body)
 
 
 def test_tighter_memory_limit_with_the_full_zygote(start_server):

@@ -137,6 +137,26 @@ def test_returned_symlinks_are_not_followed(server):
     assert not any(ln in raw.decode("utf-8", "replace") for ln in ("HOME=", "PATH=/")), show(body)
 
 
+def test_symlink_loops_are_not_walked(server):
+    status, body, _ = execute(server, {
+        "code": code('''
+            import os
+            os.symlink(".", "self_loop")
+            os.symlink("..", "parent")
+            os.symlink("/", "root")
+            os.symlink("/work", "work")
+            os.makedirs("a/b")
+            os.symlink("../..", "a/b/up")
+            os.symlink("a", "a/b/c")
+            with open("a/b/ok.txt", "w") as f:
+                f.write("ok")
+        '''),
+        "return_files": True,
+    }, http_timeout=server.timeout_sec + 15)
+    assert status == 200 and body["status"] == "Success", show(body)
+    assert returned_names(body) == ["a/b/ok.txt"], show(body["files"])
+
+
 def test_symlinks_matched_by_a_pattern_are_not_followed(server):
     passwd_in_sandbox = sandbox_passwd_lines(server)
     status, body, raw = execute(server, {
