@@ -29,7 +29,7 @@ BLOB := $(BUILD)/obj/runner-blob.o
 OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS)) $(BLOB)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
-.PHONY: all run test unit api deps check clean format format-check example bench
+.PHONY: all run test unit api api-unprivileged deps check clean format format-check example bench
 all: $(BUILD)/snakebox
 
 # V=1 shows the commands.
@@ -74,6 +74,10 @@ unit: $(UNIT_BINS)
 api: $(BUILD)/snakebox
 	$(PYTHON) -m pytest -q tests/api tests/escape
 
+# The same suites with the server as an unprivileged user (scripts/test-unprivileged).
+api-unprivileged: $(BUILD)/snakebox
+	scripts/test-unprivileged
+
 deps:
 	scripts/install-deps
 
@@ -86,6 +90,7 @@ test: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) api
+	$(MAKE) api-unprivileged
 
 # The benchmark (bench/README.md): latency, throughput, memory, against baselines measured in the
 # same run. Not a test; BENCH_ARGS=--quick for a short run.
