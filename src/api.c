@@ -378,8 +378,10 @@ static int add_results(json_t *o, json_t *rep, const RunResult *r) {
         if (json_object_set_new(o, "images", images) < 0)
                 return -1;
         json_t *dropped = rep ? json_object_get(rep, "images_dropped") : NULL;
-        if (json_object_set_new(o, "images_dropped",
-                    json_integer(json_is_integer(dropped) ? json_integer_value(dropped) : 0)) < 0)
+        json_int_t nd = json_is_integer(dropped) && json_integer_value(dropped) > 0
+                                ? json_integer_value(dropped)
+                                : 0;
+        if (json_object_set_new(o, "images_dropped", json_integer(nd)) < 0)
                 return -1;
         json_t *result = rep ? json_object_get(rep, "result") : NULL;
         if (json_object_set(o, "result", json_is_object(result) ? result : json_null()) < 0)

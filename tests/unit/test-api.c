@@ -958,6 +958,784 @@ static void test_answer_internal(void **state) {
         assert_non_null(strstr(str(j, "output"), "\xef\xbf\xbd"));
 }
 
+/* ---- api_decode_request: the data fields (stdin, files, return_files, timeout, memory_mb,
+ * image_format) and the limits given to the runner ---- */
+
+/* Decodes body (from an exact-size copy) against the limits of c. On 0 sets *ret_req (its
+ * runner is owned) and *ret_json to the parsed runner JSON; otherwise the reason is in why. */
+static int decode_cfg(const Config *c, const char *body, ApiRequest *ret_req, json_t **ret_json, char *why) {
+        size_t n = strlen(body);
+        ApiRequest ar;
+        why[0] = 0;
+        memset(&ar, 0x5a, sizeof ar);
+        int r = api_decode_request(exact_copy(body, n), n, c, &ar, why, WHY_SIZE);
+        if (r == 0) {
+                assert_non_null(own(ar.runner, OWN_FREE));
+                assert_int_equal(ar.runner_len, strlen(ar.runner));
+                json_t *j = parse(ar.runner, ar.runner_len);
+                if (ret_json)
+                        *ret_json = j;
+        } else {
+                assert_null(ar.runner);
+                assert_true(strlen(why) > 0);
+        }
+        if (ret_req)
+                *ret_req = ar;
+        return r;
+}
+
+/* Expects a 0 and returns the runner JSON; the request in *ret_req if asked. */
+static json_t *accept_cfg(const Config *c, const char *body, ApiRequest *ret_req) {
+        char why[WHY_SIZE];
+        json_t *j = NULL;
+        int r = decode_cfg(c, body, ret_req, &j, why);
+        if (r != 0)
+                fail_msg("body %.200s: status %d (%s), want 0", body, r, why);
+        return j;
+}
+
+/* Expects a 400 whose reason contains every one of the given words. */
+static void expect_400_cfg(const Config *c, const char *body, const char *const *words) {
+        char why[WHY_SIZE];
+        int r = decode_cfg(c, body, NULL, NULL, why);
+        if (r != 400)
+                fail_msg("body %.200s: status %d, want 400", body, r);
+        for (; *words; words++)
+                if (!strstr(why, *words))
+                        fail_msg("body %.200s: reason \"%s\" does not mention \"%s\"", body, why, *words);
+}
+
+#define EXPECT_400_CFG(c, body, ...) expect_400_cfg(c, body, (const char *const[]){__VA_ARGS__, NULL})
+
+/* {"code": "pass", <field>: <json>} */
+static const char *with_field(const char *field, const char *json) {
+        size_t n = strlen(field) + strlen(json) + 64;
+        char *s = xmalloc(n);
+        snprintf(s, n, "{\"code\": \"pass\", \"%s\": %s}", field, json);
+        return s;
+}
+
+/* Parses a JSON text of the test itself, scalars included. */
+static json_t *json_of(const char *text) {
+        json_error_t e;
+        json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
+        if (!j)
+                fail_msg("test JSON %s: %s", text, e.text);
+        return own(j, OWN_JSON);
+}
+
+/* Expects key in the runner JSON to equal the JSON text want. */
+static void expect_runner_field(json_t *j, const char *key, const char *want) {
+        json_t *v = json_object_get(j, key);
+        if (!v)
+                fail_msg("the runner JSON has no \"%s\"", key);
+        if (!json_equal(v, json_of(want))) {
+                char *got = own(json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT), OWN_FREE);
+                fail_msg("runner \"%s\" is %s, want %s", key, got, want);
+        }
+}
+
+static void test_decode_stdin(void **state) {
+        Config c;
+        config_init(&c);
+        static const char *const values[] = {
+                "\"hello\\n\"",
+                "\"\"",
+                "\"1 2 3\\n4 5 6\\n\"",
+                "\"h\\u00e9llo \\ud83d\\udc0d\"",
+        };
+        for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+                json_t *j = accept_cfg(&c, with_field("stdin", values[i]), NULL);
+                expect_runner_field(j, "stdin", values[i]);
+                expect_runner_field(j, "code", "\"pass\"");
+        }
+        /* without "stdin", the runner gets none (and so no EOF-only stdin either) */
+        assert_null(json_object_get(accept_cfg(&c, "{\"code\": \"pass\"}", NULL), "stdin"));
+
+        static const char *const bad[] = {"1", "null", "true", "[]", "{}", "[\"x\"]"};
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+                EXPECT_400_CFG(&c, with_field("stdin", bad[i]), "\"stdin\"", "string");
+}
+
+static void test_decode_files_valid(void **state) {
+        Config c;
+        config_init(&c);
+        const char *files =
+                "[{\"name\": \"data.csv\", \"content\": \"a,b\\n1,2\\n\"},"
+                " {\"name\": \"dir/sub/img.bin\", \"content\": \"AAEC/w==\", \"encoding\": \"base64\"},"
+                " {\"name\": \"t\\u00e9.txt\", \"content\": \"\\u00e9\", \"encoding\": \"utf-8\"},"
+                " {\"name\": \".hidden\", \"content\": \"\"}]";
+        json_t *j = accept_cfg(&c, with_field("files", files), NULL);
+        expect_runner_field(j, "files", files);
+        expect_runner_field(j, "code", "\"pass\"");
+
+        /* an empty list is fine */
+        j = accept_cfg(&c, with_field("files", "[]"), NULL);
+        assert_true(json_is_array(json_object_get(j, "files")));
+        assert_int_equal(json_array_size(json_object_get(j, "files")), 0);
+
+        /* without "files", the runner gets none */
+        assert_null(json_object_get(accept_cfg(&c, "{\"code\": \"pass\"}", NULL), "files"));
+}
+
+/* Every bad entry is a 400 that names the file (or, without a usable name, the entry). */
+static void test_decode_files_invalid(void **state) {
+        static const struct {
+                const char *files;
+                const char *words[4]; /* NULL-terminated */
+        } cases[] = {
+                {"[{\"name\": \"a//b\", \"content\": \"x\"}]", {"\"a//b\"", "empty"}},
+                {"[{\"name\": \"..\", \"content\": \"x\"}]", {"file \"..\"", "\"..\""}},
+                {"[{\"name\": \"../escape.txt\", \"content\": \"x\"}]", {"\"../escape.txt\""}},
+                {"[{\"name\": \"a/../../b\", \"content\": \"x\"}]", {"\"a/../../b\""}},
+                {"[{\"name\": \"./x\", \"content\": \"x\"}]", {"\"./x\""}},
+                {"[{\"name\": \"/etc/passwd\", \"content\": \"x\"}]", {"\"/etc/passwd\"", "absolute"}},
+                {"[{\"name\": \"\", \"content\": \"x\"}]", {"file \"\"", "empty"}},
+                {"[{\"name\": \"dir/\", \"content\": \"x\"}]", {"\"dir/\""}},
+                {"[{\"name\": \"nul\\u0000.txt\", \"content\": \"x\"}]", {"NUL"}},
+                {"[{\"name\": \"x.csv\", \"content\": \"1\"}, {\"name\": \"y\", \"content\": \"2\"},"
+                 " {\"name\": \"x.csv\", \"content\": \"3\"}]",
+                        {"\"x.csv\""}},
+                {"[{\"name\": \"d\", \"content\": \"1\"}, {\"name\": \"d/e.txt\", \"content\": \"2\"}]",
+                        {"\"d/e.txt\"", "directory"}},
+                {"[{\"name\": \"d/e/f\", \"content\": \"1\"}, {\"name\": \"d/e\", \"content\": \"2\"}]",
+                        {"\"d/e/f\"", "directory"}},
+                {"[{\"name\": \"ok\", \"content\": \"1\"}, 5]", {"\"files\"", "entry 1", "object"}},
+                {"[\"data.csv\"]", {"\"files\"", "entry 0", "object"}},
+                {"[null]", {"entry 0", "object"}},
+                {"[[\"a\", \"b\"]]", {"entry 0", "object"}},
+                {"[{\"content\": \"x\"}]", {"entry 0", "\"name\""}},
+                {"[{\"name\": 5, \"content\": \"x\"}]", {"entry 0", "\"name\""}},
+                {"[{\"name\": null, \"content\": \"x\"}]", {"entry 0", "\"name\""}},
+                {"[{\"name\": \"c.txt\"}]", {"\"c.txt\"", "\"content\""}},
+                {"[{\"name\": \"c.txt\", \"content\": 5}]", {"\"c.txt\"", "\"content\""}},
+                {"[{\"name\": \"c.txt\", \"content\": null}]", {"\"c.txt\"", "\"content\""}},
+                {"[{\"name\": \"c.txt\", \"content\": [\"x\"]}]", {"\"c.txt\"", "\"content\""}},
+                {"[{\"name\": \"e.txt\", \"content\": \"x\", \"encoding\": \"latin-1\"}]",
+                        {"\"e.txt\"", "\"encoding\""}},
+                {"[{\"name\": \"e.txt\", \"content\": \"x\", \"encoding\": \"UTF-8\"}]",
+                        {"\"e.txt\"", "\"encoding\""}},
+                {"[{\"name\": \"e.txt\", \"content\": \"x\", \"encoding\": \"\"}]",
+                        {"\"e.txt\"", "\"encoding\""}},
+                {"[{\"name\": \"e.txt\", \"content\": \"x\", \"encoding\": null}]",
+                        {"\"e.txt\"", "\"encoding\""}},
+                {"[{\"name\": \"e.txt\", \"content\": \"x\", \"encoding\": 64}]",
+                        {"\"e.txt\"", "\"encoding\""}},
+                {"[{\"name\": \"e.txt\", \"content\": \"QUJD\", \"encoding\": \"utf8\"}]",
+                        {"\"e.txt\"", "\"encoding\""}},
+                {"[{\"name\": \"e.txt\", \"content\": \"QUJD\", \"encoding\": \"BASE64\"}]",
+                        {"\"e.txt\"", "\"encoding\""}},
+                {"[{\"name\": \"e.txt\", \"content\": \"QUJD\", \"encoding\": \"base64url\"}]",
+                        {"\"e.txt\"", "\"encoding\""}},
+                {"[{\"name\": \"e.txt\", \"content\": \"QUJD\", \"encoding\": \"b64\"}]",
+                        {"\"e.txt\"", "\"encoding\""}},
+                {"[{\"name\": \"b.bin\", \"content\": \"QQ=\", \"encoding\": \"base64\"}]",
+                        {"\"b.bin\"", "base64"}},
+                {"[{\"name\": \"b.bin\", \"content\": \"QU JD\", \"encoding\": \"base64\"}]",
+                        {"\"b.bin\"", "base64"}},
+                {"[{\"name\": \"b.bin\", \"content\": \"-_-_\", \"encoding\": \"base64\"}]",
+                        {"\"b.bin\"", "base64"}},
+                {"[{\"name\": \"b.bin\", \"content\": \"QUJD\\n\", \"encoding\": \"base64\"}]",
+                        {"\"b.bin\"", "base64"}},
+                {"[{\"name\": \"k.txt\", \"content\": \"x\", \"mode\": 420}]", {"\"k.txt\"", "\"mode\""}},
+                {"[{\"name\": \"k.txt\", \"content\": \"x\", \"Name\": \"y\"}]", {"\"k.txt\"", "\"Name\""}},
+        };
+        Config c;
+        config_init(&c);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+                expect_400_cfg(&c, with_field("files", cases[i].files), cases[i].words);
+
+        /* "files" itself must be a list */
+        static const char *const not_lists[] = {
+                "{}", "\"a.csv\"", "null", "1", "true", "{\"name\": \"a\", \"content\": \"x\"}"};
+        for (size_t i = 0; i < sizeof not_lists / sizeof not_lists[0]; i++)
+                EXPECT_400_CFG(&c, with_field("files", not_lists[i]), "\"files\"");
+}
+
+/* An over-long name is quoted cut, inside the reason buffer (ASan watches). */
+static void test_decode_files_long_name(void **state) {
+        Config c;
+        config_init(&c);
+        size_t n = 5000;
+        char *body = xmalloc(n + 128);
+        int k = sprintf(body, "{\"code\": \"pass\", \"files\": [{\"name\": \"");
+        memset(body + k, 'n', n);
+        strcpy(body + k + n, "\", \"content\": \"x\"}]}");
+        char why[WHY_SIZE];
+        assert_int_equal(decode_cfg(&c, body, NULL, NULL, why), 400);
+        assert_non_null(strstr(why, "file \"nnnnnnnnnn"));
+        assert_non_null(strstr(why, "1024"));
+}
+
+static void test_decode_max_files(void **state) {
+        Config c;
+        config_init(&c);
+        c.max_files = 3;
+        const char *three = "[{\"name\": \"1\", \"content\": \"\"}, {\"name\": \"2\", \"content\": \"\"},"
+                            " {\"name\": \"3\", \"content\": \"\"}]";
+        const char *four = "[{\"name\": \"1\", \"content\": \"\"}, {\"name\": \"2\", \"content\": \"\"},"
+                           " {\"name\": \"3\", \"content\": \"\"}, {\"name\": \"4\", \"content\": \"\"}]";
+        expect_runner_field(accept_cfg(&c, with_field("files", three), NULL), "files", three);
+        EXPECT_400_CFG(&c, with_field("files", four), "MAX_FILES (3)");
+
+        c.max_files = 0;
+        accept_cfg(&c, with_field("files", "[]"), NULL);
+        EXPECT_400_CFG(&c, with_field("files", "[{\"name\": \"1\", \"content\": \"\"}]"), "MAX_FILES (0)");
+}
+
+/* The cap counts decoded bytes: base64 text is 4/3 of what it carries, UTF-8 text is its bytes. */
+static void test_decode_max_files_bytes(void **state) {
+        Config c;
+        config_init(&c);
+        c.max_files_bytes = 10;
+        static const char *const fit[] = {
+                /* "ABCDEFGHIJ": 10 bytes in 16 characters */
+                "[{\"name\": \"b\", \"content\": \"QUJDREVGR0hJSg==\", \"encoding\": \"base64\"}]",
+                "[{\"name\": \"u\", \"content\": \"0123456789\"}]",
+                "[{\"name\": \"u\", \"content\": \"0123456789\", \"encoding\": \"utf-8\"}]",
+                "[{\"name\": \"e\", \"content\": \"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\"}]", /* 10 bytes */
+                "[{\"name\": \"1\", \"content\": \"abcde\"}, {\"name\": \"2\", \"content\": \"fghij\"}]",
+                "[{\"name\": \"1\", \"content\": \"abcde\"}, {\"name\": \"2\", \"content\": \"QUJDREU=\","
+                " \"encoding\": \"base64\"}]",
+        };
+        for (size_t i = 0; i < sizeof fit / sizeof fit[0]; i++)
+                accept_cfg(&c, with_field("files", fit[i]), NULL);
+
+        static const char *const over[] = {
+                /* "ABCDEFGHIJK": 11 bytes */
+                "[{\"name\": \"b\", \"content\": \"QUJDREVGR0hJSks=\", \"encoding\": \"base64\"}]",
+                "[{\"name\": \"u\", \"content\": \"0123456789A\"}]",
+                "[{\"name\": \"e\", \"content\": \"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9a\"}]", /* 11 bytes */
+                "[{\"name\": \"1\", \"content\": \"abcde\"}, {\"name\": \"2\", \"content\": \"fghijk\"}]",
+                "[{\"name\": \"1\", \"content\": \"abcdef\"}, {\"name\": \"2\", \"content\": \"QUJDREU=\","
+                " \"encoding\": \"base64\"}]",
+        };
+        for (size_t i = 0; i < sizeof over / sizeof over[0]; i++)
+                EXPECT_400_CFG(&c, with_field("files", over[i]), "MAX_FILES_BYTES", "10");
+}
+
+/* "encoding" is exactly "utf-8" or "base64": a value that only starts with one of them (a NUL
+ * after it) is not either. The runner compares the whole string, so "base64\u0000x" would be
+ * sized as base64 here and written as text there. */
+static void test_decode_files_encoding_with_nul(void **state) {
+        Config c;
+        config_init(&c);
+        EXPECT_400_CFG(&c,
+                with_field("files",
+                        "[{\"name\": \"b.bin\", \"content\": \"QUJD\", \"encoding\": \"base64\\u0000x\"}]"),
+                "\"b.bin\"", "\"encoding\"");
+        EXPECT_400_CFG(&c,
+                with_field("files",
+                        "[{\"name\": \"u.txt\", \"content\": \"x\", \"encoding\": \"utf-8\\u0000\"}]"),
+                "\"u.txt\"", "\"encoding\"");
+}
+
+static void test_decode_return_files(void **state) {
+        Config c;
+        config_init(&c);
+        ApiRequest ar;
+        json_t *j;
+
+        j = accept_cfg(&c, with_field("return_files", "true"), &ar);
+        assert_true(ar.want_files);
+        expect_runner_field(j, "return_files", "true");
+
+        j = accept_cfg(&c, with_field("return_files", "false"), &ar);
+        assert_false(ar.want_files);
+        assert_null(json_object_get(j, "return_files"));
+
+        /* no pattern matches nothing: "files": [] in the answer, nothing for the runner to do */
+        j = accept_cfg(&c, with_field("return_files", "[]"), &ar);
+        assert_true(ar.want_files);
+        assert_null(json_object_get(j, "return_files"));
+
+        j = accept_cfg(&c, with_field("return_files", "[\"*.csv\"]"), &ar);
+        assert_true(ar.want_files);
+        expect_runner_field(j, "return_files", "[\"*.csv\"]");
+
+        j = accept_cfg(&c, with_field("return_files", "[\"out/*.png\", \"report.txt\", \"**\"]"), &ar);
+        assert_true(ar.want_files);
+        expect_runner_field(j, "return_files", "[\"out/*.png\", \"report.txt\", \"**\"]");
+
+        j = accept_cfg(&c, "{\"code\": \"pass\"}", &ar);
+        assert_false(ar.want_files);
+        assert_null(json_object_get(j, "return_files"));
+}
+
+/* A list of n patterns "p0", "p1", ... */
+static const char *patterns(size_t n) {
+        char *s = xmalloc(n * 8 + 3), *w = s;
+        *w++ = '[';
+        for (size_t i = 0; i < n; i++)
+                w += sprintf(w, "%s\"p%zu\"", i ? "," : "", i);
+        strcpy(w, "]");
+        return s;
+}
+
+static void test_decode_return_files_invalid(void **state) {
+        Config c;
+        config_init(&c);
+        ApiRequest ar;
+
+        accept_cfg(&c, with_field("return_files", patterns(64)), &ar);
+        assert_true(ar.want_files);
+        EXPECT_400_CFG(&c, with_field("return_files", patterns(65)), "\"return_files\"", "64");
+
+        /* a pattern of 256 bytes is fine, 257 is not */
+        char *p = xmalloc(300);
+        p[0] = '[';
+        p[1] = '"';
+        memset(p + 2, '*', 256);
+        strcpy(p + 258, "\"]");
+        accept_cfg(&c, with_field("return_files", p), NULL);
+        p[258] = '*';
+        strcpy(p + 259, "\"]");
+        EXPECT_400_CFG(&c, with_field("return_files", p), "\"return_files\"");
+
+        static const char *const bad[] = {
+                "[1]",
+                "[\"*.csv\", 2]",
+                "[\"\"]",
+                "[\"ok\", \"\"]",
+                "[null]",
+                "[[\"*\"]]",
+                "[\"a\\u0000b\"]",
+                "\"*.csv\"",
+                "null",
+                "1",
+                "0",
+                "{}",
+                "{\"pattern\": \"*\"}",
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+                EXPECT_400_CFG(&c, with_field("return_files", bad[i]), "\"return_files\"");
+}
+
+static void test_decode_timeout(void **state) {
+        static const struct {
+                const char *value;
+                uint32_t ms;
+                double sec;
+        } cases[] = {
+                {"1", 1000, 1}, {"0.5", 500, 0.5}, {"2.25", 2250, 2.25},
+                {"123", 123000, 123}, /* the maximum itself */
+                {"1e1", 10000, 10}, {"0.0001", 1, 0.0001}, /* never 0 ms, which would mean "no timeout" */
+        };
+        Config c;
+        config_init(&c);
+        c.timeout_sec = 123;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                ApiRequest ar;
+                json_t *j = accept_cfg(&c, with_field("timeout", cases[i].value), &ar);
+                if (ar.timeout_ms != cases[i].ms)
+                        fail_msg("timeout %s: timeout_ms %u, want %u", cases[i].value, ar.timeout_ms,
+                                cases[i].ms);
+                json_t *t = json_object_get(j, "timeout_sec");
+                if (!json_is_number(t) || json_number_value(t) != cases[i].sec)
+                        fail_msg("timeout %s: the runner's timeout_sec is not %g", cases[i].value,
+                                cases[i].sec);
+                assert_null(json_object_get(j, "timeout"));
+                assert_int_equal(ar.memory_bytes, 0);
+        }
+        ApiRequest ar;
+        json_t *j = accept_cfg(&c, "{\"code\": \"pass\"}", &ar);
+        assert_int_equal(ar.timeout_ms, 0);
+        assert_null(json_object_get(j, "timeout_sec"));
+}
+
+static void test_decode_timeout_invalid(void **state) {
+        static const char *const bad[] = {
+                "0",
+                "0.0",
+                "-0",
+                "-1",
+                "-0.5",
+                "123.001",
+                "124",
+                "1e9",
+                "\"5\"",
+                "\"1\"",
+                "true",
+                "false",
+                "null",
+                "[5]",
+                "{}",
+        };
+        Config c;
+        config_init(&c);
+        c.timeout_sec = 123;
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+                EXPECT_400_CFG(&c, with_field("timeout", bad[i]), "\"timeout\"", "123");
+}
+
+static void test_decode_memory_mb(void **state) {
+        Config c;
+        config_init(&c);
+        c.memory_limit_bytes = UINT64_C(300) << 20;
+        static const int64_t ok[] = {16, 17, 64, 299, 300};
+        for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+                char v[32];
+                snprintf(v, sizeof v, "%lld", (long long)ok[i]);
+                ApiRequest ar;
+                json_t *j = accept_cfg(&c, with_field("memory_mb", v), &ar);
+                assert_int_equal(ar.memory_bytes, (uint64_t)ok[i] << 20);
+                json_t *m = json_object_get(j, "memory_bytes");
+                assert_true(json_is_integer(m));
+                assert_int_equal(json_integer_value(m), ok[i] << 20);
+                assert_null(json_object_get(j, "memory_mb"));
+                assert_int_equal(ar.timeout_ms, 0);
+        }
+        ApiRequest ar;
+        json_t *j = accept_cfg(&c, "{\"code\": \"pass\"}", &ar);
+        assert_int_equal(ar.memory_bytes, 0);
+        assert_null(json_object_get(j, "memory_bytes"));
+
+        static const char *const bad[] = {
+                "15",
+                "0",
+                "-1",
+                "301",
+                "1048576",
+                "9223372036854775807",
+                "-9223372036854775808",
+                "64.5",
+                "\"64\"",
+                "true",
+                "null",
+                "[64]",
+                "{}",
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+                EXPECT_400_CFG(&c, with_field("memory_mb", bad[i]), "\"memory_mb\"", "300");
+}
+
+static void test_decode_image_format(void **state) {
+        Config c;
+        config_init(&c);
+        expect_runner_field(
+                accept_cfg(&c, with_field("image_format", "\"png\""), NULL), "image_format", "\"png\"");
+        expect_runner_field(
+                accept_cfg(&c, with_field("image_format", "\"svg\""), NULL), "image_format", "\"svg\"");
+        assert_null(json_object_get(accept_cfg(&c, "{\"code\": \"pass\"}", NULL), "image_format"));
+
+        static const char *const bad[] = {
+                "\"jpg\"",
+                "\"PNG\"",
+                "\"\"",
+                "\"png \"",
+                "\"svgz\"",
+                "1",
+                "null",
+                "true",
+                "[\"png\"]",
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+                EXPECT_400_CFG(&c, with_field("image_format", bad[i]), "\"image_format\"", "png", "svg");
+}
+
+/* A value that only starts with "png" or "svg" (a NUL after it) is neither; the runner would
+ * pass the whole string to savefig as the format. */
+static void test_decode_image_format_with_nul(void **state) {
+        Config c;
+        config_init(&c);
+        EXPECT_400_CFG(&c, with_field("image_format", "\"png\\u0000x\""), "\"image_format\"");
+        EXPECT_400_CFG(&c, with_field("image_format", "\"svg\\u0000\""), "\"image_format\"");
+}
+
+/* The runner always learns the caps of what it sends back, from the configuration. */
+static void test_decode_limits(void **state) {
+        Config c;
+        config_init(&c);
+        char want[256];
+        snprintf(want, sizeof want,
+                "{\"images\": %u, \"image_bytes\": %llu, \"return_file_bytes\": %llu, \"return_bytes\": "
+                "%llu, \"result_bytes\": %llu}",
+                c.max_images, (unsigned long long)c.max_image_bytes,
+                (unsigned long long)c.max_return_file_bytes, (unsigned long long)c.max_return_bytes,
+                (unsigned long long)c.max_result_bytes);
+        expect_runner_field(accept_cfg(&c, "{\"code\": \"pass\"}", NULL), "limits", want);
+
+        c.max_images = 7;
+        c.max_image_bytes = 7777;
+        c.max_return_file_bytes = 8888;
+        c.max_return_bytes = UINT64_C(5000000000); /* beyond 32 bits */
+        c.max_result_bytes = 5555;
+        const char *mine = "{\"images\": 7, \"image_bytes\": 7777, \"return_file_bytes\": 8888, "
+                           "\"return_bytes\": 5000000000, \"result_bytes\": 5555}";
+        expect_runner_field(accept_cfg(&c, "{\"code\": \"pass\"}", NULL), "limits", mine);
+        expect_runner_field(accept_cfg(&c, with_field("stdin", "\"x\""), NULL), "limits", mine);
+
+        c.max_images = 0;
+        expect_runner_field(accept_cfg(&c, "{\"code\": \"pass\"}", NULL), "limits",
+                "{\"images\": 0, \"image_bytes\": 7777, \"return_file_bytes\": 8888, "
+                "\"return_bytes\": 5000000000, \"result_bytes\": 5555}");
+}
+
+/* Every field at once: the runner gets exactly its own names for them. */
+static void test_decode_every_field(void **state) {
+        Config c;
+        config_init(&c);
+        c.timeout_sec = 60;
+        c.memory_limit_bytes = UINT64_C(1024) << 20;
+        ApiRequest ar;
+        json_t *j = accept_cfg(&c,
+                "{\"code\": \"print(input())\", \"stdin\": \"42\\n\", \"files\": [{\"name\": \"a.csv\", "
+                "\"content\": \"x\"}], \"return_files\": [\"*.csv\"], \"timeout\": 2, \"memory_mb\": 128, "
+                "\"image_format\": \"svg\"}",
+                &ar);
+        assert_int_equal(json_object_size(j), 8);
+        expect_runner_field(j, "code", "\"print(input())\"");
+        expect_runner_field(j, "stdin", "\"42\\n\"");
+        expect_runner_field(j, "files", "[{\"name\": \"a.csv\", \"content\": \"x\"}]");
+        expect_runner_field(j, "return_files", "[\"*.csv\"]");
+        assert_true(json_number_value(json_object_get(j, "timeout_sec")) == 2.0);
+        expect_runner_field(j, "memory_bytes", "134217728");
+        expect_runner_field(j, "image_format", "\"svg\"");
+        assert_true(json_is_object(json_object_get(j, "limits")));
+        assert_int_equal(ar.timeout_ms, 2000);
+        assert_int_equal(ar.memory_bytes, UINT64_C(128) << 20);
+        assert_true(ar.want_files);
+}
+
+/* ---- api_build_answer: images, images_dropped, result, files ---- */
+
+static const char *const full_report =
+        "{\"exit_code\":0,\"error\":null,"
+        "\"result\":{\"text/plain\":\"   a\\n0  1\",\"text/html\":\"<table><tr><td>1</td></tr></table>\"},"
+        "\"images\":[{\"format\":\"png\",\"width\":640,\"height\":480,\"data\":\"iVBORw0KGgo=\"},"
+        "{\"format\":\"svg\",\"width\":100,\"height\":50,\"data\":\"PHN2Zz4=\"}],"
+        "\"images_dropped\":2,"
+        "\"files\":[{\"name\":\"out.csv\",\"size\":4,\"encoding\":\"utf-8\",\"content\":\"a,b\\n\"},"
+        "{\"name\":\"big.bin\",\"size\":99999999,\"truncated\":true}]}";
+
+/* The 14 fields of every answer plus "files": the shape is checked on a copy without it. */
+static void expect_answer_shape_with_files(json_t *j) {
+        assert_int_equal(json_object_size(j), 15);
+        assert_true(json_is_array(json_object_get(j, "files")));
+        json_t *copy = own(json_deep_copy(j), OWN_JSON);
+        assert_non_null(copy);
+        assert_int_equal(json_object_del(copy, "files"), 0);
+        expect_answer_shape(copy);
+}
+
+static void expect_field(json_t *j, const char *key, const char *want) {
+        json_t *v = json_object_get(j, key);
+        if (!v)
+                fail_msg("the answer has no \"%s\"", key);
+        if (!json_equal(v, json_of(want))) {
+                char *got = own(json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT), OWN_FREE);
+                fail_msg("answer \"%s\" is %s, want %s", key, got, want);
+        }
+}
+
+/* No data results: no images, none dropped, no result. */
+static void expect_no_results(json_t *j) {
+        expect_field(j, "images", "[]");
+        expect_field(j, "images_dropped", "0");
+        expect_field(j, "result", "null");
+}
+
+static void test_answer_data_results(void **state) {
+        Config c;
+        config_init(&c);
+        RunResult *r = new_result();
+        out(r, "done\n");
+        r->want_files = true;
+        set_report(r, full_report);
+
+        json_t *j = answer(r, &c, 200);
+        expect_answer_shape_with_files(j);
+        assert_string_equal(str(j, "status"), "Success");
+        assert_string_equal(str(j, "output"), "done\n"); /* the result is not in output */
+        json_t *rep = json_of(full_report);
+        assert_true(json_equal(json_object_get(j, "images"), json_object_get(rep, "images")));
+        assert_true(json_equal(json_object_get(j, "result"), json_object_get(rep, "result")));
+        assert_true(json_equal(json_object_get(j, "files"), json_object_get(rep, "files")));
+        expect_field(j, "images_dropped", "2");
+}
+
+static void test_answer_malformed_images_dropped(void **state) {
+        Config c;
+        config_init(&c);
+        RunResult *r = new_result();
+        set_report(r, "{\"exit_code\":0,\"images\":["
+                      "{\"format\":\"png\",\"width\":1,\"height\":2,\"data\":\"AA==\"},"
+                      "5, \"x\", null, [], {}, true,"
+                      "{\"width\":1,\"height\":2,\"data\":\"AA==\"},"
+                      "{\"format\":1,\"width\":1,\"height\":2,\"data\":\"AA==\"},"
+                      "{\"format\":\"png\",\"height\":2,\"data\":\"AA==\"},"
+                      "{\"format\":\"png\",\"width\":\"1\",\"height\":2,\"data\":\"AA==\"},"
+                      "{\"format\":\"png\",\"width\":1.5,\"height\":2,\"data\":\"AA==\"},"
+                      "{\"format\":\"png\",\"width\":1,\"data\":\"AA==\"},"
+                      "{\"format\":\"png\",\"width\":1,\"height\":null,\"data\":\"AA==\"},"
+                      "{\"format\":\"png\",\"width\":1,\"height\":2},"
+                      "{\"format\":\"png\",\"width\":1,\"height\":2,\"data\":[\"AA==\"]},"
+                      "{\"format\":\"svg\",\"width\":3,\"height\":4,\"data\":\"BB==\"}],"
+                      "\"images_dropped\":0}");
+        json_t *j = answer(r, &c, 200);
+        expect_answer_shape(j);
+        expect_field(j, "images",
+                "[{\"format\":\"png\",\"width\":1,\"height\":2,\"data\":\"AA==\"},"
+                "{\"format\":\"svg\",\"width\":3,\"height\":4,\"data\":\"BB==\"}]");
+
+        /* "images" that is not a list gives none */
+        static const char *const not_lists[] = {
+                "{\"images\":{\"format\":\"png\",\"width\":1,\"height\":2,\"data\":\"AA==\"}}",
+                "{\"images\":\"AA==\"}",
+                "{\"images\":null}",
+        };
+        for (size_t i = 0; i < sizeof not_lists / sizeof not_lists[0]; i++) {
+                r = new_result();
+                set_report(r, not_lists[i]);
+                j = answer(r, &c, 200);
+                expect_answer_shape(j);
+                expect_field(j, "images", "[]");
+        }
+}
+
+static void test_answer_images_dropped(void **state) {
+        static const struct {
+                const char *report, *want;
+        } cases[] = {
+                {"{\"images_dropped\":5}", "5"},
+                {"{\"images_dropped\":0}", "0"},
+                {"{\"images_dropped\":\"5\"}", "0"},
+                {"{\"images_dropped\":1.5}", "0"},
+                {"{\"images_dropped\":null}", "0"},
+                {"{}", "0"},
+        };
+        Config c;
+        config_init(&c);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                RunResult *r = new_result();
+                set_report(r, cases[i].report);
+                json_t *j = answer(r, &c, 200);
+                expect_answer_shape(j);
+                expect_field(j, "images_dropped", cases[i].want);
+        }
+}
+
+static void test_answer_result(void **state) {
+        static const char *const not_objects[] = {
+                "\"x\"", "5", "[]", "[{\"text/plain\":\"1\"}]", "null", "true"};
+        Config c;
+        config_init(&c);
+        for (size_t i = 0; i < sizeof not_objects / sizeof not_objects[0]; i++) {
+                char rep[128];
+                snprintf(rep, sizeof rep, "{\"exit_code\":0,\"result\":%s}", not_objects[i]);
+                RunResult *r = new_result();
+                set_report(r, rep);
+                json_t *j = answer(r, &c, 200);
+                expect_answer_shape(j);
+                expect_field(j, "result", "null");
+        }
+
+        RunResult *r = new_result();
+        set_report(r, "{\"exit_code\":0,\"result\":{\"text/plain\":\"42\"}}");
+        json_t *j = answer(r, &c, 200);
+        expect_answer_shape(j);
+        expect_field(j, "result", "{\"text/plain\":\"42\"}");
+
+        /* no report: no result */
+        j = answer(new_result(), &c, 200);
+        expect_answer_shape(j);
+        expect_no_results(j);
+}
+
+/* "files" is in the answer exactly when the request asked for files. */
+static void test_answer_files_only_when_asked(void **state) {
+        Config c;
+        config_init(&c);
+        RunResult *r = new_result();
+        set_report(r, full_report);
+        json_t *j = answer(r, &c, 200);
+        expect_answer_shape(j); /* 14 fields */
+        assert_null(json_object_get(j, "files"));
+
+        /* asked, but the run timed out before any report */
+        r = new_result();
+        r->want_files = true;
+        r->outcome = RUN_TIMEOUT;
+        r->signal = SIGKILL;
+        r->exit_code = -1;
+        r->timeout_ms = 2000;
+        j = answer(r, &c, 200);
+        expect_answer_shape_with_files(j);
+        expect_field(j, "files", "[]");
+        expect_no_results(j);
+        assert_string_equal(error_field(j, "type"), "Timeout");
+
+        /* asked, and a report without files, or with files that are not a list */
+        static const char *const reports[] = {"{\"exit_code\":0}", "{\"exit_code\":0,\"files\":\"x\"}",
+                "{\"exit_code\":0,\"files\":{}}", "{\"exit_code\":0,\"files\":null}"};
+        for (size_t i = 0; i < sizeof reports / sizeof reports[0]; i++) {
+                r = new_result();
+                r->want_files = true;
+                set_report(r, reports[i]);
+                j = answer(r, &c, 200);
+                expect_answer_shape_with_files(j);
+                expect_field(j, "files", "[]");
+        }
+}
+
+/* A report without its end frame is not used, whatever it says. */
+static void test_answer_incomplete_report_ignored(void **state) {
+        Config c;
+        config_init(&c);
+        RunResult *r = new_result();
+        r->exit_code = 1;
+        r->want_files = true;
+        set_report(r, "{\"exit_code\":1,\"error\":{\"type\":\"ValueError\",\"message\":\"bad\","
+                      "\"traceback\":\"tb\"},"
+                      "\"result\":{\"text/plain\":\"1\"},"
+                      "\"images\":[{\"format\":\"png\",\"width\":1,\"height\":2,\"data\":\"AA==\"}],"
+                      "\"images_dropped\":3,\"files\":[{\"name\":\"a\",\"size\":0,\"encoding\":\"utf-8\","
+                      "\"content\":\"\"}]}");
+        r->report_done = false;
+
+        json_t *j = answer(r, &c, 200);
+        expect_answer_shape_with_files(j);
+        assert_string_equal(str(j, "status"), "Error");
+        assert_string_equal(error_field(j, "type"), "SystemExit");
+        expect_no_results(j);
+        expect_field(j, "files", "[]");
+
+        /* the same report, complete, is used: the test above is not passing by accident */
+        r->report_done = true;
+        j = answer(r, &c, 200);
+        assert_string_equal(error_field(j, "type"), "ValueError");
+        expect_field(j, "images_dropped", "3");
+        assert_int_equal(json_array_size(json_object_get(j, "files")), 1);
+}
+
+/* A report that went over its cap is not used, even when what was kept parses. */
+static void test_answer_report_over_cap_ignored(void **state) {
+        const char *rep = "{\"exit_code\":1,\"error\":{\"type\":\"ValueError\",\"message\":\"bad\","
+                          "\"traceback\":\"tb\"},\"result\":{\"text/plain\":\"1\"},\"images_dropped\":3,"
+                          "\"files\":[]}";
+        Config c;
+        config_init(&c);
+        RunResult *r = new_result();
+        r->exit_code = 1;
+        r->want_files = true;
+        buf_init(&r->report, strlen(rep));
+        put(&r->report, rep, strlen(rep));
+        put(&r->report, "  ", 2); /* over the cap: dropped and counted */
+        r->report_done = true;
+        assert_int_equal(r->report.len, strlen(rep));
+        assert_int_equal(r->report.dropped, 2);
+
+        json_t *j = answer(r, &c, 200);
+        expect_answer_shape_with_files(j);
+        assert_string_equal(error_field(j, "type"), "SystemExit");
+        expect_no_results(j);
+
+        /* the kept text alone would have been used */
+        r->report.dropped = 0;
+        j = answer(r, &c, 200);
+        assert_string_equal(error_field(j, "type"), "ValueError");
+}
+
 #define T(f) cmocka_unit_test_teardown(f, release_all)
 
 int main(void) {
@@ -1003,6 +1781,29 @@ int main(void) {
                 T(test_answer_invalid_utf8_and_nul),
                 T(test_answer_queue_timeout_and_shutdown),
                 T(test_answer_internal),
+                T(test_decode_stdin),
+                T(test_decode_files_valid),
+                T(test_decode_files_invalid),
+                T(test_decode_files_long_name),
+                T(test_decode_max_files),
+                T(test_decode_max_files_bytes),
+                T(test_decode_files_encoding_with_nul),
+                T(test_decode_return_files),
+                T(test_decode_return_files_invalid),
+                T(test_decode_timeout),
+                T(test_decode_timeout_invalid),
+                T(test_decode_memory_mb),
+                T(test_decode_image_format),
+                T(test_decode_image_format_with_nul),
+                T(test_decode_limits),
+                T(test_decode_every_field),
+                T(test_answer_data_results),
+                T(test_answer_malformed_images_dropped),
+                T(test_answer_images_dropped),
+                T(test_answer_result),
+                T(test_answer_files_only_when_asked),
+                T(test_answer_incomplete_report_ignored),
+                T(test_answer_report_over_cap_ignored),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
