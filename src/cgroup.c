@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/fd.h"
@@ -214,9 +215,17 @@ void cgroup_root_init(CgroupRoot *root) {
 void cgroup_root_destroy(CgroupRoot *root) {
         if (root->mode == CGROUP_NONE)
                 return;
-        remove_tree(root->mem_base);
-        if (root->pids_base[0])
-                remove_tree(root->pids_base);
+        /* A cgroup whose last task is still being torn down refuses rmdir for a moment. */
+        for (int i = 0; i < 100; i++) {
+                remove_tree(root->mem_base);
+                if (root->pids_base[0])
+                        remove_tree(root->pids_base);
+                if (access(root->mem_base, F_OK) < 0 &&
+                        (!root->pids_base[0] || access(root->pids_base, F_OK) < 0))
+                        break;
+                struct timespec ts = {0, 10 * 1000000};
+                nanosleep(&ts, NULL);
+        }
         if (root->mode == CGROUP_V2) {
                 char leaf[CGROUP_PATH_MAX + 64];
                 char *slash = strrchr(root->mem_base, '/');

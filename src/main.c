@@ -104,9 +104,10 @@ static int cmd_serve(void) {
         uint32_t left = pool_drain(pool, (uint64_t)c.shutdown_grace_sec * 1000);
         if (left)
                 log_info("%u runs still going after SHUTDOWN_GRACE: killing them", left);
-        http_wait_idle(http, 2000);
+        else
+                http_wait_idle(http, 2000); /* the answers made, sent */
         pool_stop(pool);
-        http_wait_idle(http, 2000);
+        http_wait_idle(http, 2000); /* the 503s of the runs killed, sent */
         http_stop(http);
         return 0;
 }

@@ -553,7 +553,8 @@ static bool report_exit_code(const RunResult *r, int *ret, uint64_t *ret_maxrss)
         if (ok)
                 *ret = (int)json_integer_value(e);
         json_t *m = j ? json_object_get(j, "maxrss_kb") : NULL;
-        *ret_maxrss = json_is_integer(m) && json_integer_value(m) > 0 ? (uint64_t)json_integer_value(m) * 1024 : 0;
+        *ret_maxrss =
+                json_is_integer(m) && json_integer_value(m) > 0 ? (uint64_t)json_integer_value(m) * 1024 : 0;
         json_decref(j);
         return ok;
 }
@@ -606,7 +607,8 @@ static void sb_maybe_complete(Pool *p, Sandbox *sb) {
                  * still running is killed with the sandbox. The status is the runner's; only
                  * the program itself could have forged it. */
                 int code;
-                if (sb->kill_reason != RUN_EXITED || !report_exit_code(&sb->job->result, &code, &sb->report_maxrss))
+                if (sb->kill_reason != RUN_EXITED ||
+                        !report_exit_code(&sb->job->result, &code, &sb->report_maxrss))
                         return;
                 drain_pipe(p, sb, 1);
                 drain_pipe(p, sb, 2);
@@ -1204,7 +1206,17 @@ static void *pool_thread(void *arg) {
                         k->zstate = Z_DOWN;
                 }
         }
-        sweep_children(p);
+        /* Children the zygotes cloned but never reported (they were stopped mid-spawn) exit
+         * on their closed sync pipe; reap them, so that their cgroups can be removed. */
+        for (int i = 0; i < 200; i++) {
+                siginfo_t si = {0};
+                if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG) < 0)
+                        break; /* ECHILD: none left */
+                if (si.si_pid == 0) {
+                        struct timespec ts = {0, 10 * 1000000};
+                        nanosleep(&ts, NULL);
+                }
+        }
         publish_status(p);
         return NULL;
 }
