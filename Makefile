@@ -29,7 +29,8 @@ BLOB := $(BUILD)/obj/runner-blob.o
 OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS)) $(BLOB)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
-.PHONY: all run test unit api api-unprivileged deps check clean format format-check example bench
+.PHONY: all run test unit api api-unprivileged deps check clean format format-check example bench \
+        fuzz fuzz-replay
 all: $(BUILD)/snakebox
 
 # V=1 shows the commands.
@@ -86,11 +87,53 @@ run: deps
 	$(MAKE) all
 	$(BUILD)/snakebox serve
 
+TEST_FUZZ_SECONDS ?= 60
 test: deps
 	$(MAKE) all
+	$(MAKE) format-check
 	$(MAKE) unit
+	$(MAKE) fuzz-replay
+	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	$(MAKE) api
 	$(MAKE) api-unprivileged
+
+# Fuzzing: one target per parser of untrusted bytes (fuzz/fuzz-*.c). `make fuzz` builds them with
+# clang's libFuzzer, ASan and UBSan and runs each for FUZZ_SECONDS on a copy of its seed corpus;
+# `make fuzz-replay` builds them with the normal compiler and a plain main (fuzz/replay.c) and
+# runs the seed corpus once, as part of `make test`.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(patsubst fuzz/fuzz-%.c,%,$(wildcard fuzz/fuzz-*.c))
+FUZZ_BUILD   := $(BUILD)/fuzz
+FUZZ_FLAGS   := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FUZZ_CFLAGS  := $(filter-out -O2 -Wno-format-truncation,$(CFLAGS)) -Wno-unknown-warning-option \
+                -Wno-missing-field-initializers
+FUZZ_OBJS    := $(patsubst src/%.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS))) $(BLOB)
+
+$(FUZZ_BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CLANG   $<"
+	$(Q)clang $(FUZZ_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz-%: fuzz/fuzz-%.c $(FUZZ_OBJS)
+	@echo "  FUZZER  $@"
+	$(Q)clang $(FUZZ_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+fuzz: $(patsubst %,$(FUZZ_BUILD)/fuzz-%,$(FUZZ_TARGETS))
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	        work=$$(mktemp -d); cp fuzz/corpus/$$t/* $$work/; \
+	        echo "== fuzz-$$t for $(FUZZ_SECONDS) s"; \
+	        $(FUZZ_BUILD)/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -dict=fuzz/json.dict \
+	                -artifact_prefix=$(FUZZ_BUILD)/crash-$$t- -print_final_stats=1 $$work 2>&1 | tail -n 12; \
+	        rm -rf $$work; \
+	done
+
+$(UNIT_BUILD)/replay-%: fuzz/fuzz-%.c fuzz/replay.c $(UNIT_OBJS)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(filter-out -O2,$(CFLAGS)) $(UNIT_FLAGS) $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+fuzz-replay: $(patsubst %,$(UNIT_BUILD)/replay-%,$(FUZZ_TARGETS))
+	@set -e; for t in $(FUZZ_TARGETS); do echo "== replay fuzz/corpus/$$t"; \
+	        ASAN_OPTIONS=detect_leaks=1 $(UNIT_BUILD)/replay-$$t fuzz/corpus/$$t; done
 
 # The benchmark (bench/README.md): latency, throughput, memory, against baselines measured in the
 # same run. Not a test; BENCH_ARGS=--quick for a short run.
@@ -106,10 +149,10 @@ example: $(BUILD)/snakebox
 	$(BUILD)/snakebox example > .env.example
 
 format:
-	clang-format -i src/*.c src/*.h src/util/*.h src/util/*.c tests/unit/*.c
+	clang-format -i src/*.c src/*.h src/util/*.h src/util/*.c tests/unit/*.c fuzz/*.c
 
 format-check:
-	clang-format --dry-run --Werror src/*.c src/*.h src/util/*.h src/util/*.c tests/unit/*.c
+	clang-format --dry-run --Werror src/*.c src/*.h src/util/*.h src/util/*.c tests/unit/*.c fuzz/*.c
 
 clean:
 	rm -rf $(BUILD)

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static void log_v(const char *level, int r, const char *fmt, va_list ap) {
+_printf_(3, 0) static void log_v(const char *level, int r, const char *fmt, va_list ap) {
         char line[2048];
         int n = snprintf(line, sizeof line, "snakebox: %s", level);
         if (n < 0)

@@ -1,0 +1,44 @@
+/* Fuzz target: what a sandbox sends back (its report and its output bytes), through answer
+ * assembly. The sandbox side is user code, so these bytes are as untrusted as a request. The
+ * input is split at the first NUL: report before, program output after. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "config.h"
+#include "pool.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        static Config c;
+        static int init;
+        RunResult r = {0};
+        char *body = NULL;
+        size_t len;
+        if (!init) {
+                config_init(&c);
+                init = 1;
+        }
+        const uint8_t *nul = memchr(data, 0, size);
+        size_t rep = nul ? (size_t)(nul - data) : size;
+        buf_init(&r.report, 1 << 20);
+        buf_init(&r.out, 1 << 20);
+        buf_init(&r.err, 1 << 20);
+        buf_init(&r.merged, 1 << 20);
+        buf_append(&r.report, data, rep);
+        r.report_done = true;
+        if (nul) {
+                buf_append(&r.out, nul + 1, size - rep - 1);
+                buf_append(&r.merged, nul + 1, size - rep - 1);
+        }
+        r.exit_code = size % 3;
+        r.want_files = size % 2;
+        r.outcome = (RunOutcome)(size % 5);
+        r.timeout_ms = 1500;
+        api_build_answer(&r, &c, &body, &len);
+        free(body);
+        run_result_free(&r);
+        return 0;
+}
