@@ -570,9 +570,20 @@ def _learn(fd, steps):
         return pages
 
     # Learned step by step, in the order of how common the work is: a sandbox copies the
-    # pages of the first steps first, up to the zygote's budget.
+    # pages of the first steps first, up to the zygote's budget. Right after fork nothing is
+    # this process's own, so what is already exclusive now was written by PyOS_AfterFork_Child
+    # and _prepare: every sandbox writes those, and copies them first, before either runs.
+    def ranges_of(pages):
+        ranges = []
+        for addr in sorted(pages):
+            if ranges and ranges[-1][0] + ranges[-1][1] * page == addr:
+                ranges[-1][1] += 1
+            else:
+                ranges.append([addr, 1])
+        return ranges
+
     seen = exclusive()
-    out = []
+    out = ranges_of(seen)
     sink = io.StringIO()
     for step in [lambda: print("Hello, World!")] + list(steps):
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
@@ -582,13 +593,7 @@ def _learn(fd, steps):
                 pass
             json.dumps({"exit_code": 0, "error": None})
         now = exclusive()
-        ranges = []
-        for addr in sorted(now - seen):
-            if ranges and ranges[-1][0] + ranges[-1][1] * page == addr:
-                ranges[-1][1] += 1
-            else:
-                ranges.append([addr, 1])
-        out += ranges
+        out += ranges_of(now - seen)
         seen = now
     blob = b"".join(struct.pack("<QQ", s, n) for s, n in out)
     os.write(fd, struct.pack("<Q", len(out)))
