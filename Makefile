@@ -30,7 +30,7 @@ OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS)) $(BLOB)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
 .PHONY: all run test unit api api-unprivileged deps check clean format format-check example bench \
-        fuzz fuzz-replay
+        fuzz fuzz-replay soak
 all: $(BUILD)/snakebox
 
 # V=1 shows the commands.
@@ -95,6 +95,7 @@ test: deps
 	$(MAKE) fuzz-replay
 	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	$(MAKE) api
+	$(MAKE) soak SOAK_REQUESTS=1000
 	$(MAKE) api-unprivileged
 
 # Fuzzing: one target per parser of untrusted bytes (fuzz/fuzz-*.c). `make fuzz` builds them with
@@ -134,6 +135,12 @@ $(UNIT_BUILD)/replay-%: fuzz/fuzz-%.c fuzz/replay.c $(UNIT_OBJS)
 fuzz-replay: $(patsubst %,$(UNIT_BUILD)/replay-%,$(FUZZ_TARGETS))
 	@set -e; for t in $(FUZZ_TARGETS); do echo "== replay fuzz/corpus/$$t"; \
 	        ASAN_OPTIONS=detect_leaks=1 $(UNIT_BUILD)/replay-$$t fuzz/corpus/$$t; done
+
+# Soak (tests/soak.py): SOAK_REQUESTS requests of every kind at 32 clients, then checks that
+# nothing leaked (processes, cgroups, mounts, fds, memory). `make test` runs a short one.
+SOAK_REQUESTS ?= 10000
+soak: $(BUILD)/snakebox
+	$(PYTHON) tests/soak.py --requests $(SOAK_REQUESTS)
 
 # The benchmark (bench/README.md): latency, throughput, memory, against baselines measured in the
 # same run. Not a test; BENCH_ARGS=--quick for a short run.

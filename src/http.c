@@ -48,7 +48,7 @@ struct Http {
         _Atomic uint32_t active; /* requests between their first call and their completion */
 };
 
-typedef enum ReqState { REQ_READING, REQ_WAITING, REQ_DONE, REQ_ANSWERED } ReqState;
+typedef enum ReqState { REQ_ROUTE, REQ_READING, REQ_WAITING, REQ_DONE, REQ_ANSWERED } ReqState;
 
 typedef struct Req {
         Http *http;
@@ -249,6 +249,8 @@ static const Route routes[] = {
         {"/openapi.json", EP_OPENAPI, MHD_HTTP_METHOD_GET, false},
 };
 
+static enum MHD_Result route_request(Http *h, Req *req, const char *url, const char *method);
+
 static enum MHD_Result on_first_call(
         Http *h, struct MHD_Connection *conn, const char *url, const char *method, void **con_cls) {
         Req *req = calloc(1, sizeof *req);
@@ -267,6 +269,21 @@ static enum MHD_Result on_first_call(
                 snprintf(req->origin, sizeof req->origin, "%s", origin);
         *con_cls = req;
 
+        /* An answer queued on this first call makes libmicrohttpd close the connection (it
+         * cannot know what body may follow). A request without a body is answered on the next
+         * call instead, which keeps the connection alive for monitors and browsers. */
+        const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        bool bodyless = !header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING) && (!cl || strcmp(cl, "0") == 0);
+        if (bodyless) {
+                req->state = REQ_ROUTE;
+                return MHD_YES;
+        }
+        return route_request(h, req, url, method);
+}
+
+static enum MHD_Result route_request(Http *h, Req *req, const char *url, const char *method) {
+        struct MHD_Connection *conn = req->conn;
+        req->state = REQ_READING;
         const Route *route = NULL;
         for (size_t i = 0; i < ELEMENTSOF(routes); i++)
                 if (strcmp(url, routes[i].path) == 0)
@@ -389,6 +406,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 return on_first_call(h, conn, url, method, con_cls);
 
         switch (req->state) {
+        case REQ_ROUTE:
+                if (*upload_data_size > 0) {
+                        /* Announced no body but sent some: drop it. */
+                        req->bytes_in += *upload_data_size;
+                        *upload_data_size = 0;
+                        return MHD_YES;
+                }
+                return route_request(h, req, url, method);
         case REQ_READING:
                 if (*upload_data_size > 0) {
                         req->bytes_in += *upload_data_size;

@@ -843,6 +843,16 @@ static void zygote_down(Pool *p, Kind *k, const char *why) {
                 if (sb->kind == k && sb->state == SB_SPAWNING)
                         sb_retire(p, sb);
         }
+        /* Requests waiting for this kind, with none of its sandboxes left: the lean zygote
+         * serves them while the full one re-imports (seconds); see take_inbox. */
+        Kind *lean = &p->kinds[POOL_LEAN];
+        if (k->id == POOL_FULL && !k->n_ready && lean->enabled && lean->zstate == Z_UP) {
+                Job *job;
+                while ((job = queue_pop(p, k))) {
+                        job->kind = POOL_LEAN;
+                        queue_push(p, lean, job);
+                }
+        }
         if (!p->stopped) {
                 uint64_t now = now_ms();
                 k->backoff_ms = now - k->started_ms < 5000 ? MIN(MAX(k->backoff_ms * 2, 250), 5000) : 0;
@@ -1074,6 +1084,13 @@ static void take_inbox(Pool *p) {
                 }
                 if (job->kind != POOL_LEAN || !p->kinds[POOL_LEAN].enabled)
                         job->kind = POOL_FULL;
+                /* The full zygote is restarting (importing takes seconds) and none of its
+                 * sandboxes is left: the lean one serves; the libraries are importable there
+                 * too, only slower. */
+                Kind *full = &p->kinds[POOL_FULL], *lean = &p->kinds[POOL_LEAN];
+                if (job->kind == POOL_FULL && full->zstate != Z_UP && !full->n_ready && lean->enabled &&
+                        lean->zstate == Z_UP)
+                        job->kind = POOL_LEAN;
                 if (job->client_fd >= 0) {
                         Watch *w = calloc(1, sizeof *w);
                         if (w) {
