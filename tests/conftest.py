@@ -319,6 +319,12 @@ def code(src):
 
 # --- host-side process checks -------------------------------------------------------------------
 
+def runtime_dir(pid):
+    """The server's runtime directory: /run/snakebox-<pid> for root, /tmp/snakebox-<pid> for an
+    unprivileged server (the suites run as the server's user, see scripts/test-unprivileged)."""
+    return Path("/run" if os.geteuid() == 0 else "/tmp") / f"snakebox-{pid}"
+
+
 def new_token():
     """A random marker; 13 characters, so it fits a process name (15 bytes max)."""
     return "sbx" + secrets.token_hex(5)

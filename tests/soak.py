@@ -672,7 +672,7 @@ def main():
                 exit_status = f"still running 30 s after SIGTERM (killed: {server.proc.returncode})"
         else:
             exit_status = f"had already exited with {server.proc.returncode}"
-        runtime_dir = Path(f"/run/snakebox-{server.pid}")
+        runtime_dir = Path("/run" if os.geteuid() == 0 else "/tmp") / f"snakebox-{server.pid}"
         check("SIGTERM: exit status 0", exit_status == 0, f"exit status {exit_status}")
         check("SIGTERM: no /run/snakebox-<pid>", not runtime_dir.exists(),
               f"{runtime_dir} {'exists' if runtime_dir.exists() else 'gone'}")

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from conftest import runtime_dir as conftest_runtime_dir
 from conftest import (MARK_PRELUDE, assert_healthy, assert_no_processes_left, code,
                       host_processes, new_token, request, run, run_json, show)
 
@@ -233,7 +234,7 @@ def test_full_tmpfs_is_enospc_for_the_program_and_harmless_for_the_server(start_
 
 def test_sigterm_with_8_runs_in_flight(start_server):
     s = start_server({"SHUTDOWN_GRACE": "1", "EXECUTION_TIMEOUT": "30"})
-    runtime_dir = Path(f"/run/snakebox-{s.pid}")
+    runtime_dir = conftest_runtime_dir(s.pid)
     assert runtime_dir.exists(), f"{runtime_dir} does not exist while serving: the check after would prove nothing"
     token = new_token()
     src = MARK_PRELUDE + f"mark({token!r})\n" + "import time\ntime.sleep(5)\nprint('should not get here')\n"

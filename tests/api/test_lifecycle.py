@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import runtime_dir as conftest_runtime_dir
 from conftest import (BINARY, MARK_PRELUDE, assert_healthy, assert_no_processes_left, code,
                       host_processes, new_token, run, show)
 
@@ -181,7 +182,7 @@ def test_sigterm_stops_cleanly_and_leaves_nothing_behind(start_server):
         assert time.monotonic() < deadline, "the run never started"
         time.sleep(0.05)
     assert cgroup_dirs(s.pid) or not os.access("/sys/fs/cgroup/memory", os.W_OK)
-    rt = Path(f"/run/snakebox-{s.pid}")
+    rt = conftest_runtime_dir(s.pid)
     os.kill(s.pid, signal.SIGTERM)
     assert s.wait_exit(timeout=15) == 0, show(s.stderr())
     t.join(timeout=15)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import runtime_dir as conftest_runtime_dir
 from conftest import MARK_PRELUDE, assert_no_processes_left, code, host_processes, new_token, run, show
 
 SIGNALS = [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.SIGINT, id="SIGINT")]
@@ -76,7 +77,7 @@ def assert_left_nothing(server, token, runtime_dir):
 @pytest.mark.parametrize("sig", SIGNALS)
 def test_run_in_flight_finishes_within_the_grace_period(start_server, sig):
     s = start_server({"SHUTDOWN_GRACE": "5"})
-    runtime_dir = Path(f"/run/snakebox-{s.pid}")
+    runtime_dir = conftest_runtime_dir(s.pid)
     assert runtime_dir.exists(), f"{runtime_dir} does not exist while serving: the check after would prove nothing"
     if can_use_cgroups():
         assert cgroup_dirs(s.pid), "no cgroup snakebox-<pid> while serving: the check after would prove nothing"
@@ -114,7 +115,7 @@ def test_run_in_flight_finishes_within_the_grace_period(start_server, sig):
 @pytest.mark.parametrize("sig", SIGNALS)
 def test_run_still_going_after_the_grace_period_is_killed_and_answered_503(start_server, sig):
     s = start_server({"SHUTDOWN_GRACE": "1", "EXECUTION_TIMEOUT": "60"})
-    runtime_dir = Path(f"/run/snakebox-{s.pid}")
+    runtime_dir = conftest_runtime_dir(s.pid)
     assert runtime_dir.exists()
     token, results, t, answered = start_marked_run(s, code('''
         import os, time
@@ -146,7 +147,7 @@ def test_a_run_needing_more_than_the_grace_period_is_not_let_finish(start_server
     """SHUTDOWN_GRACE=1 and a run that needs about 2.5 s more when the signal comes: it must be
     killed when the grace period ends (503), not be allowed to finish (200 "done")."""
     s = start_server({"SHUTDOWN_GRACE": "1", "EXECUTION_TIMEOUT": "60"})
-    runtime_dir = Path(f"/run/snakebox-{s.pid}")
+    runtime_dir = conftest_runtime_dir(s.pid)
     token, results, t, answered = start_marked_run(s, code('''
         import time
         time.sleep(3)
@@ -168,7 +169,7 @@ def test_a_run_needing_more_than_the_grace_period_is_not_let_finish(start_server
 def test_idle_server_exits_promptly(start_server, sig):
     """Nothing in flight: no reason to wait out the grace period."""
     s = start_server({"SHUTDOWN_GRACE": "30"})
-    runtime_dir = Path(f"/run/snakebox-{s.pid}")
+    runtime_dir = conftest_runtime_dir(s.pid)
     assert runtime_dir.exists()
     status, body = run(s, "print(1)")
     assert status == 200, show(body)
