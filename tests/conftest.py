@@ -319,6 +319,40 @@ def code(src):
 
 # --- host-side process checks -------------------------------------------------------------------
 
+# Finding a server's zygotes and sandboxes among its children, for the tests that kill one.
+def children(pid):
+    """Direct children of pid (all its threads')."""
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def own_pid_namespace(pid):
+    """True for a process in the host's pid namespace (a zygote), false for a sandbox, which is
+    pid 1 of a namespace of its own (its NSpid line has two numbers)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return len(line.split()) == 2
+    except OSError:
+        pass
+    return False
+
+
 def runtime_dir(pid):
     """The server's runtime directory: /run/snakebox-<pid> for root, /tmp/snakebox-<pid> for an
     unprivileged server (the suites run as the server's user, see scripts/test-unprivileged)."""

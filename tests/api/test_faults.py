@@ -12,43 +12,13 @@ import time
 from pathlib import Path
 
 from conftest import runtime_dir as conftest_runtime_dir
+from conftest import children, comm, own_pid_namespace
 from conftest import (MARK_PRELUDE, assert_healthy, assert_no_processes_left, code,
                       host_processes, new_token, request, run, run_json, show)
 
 
-def children(pid):
-    out = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                out += [int(x) for x in f.read().split()]
-    except OSError:
-        pass
-    return out
-
-
-def comm(pid):
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
-
-def in_host_pid_namespace(pid):
-    """A zygote's NSpid line has one pid; a sandbox (pid 1 of its own namespace) has two."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("NSpid:"):
-                    return len(line.split()) == 2
-    except OSError:
-        pass
-    return False
-
-
 def full_zygote(server):
-    zs = [c for c in children(server.pid) if comm(c) == "snakebox-zygote" and in_host_pid_namespace(c)]
+    zs = [c for c in children(server.pid) if comm(c) == "snakebox-zygote" and own_pid_namespace(c)]
     assert len(zs) == 1, f"expected one snakebox-zygote among the server's children, found {zs}"
     return zs[0]
 

@@ -17,41 +17,9 @@ from pathlib import Path
 import pytest
 
 from conftest import runtime_dir as conftest_runtime_dir
+from conftest import children, comm, own_pid_namespace
 from conftest import (BINARY, MARK_PRELUDE, assert_healthy, assert_no_processes_left, code,
                       host_processes, new_token, run, show)
-
-
-def children(pid):
-    """Direct children of pid (all its threads')."""
-    out = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                out += [int(x) for x in f.read().split()]
-    except OSError:
-        pass
-    return out
-
-
-def comm(pid):
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
-
-def own_pid_namespace(pid):
-    """True for a process in the host's pid namespace (a zygote), false for a sandbox, which is
-    pid 1 of a namespace of its own (its NSpid line has two numbers)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("NSpid:"):
-                    return len(line.split()) == 2
-    except OSError:
-        pass
-    return False
 
 
 def zygote_of(server, name="snakebox-zygote"):
