@@ -1,6 +1,7 @@
 # snakebox build. `make` builds build/snakebox; `make run` and `make test` are the README's two
 # set-up commands: both first install what is missing (scripts/install-deps, apt on Debian 12).
 
+SHELL    := /bin/bash
 CC       ?= gcc
 BUILD    ?= build
 PKGS     := libmicrohttpd jansson libseccomp python3-embed
@@ -10,6 +11,10 @@ PYTHON   := /usr/bin/python3
 # cut would change meaning (paths), the code checks snprintf's return value instead.
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
             -Wno-unused-parameter -Wno-format-truncation
+# clang has no -Wformat-truncation (and does not warn about what it catches).
+ifneq ($(findstring clang,$(CC)),)
+WARN     := $(filter-out -Wno-format-truncation,$(WARN))
+endif
 HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 $(WARN) $(HARDEN) -D_GNU_SOURCE -Isrc -MMD -MP
@@ -30,7 +35,7 @@ OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS)) $(BLOB)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
 .PHONY: all run test unit api api-unprivileged deps check clean format format-check example bench \
-        fuzz fuzz-replay soak
+        fuzz fuzz-replay soak tidy build-clang api-sanitized
 all: $(BUILD)/snakebox
 
 # V=1 shows the commands.
@@ -75,6 +80,23 @@ unit: $(UNIT_BINS)
 api: $(BUILD)/snakebox
 	$(PYTHON) -m pytest -q tests/api tests/escape
 
+# The same suites against a build of the server with AddressSanitizer (leaks included) and UBSan;
+# the tests fail on any sanitizer report in the server's stderr (tests/conftest.py).
+SAN_BUILD := $(BUILD)/san
+api-sanitized:
+	$(MAKE) BUILD=$(SAN_BUILD) SANITIZE=address,undefined all
+	SNAKEBOX_BIN=$(SAN_BUILD)/snakebox SNAKEBOX_SANITIZED=1 $(PYTHON) -m pytest -q tests/api tests/escape
+
+# The server built with clang too, warnings as errors (gcc builds it everywhere else).
+build-clang:
+	$(MAKE) BUILD=$(BUILD)/clang CC=clang all
+
+# Static analysis: clang-tidy with the checks in .clang-tidy, each explained there.
+tidy:
+	clang-tidy --quiet $(SRCS) -- -std=gnu11 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) 2>&1 | \
+	        grep -v "warnings generated\.$$\|^Suppressed [0-9]* warnings\|NOLINT\|-header-filter\|-system-headers"; \
+	        exit $${PIPESTATUS[0]}
+
 # The same suites with the server as an unprivileged user (scripts/test-unprivileged).
 api-unprivileged: $(BUILD)/snakebox
 	scripts/test-unprivileged
@@ -91,10 +113,13 @@ TEST_FUZZ_SECONDS ?= 60
 test: deps
 	$(MAKE) all
 	$(MAKE) format-check
+	$(MAKE) tidy
+	$(MAKE) build-clang
 	$(MAKE) unit
 	$(MAKE) fuzz-replay
 	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	$(MAKE) api
+	$(MAKE) api-sanitized
 	$(MAKE) soak SOAK_REQUESTS=1000
 	$(MAKE) api-unprivileged
 

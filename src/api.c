@@ -84,7 +84,8 @@ static int check_files(json_t *files, const Config *c, char *why, size_t whyn) {
                 const char *key;
                 json_t *v;
                 json_object_foreach(f, key, v) {
-                        if (strcmp(key, "name") && strcmp(key, "content") && strcmp(key, "encoding")) {
+                        if (strcmp(key, "name") != 0 && strcmp(key, "content") != 0 &&
+                                strcmp(key, "encoding") != 0) {
                                 snprintf(why, whyn,
                                         "file \"%.200s\": unknown key \"%.60s\" (allowed: name, content, "
                                         "encoding)",

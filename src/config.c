@@ -70,6 +70,9 @@ static int check_origins(const char *value, char *buf, size_t size);
                 char c_;                   \
         }))
 
+/* The table macros take member names and string literals that are pasted or concatenated, which
+ * parentheses would break. NOLINTBEGIN(bugprone-macro-parentheses) */
+
 /* A number key. The build fails if the field is not a uint32_t/uint64_t, if the default is out
  * of range, or if the maximum (in bytes, for megabytes) does not fit the field. */
 #define NUM(key, t, f, d, lo, hi, h)                                                                      \
@@ -91,6 +94,7 @@ static int check_origins(const char *value, char *buf, size_t size);
                           BUILD_CHECK(FIELD_SIZE(f) <= CONFIG_STR_MAX && sizeof(d) <= FIELD_SIZE(f), \
                                   key " is not a char array of at most CONFIG_STR_MAX bytes"),       \
         }
+/* NOLINTEND(bugprone-macro-parentheses) */
 
 static const Key keys[] = {
         NUM("EXECUTION_TIMEOUT", KEY_SECONDS, timeout_sec, 30, 1, 3600,
@@ -342,7 +346,8 @@ static void set_string(Config *c, const Key *k, const char *s) {
         char *field = field_of(c, k);
 
         memset(field, 0, k->size);
-        memcpy(field, s, strlen(s));
+        /* NUL-terminated by the memset; s was checked to fit. */
+        memcpy(field, s, strlen(s)); // NOLINT(bugprone-not-null-terminated-result)
 }
 
 /* Writes s into buf. Returns 0 or -ENAMETOOLONG. */

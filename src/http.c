@@ -237,16 +237,16 @@ static enum MHD_Result send_preflight(Req *req) {
 
 typedef struct Route {
         const char *path;
-        MetricsEndpoint endpoint;
         const char *method;
+        MetricsEndpoint endpoint;
         bool api; /* under /api/: always behind the key */
 } Route;
 
 static const Route routes[] = {
-        {"/api/execute", EP_EXECUTE, MHD_HTTP_METHOD_POST, true},
-        {"/health", EP_HEALTH, MHD_HTTP_METHOD_GET, false},
-        {"/metrics", EP_METRICS, MHD_HTTP_METHOD_GET, false},
-        {"/openapi.json", EP_OPENAPI, MHD_HTTP_METHOD_GET, false},
+        {"/api/execute", MHD_HTTP_METHOD_POST, EP_EXECUTE, true},
+        {"/health", MHD_HTTP_METHOD_GET, EP_HEALTH, false},
+        {"/metrics", MHD_HTTP_METHOD_GET, EP_METRICS, false},
+        {"/openapi.json", MHD_HTTP_METHOD_GET, EP_OPENAPI, false},
 };
 
 static enum MHD_Result route_request(Http *h, Req *req, const char *url, const char *method);

@@ -393,6 +393,17 @@ static int cmd_apt_packages(void) {
         return pylibs_foreach(c.preinstall_libs, print_debian, NULL) < 0 ? 2 : 0;
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+/* Sanitizer builds (make SANITIZE=address,...) only. The zygote and its sandboxes start with a
+ * fixed environment, so ASAN_OPTIONS cannot reach them; these are the defaults every process of
+ * the build gets. Python asks for absurd sizes on purpose (the memory tests, bytearray(10**12)),
+ * which must come back as NULL and MemoryError, not abort the run. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) {
+        return "allocator_may_return_null=1";
+}
+#endif
+
 static void usage(FILE *f) {
         fprintf(f,
                 "usage: snakebox [serve|check|example|apt-packages]\n"

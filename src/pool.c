@@ -55,6 +55,7 @@
 
 #include <jansson.h>
 
+#include "frame.h"
 #include "proto.h"
 #include "rootfs.h"
 #include "route.h"
@@ -480,20 +481,11 @@ static void sb_send_request(Pool *p, Sandbox *sb) {
 }
 
 static void sb_output(Pool *p, Sandbox *sb, int stream, const char *data, size_t n) {
-        RunResult *r = &sb->job->result;
-        size_t used = r->out.len + r->err.len;
-        size_t room = p->cfg.max_output_bytes > used ? p->cfg.max_output_bytes - used : 0;
-        size_t take = MIN(n, room);
-        if (take > 0) {
-                buf_append(stream == 1 ? &r->out : &r->err, data, take);
-                buf_append(&r->merged, data, take);
-                if (sb->job->on_output)
-                        sb->job->on_output(sb->job, stream, data, take);
-        }
-        if (take < n) {
-                r->truncated = true;
+        size_t take = frame_add_output(&sb->job->result, p->cfg.max_output_bytes, stream, data, n);
+        if (take > 0 && sb->job->on_output)
+                sb->job->on_output(sb->job, stream, data, take);
+        if (take < n)
                 sb_kill(sb, RUN_OUTPUT_LIMIT);
-        }
 }
 
 /* CPU time of the sandbox's init and its waited-for children, in ms, from /proc/<pid>/stat. */
@@ -540,23 +532,6 @@ static void sb_assign(Pool *p, Sandbox *sb, Job *job) {
         }
         arm_timer(sb->timer, timeout_ms);
         sb_send_request(p, sb);
-}
-
-/* The exit code the runner reported, if its report is complete and well-formed; and its peak
- * resident memory (the no-cgroup fallback: it counts pages shared with the zygote too). */
-static bool report_exit_code(const RunResult *r, int *ret, uint64_t *ret_maxrss) {
-        if (!r->report_done || r->report.dropped || !r->report.len)
-                return false;
-        json_t *j = json_loadb(r->report.data, r->report.len, JSON_ALLOW_NUL, NULL);
-        json_t *e = j ? json_object_get(j, "exit_code") : NULL;
-        bool ok = json_is_integer(e) && json_integer_value(e) >= 0 && json_integer_value(e) <= 255;
-        if (ok)
-                *ret = (int)json_integer_value(e);
-        json_t *m = j ? json_object_get(j, "maxrss_kb") : NULL;
-        *ret_maxrss =
-                json_is_integer(m) && json_integer_value(m) > 0 ? (uint64_t)json_integer_value(m) * 1024 : 0;
-        json_decref(j);
-        return ok;
 }
 
 /* Fills the job's result and hands the job back; then the sandbox is retired. Two ways here:
@@ -608,7 +583,7 @@ static void sb_maybe_complete(Pool *p, Sandbox *sb) {
                  * the program itself could have forged it. */
                 int code;
                 if (sb->kill_reason != RUN_EXITED ||
-                        !report_exit_code(&sb->job->result, &code, &sb->report_maxrss))
+                        !frame_report_exit(&sb->job->result, &code, &sb->report_maxrss))
                         return;
                 drain_pipe(p, sb, 1);
                 drain_pipe(p, sb, 2);
@@ -675,32 +650,34 @@ static void on_sb_pid(Pool *p, Sandbox *sb) {
 }
 
 static void on_frame(Pool *p, Sandbox *sb, const char *m, size_t n) {
-        if (n == 0)
-                return;
-        switch (sb->state) {
-        case SB_SEALING:
-                if (m[0] == FRAME_READY && n == 1) {
-                        sb_set_state(p, sb, SB_READY);
-                        p->seal_failures = 0;
-                        p->fatal[0] = 0;
-                        start_progress(p);
-                } else if (m[0] == FRAME_FAIL && n == 1 + sizeof(SealFailure)) {
-                        memcpy(&sb->failure, m + 1, sizeof sb->failure);
-                        sb->failed = true;
-                } else
-                        sb_kill(sb, RUN_EXITED);
+        Frame f;
+        frame_parse(sb->state == SB_SEALING   ? FRAME_PHASE_SEALING
+                    : sb->state == SB_RUNNING ? FRAME_PHASE_RUNNING
+                                              : FRAME_PHASE_QUIET,
+                m, n, &f);
+        switch (f.verdict) {
+        case FRAME_IGNORE:
                 break;
-        case SB_RUNNING:
-                if (m[0] == FRAME_STDOUT || m[0] == FRAME_STDERR)
-                        sb_output(p, sb, m[0] == FRAME_STDOUT ? 1 : 2, m + 1, n - 1);
-                else if (m[0] == FRAME_RESULT && !sb->job->result.report_done) {
-                        RunResult *r = &sb->job->result;
-                        buf_append(&r->report, m + 1, n - 1);
-                } else if (m[0] == FRAME_RESULT_END && n == 1)
-                        sb->job->result.report_done = true;
+        case FRAME_IS_READY:
+                sb_set_state(p, sb, SB_READY);
+                p->seal_failures = 0;
+                p->fatal[0] = 0;
+                start_progress(p);
                 break;
-        default:
-                /* A waiting sandbox has nothing to say; one that talks is not ours to trust. */
+        case FRAME_IS_FAIL:
+                sb->failure = f.failure;
+                sb->failed = true;
+                break;
+        case FRAME_IS_OUTPUT:
+                sb_output(p, sb, f.stream, f.data, f.len);
+                break;
+        case FRAME_IS_REPORT:
+                frame_add_report(&sb->job->result, f.data, f.len);
+                break;
+        case FRAME_IS_REPORT_END:
+                sb->job->result.report_done = true;
+                break;
+        case FRAME_IS_HOSTILE:
                 sb_kill(sb, RUN_EXITED);
                 break;
         }

@@ -552,7 +552,10 @@ def _learn(fd, steps):
             if perms[:2] != "rw" or perms[3] != "p" or name in ("[vvar]", "[vdso]", "[vsyscall]", "[stack]"):
                 continue
             a, b = (int(x, 16) for x in parts[0].split("-"))
-            maps.append((a, b))
+            # Mappings this large are address-space reservations (a sanitizer's shadow memory),
+            # not the interpreter's heap: scanning them would take minutes for nothing.
+            if b - a <= 1 << 30:
+                maps.append((a, b))
     page = os.sysconf("SC_PAGE_SIZE")
 
     def exclusive():
@@ -562,11 +565,12 @@ def _learn(fd, steps):
         pages = set()
         with open("/proc/self/pagemap", "rb") as pm:
             for a, b in maps:
-                pm.seek(a // page * 8)
-                data = pm.read((b - a) // page * 8)
-                for i, (entry,) in enumerate(struct.iter_unpack("<Q", data)):
-                    if entry >> 63 & 1 and entry >> 56 & 1:
-                        pages.add(a + i * page)
+                for start in range(a, b, 1 << 27):  # 32768 pages per read
+                    pm.seek(start // page * 8)
+                    data = pm.read((min(b, start + (1 << 27)) - start) // page * 8)
+                    for i, (entry,) in enumerate(struct.iter_unpack("<Q", data)):
+                        if entry >> 63 & 1 and entry >> 56 & 1:
+                            pages.add(start + i * page)
         return pages
 
     # Learned step by step, in the order of how common the work is: a sandbox copies the

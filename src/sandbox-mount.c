@@ -111,9 +111,10 @@ int seal_mounts(const SealPlan *plan) {
                 return -errno;
         for (size_t i = 0; i < ELEMENTSOF(devices); i++) {
                 size_t n = strlen(devices[i]);
-                memcpy(src, "/dev/", 5);
+                /* The prefixes first, then the names with their NULs (n + 1). */
+                memcpy(src, "/dev/", 5); // NOLINT(bugprone-not-null-terminated-result)
                 memcpy(src + 5, devices[i], n + 1);
-                memcpy(dst, "dev/", 4);
+                memcpy(dst, "dev/", 4); // NOLINT(bugprone-not-null-terminated-result)
                 memcpy(dst + 4, devices[i], n + 1);
                 r = bind(src, dst, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false);
                 if (r < 0)

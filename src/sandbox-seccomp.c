@@ -140,7 +140,8 @@ static int build_rules(scmp_filter_ctx ctx) {
                         return r;
         }
 
-        struct scmp_arg_cmp not_unix = SCMP_A0(SCMP_CMP_NE, AF_UNIX);
+        /* Spelled out: SCMP_A0 leaves datum_b to an implicit zero, which clang warns about. */
+        struct scmp_arg_cmp not_unix = {.arg = 0, .op = SCMP_CMP_NE, .datum_a = AF_UNIX, .datum_b = 0};
         r = add_rule(ctx, eperm, "socket", 1, &not_unix);
         if (r < 0)
                 return r;

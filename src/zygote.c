@@ -258,6 +258,15 @@ _noreturn_ static void child_main(Zygote *z, int *fds, int sync_fd) {
                 (void)madvise((void *)(uintptr_t)z->prefault[i].start, z->prefault[i].pages * (size_t)page,
                         MADV_POPULATE_WRITE);
         PyOS_AfterFork_Child();
+#if defined(__SANITIZE_ADDRESS__)
+        /* A sanitizer build (tests only): a crash in user code must look as it does in a normal
+         * build (killed by SIGSEGV), not be turned into ASan's report and exit status 1. */
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGBUS, SIG_DFL);
+        signal(SIGFPE, SIG_DFL);
+        signal(SIGILL, SIG_DFL);
+        signal(SIGABRT, SIG_DFL);
+#endif
         if (seal_run(&z->plan, fds[0], fds[1], fds[2], sync_fd) < 0)
                 _exit(127);
         PyObject *r = PyObject_CallNoArgs(z->runner_main);

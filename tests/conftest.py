@@ -36,7 +36,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# SNAKEBOX_BIN runs the suite against another build of the server.
+# SNAKEBOX_BIN runs the suite against another build of the server; SNAKEBOX_SANITIZED=1 says it is
+# built with sanitizers (make api-sanitized), which skips the few tests that cannot work then.
 BINARY = Path(os.environ.get("SNAKEBOX_BIN") or ROOT / "build" / "snakebox").resolve()
 
 READY_RE = re.compile(r"^snakebox: listening on http://127\.0\.0\.1:(\d+)\s*$", re.M)
@@ -62,7 +63,9 @@ TEST_LIMITS = {
     "SHUTDOWN_GRACE": "2",
 }
 
+SANITIZED = os.environ.get("SNAKEBOX_SANITIZED") == "1"
 SECRET_KEY = "SNAKEBOX_TEST_SECRET"
+SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error: ")
 
 _live_servers = []
 
@@ -153,7 +156,13 @@ class Server:
                 self.proc.wait(timeout=STOP_TIMEOUT)
         if self in _live_servers:
             _live_servers.remove(self)
+        log = self.stderr()
         shutil.rmtree(self.workdir, ignore_errors=True)
+        # A sanitizer build (make sanitize-api) reports memory errors, undefined behaviour and
+        # leaks of the server and its zygotes here; any report fails the test that ran it.
+        m = SANITIZER_RE.search(log)
+        if m:
+            raise AssertionError(f"sanitizer report in snakebox's stderr:\n{log[m.start():][:6000]}")
 
     @property
     def url(self):

@@ -1,0 +1,52 @@
+/* Frames a sandbox sends to the server: what each one means in the sandbox's current phase, and
+ * what it adds to the run's result. Every byte here comes from a process that user code controls,
+ * so nothing is assumed: sizes are checked, unknown frames are named as such, and what a run
+ * writes is kept only up to its caps. The event loop (pool.c) acts on the verdicts; this module
+ * does no I/O, so it can be fuzzed (fuzz/fuzz-frames.c). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pool.h"
+#include "proto.h"
+
+typedef enum FramePhase {
+        FRAME_PHASE_SEALING, /* cloned, sealing itself: may say READY or FAIL, nothing else */
+        FRAME_PHASE_RUNNING, /* has its request: output and the report */
+        FRAME_PHASE_QUIET, /* ready and waiting, or already answered: must say nothing */
+} FramePhase;
+
+typedef enum FrameVerdict {
+        FRAME_IGNORE, /* harmless and meaningless (empty, or late report pieces) */
+        FRAME_IS_READY,
+        FRAME_IS_FAIL, /* Frame.failure holds the sandbox's account of it */
+        FRAME_IS_OUTPUT, /* Frame.stream (1 or 2), data, len */
+        FRAME_IS_REPORT, /* a piece of the report: data, len */
+        FRAME_IS_REPORT_END,
+        FRAME_IS_HOSTILE, /* not a frame this phase can send: kill the sandbox */
+} FrameVerdict;
+
+typedef struct Frame {
+        FrameVerdict verdict;
+        int stream;
+        const char *data; /* points into the message */
+        size_t len;
+        SealFailure failure;
+} Frame;
+
+/* Classifies one message (one SEQPACKET datagram) received in phase ph. */
+void frame_parse(FramePhase ph, const char *m, size_t n, Frame *ret);
+
+/* Adds output of stream 1 or 2 to r, as long as out + err stay within max_output bytes.
+ * Returns how many bytes were kept; fewer than n means the cap was hit (r->truncated is set and
+ * the run must end). */
+size_t frame_add_output(RunResult *r, size_t max_output, int stream, const char *data, size_t n);
+
+/* Adds a piece of the runner's report unless the report is already complete. */
+void frame_add_report(RunResult *r, const char *data, size_t n);
+
+/* The exit code the runner reported (0..255), if its report is complete and well-formed; and its
+ * peak resident memory in bytes, or 0. */
+bool frame_report_exit(const RunResult *r, int *ret_code, uint64_t *ret_maxrss);
