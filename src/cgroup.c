@@ -340,11 +340,18 @@ void cgroup_read_stats(const CgroupRoot *root, const Cgroup *cg, CgroupStats *re
         }
 }
 
-void cgroup_destroy(Cgroup *cg) {
+static int remove_dir(char *path) {
+        if (!path[0])
+                return 0;
+        if (rmdir(path) < 0 && errno != ENOENT)
+                return -errno;
+        path[0] = 0;
+        return 0;
+}
+
+int cgroup_destroy(Cgroup *cg) {
         cgroup_close_fds(cg);
-        if (cg->pids[0])
-                rmdir(cg->pids);
-        if (cg->mem[0])
-                rmdir(cg->mem);
-        cg->mem[0] = cg->pids[0] = 0;
+        int r = remove_dir(cg->pids);
+        int k = remove_dir(cg->mem);
+        return r < 0 ? r : k;
 }

@@ -56,5 +56,7 @@ void cgroup_close_fds(Cgroup *cg);
 
 void cgroup_read_stats(const CgroupRoot *root, const Cgroup *cg, CgroupStats *ret);
 
-/* Removes the run's cgroups; call after the run's last process was reaped. */
-void cgroup_destroy(Cgroup *cg);
+/* Removes the run's cgroups; call after the run's last process was reaped. Returns 0, or the
+ * -errno of an rmdir that failed (the cgroup still has a task, or one still being torn down):
+ * what is left stays named in cg, so that calling again retries only that. */
+int cgroup_destroy(Cgroup *cg);

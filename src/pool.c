@@ -72,6 +72,7 @@
 #define TICK_MS 250
 #define SEAL_FAILURES_FATAL 3
 #define START_TIMEOUT_MS (600 * 1000)
+#define STALE_CGROUPS_MAX 64
 
 typedef enum TagKind {
         T_WAKE,
@@ -172,6 +173,9 @@ struct Pool {
         uint32_t n_running, n_dying;
         Sandbox *graveyard;
         Watch *dead_watches;
+        /* Cgroups that could not be removed yet (see sb_release), retried every tick. */
+        Cgroup stale[STALE_CGROUPS_MAX];
+        size_t nstale;
         uint32_t seal_failures;
         bool stopped; /* the thread's copy of stopping */
         bool started; /* every kind sealed a sandbox once */
@@ -355,7 +359,12 @@ static void sb_release(Pool *p, Sandbox *sb) {
         sb->out = safe_close(sb->out);
         sb->err = safe_close(sb->err);
         sb->timer = safe_close(sb->timer);
-        cgroup_destroy(&sb->cg);
+        /* A cgroup still holding a task refuses rmdir: one whose last task the kernel is still
+         * tearing down, or a child the zygote cloned but died before reporting (it exits on
+         * its own and the sweep reaps it). Kept and retried until it is empty; past the bound
+         * they wait for shutdown, which removes the whole tree. */
+        if (cgroup_destroy(&sb->cg) < 0 && p->nstale < STALE_CGROUPS_MAX)
+                p->stale[p->nstale++] = sb->cg;
         sb->next = p->graveyard;
         p->graveyard = sb;
 }
@@ -1017,6 +1026,11 @@ static void on_tick(Pool *p) {
                 }
         }
         sweep_children(p);
+        size_t keep = 0;
+        for (size_t i = 0; i < p->nstale; i++)
+                if (cgroup_destroy(&p->stale[i]) < 0)
+                        p->stale[keep++] = p->stale[i];
+        p->nstale = keep;
         dispatch(p);
 }
 

@@ -407,6 +407,38 @@ def host_processes(token):
     return found
 
 
+def sandbox_cgroups(pid):
+    """{cgroup directory snakebox-<pid>: number of sb-* cgroups in it}, in every hierarchy; {}
+    when the server made none (unprivileged without a delegated cgroup)."""
+    out, ours = {}, f"snakebox-{pid}"
+    for dirpath, dirnames, _ in os.walk("/sys/fs/cgroup"):
+        if os.path.basename(dirpath) == ours:
+            out[dirpath] = sum(d.startswith("sb-") for d in dirnames)
+            dirnames[:] = []
+        else:  # no need to look inside other servers' trees or sandboxes
+            dirnames[:] = [d for d in dirnames if d == ours or not d.startswith(("sb-", "snakebox-"))]
+    return out
+
+
+def assert_cgroups_only_for_live_sandboxes(server, timeout=10):
+    """Polls until the pool is settled (nothing running or starting) and each of the server's
+    cgroup trees holds exactly one sb-* cgroup per ready sandbox: no cgroup outlives its run."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pool = (request(server, "GET", "/health", timeout=5).json or {}).get("pool", {})
+        counts = sandbox_cgroups(server.pid)
+        settled = pool.get("busy") == 0 and pool.get("starting") == 0 and pool.get("queued") == 0
+        # As root the server always has its cgroup trees; unprivileged, usually none.
+        found = bool(counts) or os.geteuid() != 0
+        if settled and found and all(n == pool.get("ready") for n in counts.values()):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{timeout} s on, the server's cgroups do not match its sandboxes: sb-* per tree "
+                f"{counts}, /health pool {pool}")
+        time.sleep(0.2)
+
+
 def assert_no_processes_left(token, timeout=5):
     """Polls the host's /proc for up to `timeout` seconds until no process named token is left."""
     deadline = time.monotonic() + timeout

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from conftest import runtime_dir as conftest_runtime_dir
-from conftest import children, comm, own_pid_namespace
+from conftest import assert_cgroups_only_for_live_sandboxes, children, comm, own_pid_namespace
 from conftest import (MARK_PRELUDE, assert_healthy, assert_no_processes_left, code,
                       host_processes, new_token, request, run, run_json, show)
 
@@ -120,6 +120,9 @@ def test_zygote_killed_with_16_runs_in_flight(start_server):
     assert "zygote" in s.stderr(), "the zygote's death was not logged"
     assert_no_processes_left(token)
     assert_healthy(s)
+    # Sandboxes the dead zygote had cloned but not yet reported still got cgroups: those go
+    # too, once their processes have exited.
+    assert_cgroups_only_for_live_sandboxes(s)
 
 
 def process_age(pid):
