@@ -330,9 +330,16 @@ static void learn_prefault(Zygote *z) {
 
         if (z->init.cfg.prefault_bytes == 0 || !z->warm || pipe2(p, O_CLOEXEC) < 0)
                 return;
+        pid_t zygote = getpid();
         PyOS_BeforeFork();
         pid_t pid = fork();
         if (pid == 0) {
+                /* It must not outlive the zygote (a server stopped during start-up kills the
+                 * zygote mid-learning): it dies with it, and keeps only the pipe's write end, so
+                 * a write to a zygote gone fails instead of blocking forever on a full pipe. */
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != zygote)
+                        _exit(1);
+                p[0] = safe_close(p[0]);
                 PyOS_AfterFork_Child();
                 PyObject *r = PyObject_CallFunction(z->runner_learn, "iO", p[1], z->warm);
                 if (!r)

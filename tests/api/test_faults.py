@@ -167,6 +167,39 @@ def full_zygote_or_none(server):
         return None
 
 
+def test_server_killed_while_the_zygote_learns_leaves_no_process(start_server):
+    """At start-up the zygote forks a child that learns which pages runs write (seconds of
+    warm-up work). A server killed then must take that child with it: it once stayed behind,
+    blocked writing its results to a pipe nobody read."""
+    s = start_server(wait=False)
+    learner, seen = {}, {}
+
+    def learning():
+        # The learning child is the zygote's only child that lives long (more than 0.2 s).
+        now = time.monotonic()
+        for z in children(s.pid):
+            if comm(z) == "snakebox-zygote":
+                for kid in children(z):
+                    if now - seen.setdefault(kid, now) > 0.2:
+                        learner["pid"] = kid
+                        return True
+        return False
+
+    wait_for(learning, 60, "no learning child of the zygote appeared")
+    os.kill(s.pid, signal.SIGKILL)
+    s.wait_exit(10)
+    pid = learner["pid"]
+
+    def gone():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+        except OSError:
+            return True
+
+    wait_for(gone, 2, f"the zygote's learning child {pid} outlived the killed server")
+
+
 def test_full_tmpfs_is_enospc_for_the_program_and_harmless_for_the_server(start_server):
     s = start_server({"TMP_SIZE_MB": "8"})
     result = run_json(s, code('''
