@@ -407,17 +407,24 @@ def host_processes(token):
     return found
 
 
+def cgroup_dirs(pid):
+    """Every directory snakebox-<pid> (or snakebox-server-<pid>) in the cgroup hierarchies."""
+    names = (f"snakebox-{pid}", f"snakebox-server-{pid}")
+    roots = [r for r in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified")
+             if os.path.isdir(r)] or ["/sys/fs/cgroup"]
+    found = []
+    for root in roots:
+        for dirpath, dirnames, _ in os.walk(root):
+            found += [os.path.join(dirpath, d) for d in dirnames if d in names]
+            dirnames[:] = [d for d in dirnames if not d.startswith(("sb-", "snakebox-"))]
+    return sorted(found)
+
+
 def sandbox_cgroups(pid):
     """{cgroup directory snakebox-<pid>: number of sb-* cgroups in it}, in every hierarchy; {}
     when the server made none (unprivileged without a delegated cgroup)."""
-    out, ours = {}, f"snakebox-{pid}"
-    for dirpath, dirnames, _ in os.walk("/sys/fs/cgroup"):
-        if os.path.basename(dirpath) == ours:
-            out[dirpath] = sum(d.startswith("sb-") for d in dirnames)
-            dirnames[:] = []
-        else:  # no need to look inside other servers' trees or sandboxes
-            dirnames[:] = [d for d in dirnames if d == ours or not d.startswith(("sb-", "snakebox-"))]
-    return out
+    return {d: sum(e.startswith("sb-") for e in os.listdir(d))
+            for d in cgroup_dirs(pid) if os.path.basename(d) == f"snakebox-{pid}"}
 
 
 def assert_cgroups_only_for_live_sandboxes(server, timeout=30):

@@ -48,6 +48,10 @@ import threading
 import time
 from pathlib import Path
 
+# The host-side checks are the test suites' own (tests/conftest.py; this file's directory is
+# first on sys.path when it runs as a program).
+from conftest import cgroup_dirs, host_processes
+
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = Path(os.environ.get("SNAKEBOX_BIN") or ROOT / "build" / "snakebox").resolve()
 READY_RE = re.compile(r"^snakebox: listening on http://127\.0\.0\.1:(\d+)\s*$", re.M)
@@ -229,32 +233,6 @@ def mount_count(pid):
             return sum(1 for _ in f)
     except OSError:
         return -1
-
-
-def host_processes(token):
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/comm") as f:
-                    if f.read().strip() == token:
-                        found.append(int(entry))
-            except OSError:
-                pass
-    return found
-
-
-def cgroup_dirs(pid):
-    """Every directory snakebox-<pid> (or snakebox-server-<pid>) in the cgroup hierarchies."""
-    names = (f"snakebox-{pid}", f"snakebox-server-{pid}")
-    roots = [r for r in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified")
-             if os.path.isdir(r)] or ["/sys/fs/cgroup"]
-    found = []
-    for root in roots:
-        for dirpath, dirnames, _ in os.walk(root):
-            found += [os.path.join(dirpath, d) for d in dirnames if d in names]
-            dirnames[:] = [d for d in dirnames if not d.startswith(("sb-", "snakebox-"))]
-    return sorted(found)
 
 
 def cgroup_contents(pid):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from conftest import runtime_dir as conftest_runtime_dir
 from conftest import assert_cgroups_only_for_live_sandboxes, children, comm, own_pid_namespace
-from conftest import (MARK_PRELUDE, assert_healthy, assert_no_processes_left, code,
+from conftest import (MARK_PRELUDE, assert_healthy, assert_no_processes_left, cgroup_dirs, code,
                       host_processes, new_token, request, run, run_json, show)
 
 
@@ -21,19 +21,6 @@ def full_zygote(server):
     zs = [c for c in children(server.pid) if comm(c) == "snakebox-zygote" and own_pid_namespace(c)]
     assert len(zs) == 1, f"expected one snakebox-zygote among the server's children, found {zs}"
     return zs[0]
-
-
-def cgroup_dirs(pid):
-    """Every directory snakebox-<pid> (or snakebox-server-<pid>) in the cgroup hierarchies."""
-    names = (f"snakebox-{pid}", f"snakebox-server-{pid}")
-    roots = [r for r in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified")
-             if os.path.isdir(r)] or ["/sys/fs/cgroup"]
-    found = []
-    for root in roots:
-        for dirpath, dirnames, _ in os.walk(root):
-            found += [os.path.join(dirpath, d) for d in dirnames if d in names]
-            dirnames[:] = [d for d in dirnames if not d.startswith(("sb-", "snakebox-"))]
-    return sorted(found)
 
 
 def wait_for(predicate, timeout, what):

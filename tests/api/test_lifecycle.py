@@ -19,7 +19,7 @@ import pytest
 from conftest import runtime_dir as conftest_runtime_dir
 from conftest import children, comm, own_pid_namespace
 from conftest import (BINARY, MARK_PRELUDE, assert_healthy, assert_no_processes_left, code,
-                      host_processes, new_token, run, show)
+                      cgroup_dirs, host_processes, new_token, run, show)
 
 
 def zygote_of(server, name="snakebox-zygote"):
@@ -122,16 +122,6 @@ def test_server_fds_return_to_their_idle_count(start_server):
     assert fd_count(s.pid) <= idle, (
         f"the server holds {fd_count(s.pid)} fds after the runs, {idle} before: "
         f"{sorted(os.readlink(f'/proc/{s.pid}/fd/{f}') for f in os.listdir(f'/proc/{s.pid}/fd'))}")
-
-
-def cgroup_dirs(pid):
-    found = []
-    for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"):
-        for dirpath, dirnames, _ in os.walk(root):
-            for d in dirnames:
-                if d in (f"snakebox-{pid}", f"snakebox-server-{pid}"):
-                    found.append(os.path.join(dirpath, d))
-    return found
 
 
 def test_sigterm_stops_cleanly_and_leaves_nothing_behind(start_server):

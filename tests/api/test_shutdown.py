@@ -16,19 +16,10 @@ from pathlib import Path
 import pytest
 
 from conftest import runtime_dir as conftest_runtime_dir
-from conftest import MARK_PRELUDE, assert_no_processes_left, code, host_processes, new_token, run, show
+from conftest import (MARK_PRELUDE, assert_no_processes_left, cgroup_dirs, code, host_processes,
+                      new_token, run, show)
 
 SIGNALS = [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.SIGINT, id="SIGINT")]
-
-
-def cgroup_dirs(pid):
-    found = []
-    for root in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"):
-        for dirpath, dirnames, _ in os.walk(root):
-            for d in dirnames:
-                if d == f"snakebox-{pid}":
-                    found.append(os.path.join(dirpath, d))
-    return found
 
 
 def can_use_cgroups():
