@@ -776,7 +776,23 @@ static Sandbox *find_ready(Pool *p, Kind *k) {
         return NULL;
 }
 
+/* Requests waiting for the full zygote while it is down, with none of its sandboxes ready: the
+ * lean zygote serves them while the full one re-imports (seconds); the libraries are importable
+ * there too, only slower. New requests are routed the same way (take_inbox). */
+static void reroute_to_lean(Pool *p) {
+        Kind *full = &p->kinds[POOL_FULL], *lean = &p->kinds[POOL_LEAN];
+        if (full->zstate == Z_UP || full->n_ready || !lean->enabled || lean->zstate != Z_UP)
+                return;
+        Job *job;
+        while ((job = queue_pop(p, full))) {
+                job->kind = POOL_LEAN;
+                queue_push(p, lean, job);
+        }
+}
+
 static void dispatch(Pool *p) {
+        /* Requests that queued while the full zygote's last ready sandboxes were still there. */
+        reroute_to_lean(p);
         /* Oldest first across the two queues, while a slot and a sandbox of its kind exist. */
         for (;;) {
                 Kind *pick = NULL;
@@ -832,16 +848,7 @@ static void zygote_down(Pool *p, Kind *k, const char *why) {
                 if (sb->kind == k && sb->state == SB_SPAWNING)
                         sb_retire(p, sb);
         }
-        /* Requests waiting for this kind, with none of its sandboxes left: the lean zygote
-         * serves them while the full one re-imports (seconds); see take_inbox. */
-        Kind *lean = &p->kinds[POOL_LEAN];
-        if (k->id == POOL_FULL && !k->n_ready && lean->enabled && lean->zstate == Z_UP) {
-                Job *job;
-                while ((job = queue_pop(p, k))) {
-                        job->kind = POOL_LEAN;
-                        queue_push(p, lean, job);
-                }
-        }
+        reroute_to_lean(p);
         if (!p->stopped) {
                 uint64_t now = now_ms();
                 k->backoff_ms = now - k->started_ms < 5000 ? MIN(MAX(k->backoff_ms * 2, 250), 5000) : 0;
