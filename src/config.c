@@ -60,6 +60,7 @@ static int check_cache_dir(const char *value, char *buf, size_t size);
 static int check_keys(const char *value, char *buf, size_t size);
 static int check_log_format(const char *value, char *buf, size_t size);
 static int check_origins(const char *value, char *buf, size_t size);
+static int check_uid_range(const char *value, char *buf, size_t size);
 
 #define FIELD_SIZE(f) sizeof(((Config *)0)->f)
 #define SCALE(t) ((t) == KEY_MEGABYTES ? MIB : 1)
@@ -156,6 +157,13 @@ static const Key keys[] = {
                 "Host user id runs execute as when the server runs as root (65534 is nobody)."),
         NUM("SANDBOX_GID", KEY_COUNT, sandbox_gid, 65534, 1, 4294967294,
                 "Host group id runs execute as when the server runs as root (65534 is nogroup)."),
+        STR("SANDBOX_UID_RANGE", sandbox_uid_range, "auto", check_uid_range,
+                "FIRST-LAST (host ids, 1 to 4294967294), auto or off",
+                "Host uids given one per concurrent sandbox when the server runs as root, so runs do not "
+                "share per-user kernel quotas (inotify, processes, pipe buffers); a run's gid is the same "
+                "number. auto: 1879048192-1879113727, or SANDBOX_UID/SANDBOX_GID for every run when either "
+                "was changed; off: SANDBOX_UID/SANDBOX_GID for every run. Must hold 2 x (POOL_SIZE + "
+                "LEAN_POOL_SIZE + MAX_CONCURRENCY) ids."),
         STR("CACHE_DIR", cache_dir, "", check_cache_dir,
                 "an absolute path without newlines or control characters, or nothing for automatic",
                 "Directory for matplotlib's font cache; empty picks one automatically."),
@@ -445,6 +453,51 @@ static int check_origins(const char *value, char *buf, size_t size) {
                 p += n;
         }
         return copy_string(value, buf, size);
+}
+
+/* Parses "FIRST-LAST" strictly: decimal digits only, no sign, no spaces. */
+static int parse_uid_range(const char *value, uint32_t *ret_first, uint32_t *ret_last) {
+        uint64_t v[2] = {0, 0};
+        const char *p = value;
+        for (int i = 0; i < 2; i++) {
+                const char *start = p;
+                for (; *p >= '0' && *p <= '9'; p++) {
+                        v[i] = v[i] * 10 + (uint64_t)(*p - '0');
+                        if (v[i] > UINT32_MAX)
+                                return -EINVAL;
+                }
+                if (p == start || p - start > 10 || (*start == '0' && p - start > 1))
+                        return -EINVAL;
+                if (i == 0 && *p++ != '-')
+                        return -EINVAL;
+        }
+        /* 0 is root; 4294967295 is (uid_t)-1, "no change" to setresuid. */
+        if (*p || v[0] < 1 || v[1] > 4294967294u || v[0] > v[1])
+                return -EINVAL;
+        *ret_first = (uint32_t)v[0];
+        *ret_last = (uint32_t)v[1];
+        return 0;
+}
+
+static int check_uid_range(const char *value, char *buf, size_t size) {
+        uint32_t first, last;
+        if (strcmp(value, "auto") != 0 && strcmp(value, "off") != 0 &&
+                parse_uid_range(value, &first, &last) < 0)
+                return -EINVAL;
+        return copy_string(value, buf, size);
+}
+
+bool config_uid_range(const Config *c, uint32_t *ret_first, uint32_t *ret_last) {
+        const char *v = c->sandbox_uid_range;
+        if (strcmp(v, "auto") == 0 && c->sandbox_uid == 65534 && c->sandbox_gid == 65534) {
+                *ret_first = SANDBOX_UID_RANGE_AUTO_FIRST;
+                *ret_last = SANDBOX_UID_RANGE_AUTO_LAST;
+                return true;
+        }
+        if (strcmp(v, "auto") != 0 && strcmp(v, "off") != 0 && parse_uid_range(v, ret_first, ret_last) == 0)
+                return true;
+        *ret_first = *ret_last = c->sandbox_uid;
+        return false;
 }
 
 static int check_cache_dir(const char *value, char *buf, size_t size) {

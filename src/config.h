@@ -56,6 +56,9 @@ typedef struct Config {
         /* SANDBOX_UID, SANDBOX_GID: host ids a run executes as (when the server is root). */
         uint32_t sandbox_uid;
         uint32_t sandbox_gid;
+        /* SANDBOX_UID_RANGE: "auto", "off" or "FIRST-LAST": host ids of one uid per concurrent
+         * sandbox (when the server is root); see config_uid_range. */
+        char sandbox_uid_range[32];
         /* CACHE_DIR: where the zygote keeps matplotlib's font cache; "" = automatic. */
         char cache_dir[CONFIG_STR_MAX];
         /* API_KEYS: comma-separated keys; API_KEYS_FILE: one per line. Either set: /api/ needs
@@ -89,6 +92,19 @@ int config_apply_environ(Config *c, char *const *envp, char **ret_error);
  * Same error contract as above; an unreadable or oversized `.env` is an error too, with a
  * message and the open/read errno, -EFBIG over 64 KiB, or -EINVAL if not a regular file. */
 int config_load(Config *c, const char *dotenv_path, char *const *envp, char **ret_error);
+
+/* SANDBOX_UID_RANGE's default range: in the block systemd leaves unused (0x70000000 and up,
+ * docs/UIDS-GIDS.md), 65536 ids. */
+#define SANDBOX_UID_RANGE_AUTO_FIRST UINT32_C(1879048192)
+#define SANDBOX_UID_RANGE_AUTO_LAST UINT32_C(1879113727)
+
+/* The host ids runs map to, decided from SANDBOX_UID_RANGE, SANDBOX_UID and SANDBOX_GID for a
+ * root server: "FIRST-LAST" gives each concurrent sandbox its own uid (its gid is the same
+ * number); "off" maps every run to SANDBOX_UID/SANDBOX_GID; "auto" is the default range unless
+ * SANDBOX_UID or SANDBOX_GID was changed from 65534, which keeps the old single-id behaviour.
+ * Sets *ret_first and *ret_last (equal in single-id mode) and returns true for a range of
+ * per-sandbox ids, false for single-id mode. The value must have passed the table's check. */
+bool config_uid_range(const Config *c, uint32_t *ret_first, uint32_t *ret_last);
 
 /* Writes the `.env.example` text: every key, its help, default and range. */
 void config_write_example(FILE *f);

@@ -73,6 +73,7 @@
 #define SEAL_FAILURES_FATAL 3
 #define START_TIMEOUT_MS (600 * 1000)
 #define STALE_CGROUPS_MAX 64
+#define UID_SLOTS_MAX 65536
 
 typedef enum TagKind {
         T_WAKE,
@@ -104,6 +105,8 @@ typedef struct Sandbox {
         pid_t pid;
         int pidfd, sock, out, err, timer;
         Cgroup cg;
+        uint32_t uid, gid; /* host ids of its slot, held until it is released (reaped) */
+        bool has_slot;
         Job *job;
         size_t sent; /* request bytes sent */
         bool reaped, sock_eof, out_eof, err_eof, draining, dead;
@@ -137,7 +140,7 @@ struct Kind {
         const char *name;
         bool enabled;
         uint32_t pool_size;
-        ZygoteInit init;
+        ZygoteConfig init;
         ZygoteProc zyg;
         ZState zstate;
         uint64_t retry_ms, backoff_ms, started_ms;
@@ -182,6 +185,13 @@ struct Pool {
         char fatal[512];
         uint64_t next_id;
         char *rbuf; /* receive buffer, one per pool */
+
+        /* Host uids of sandboxes: uid_first + i for slot i, one live sandbox per slot (per-user
+         * kernel counts are then not shared between runs); a single id for all when
+         * uid_exclusive is false (SANDBOX_UID_RANGE=off, or an unprivileged server). */
+        uint32_t uid_first, uid_gid_single, nslots, slot_next;
+        bool uid_exclusive;
+        bool *slot_used;
 
         int image_fd;
         Route *route; /* set once, before pool_start returns; read-only after */
@@ -342,6 +352,35 @@ static void sb_set_state(Pool *p, Sandbox *sb, SbState st) {
         sb_count(p, sb, +1);
 }
 
+/* Gives sb a host uid no live sandbox has. Returns 0, or -EUSERS when every slot is held: the
+ * caller tries again when one is released. */
+static int slot_take(Pool *p, Sandbox *sb) {
+        if (!p->uid_exclusive) {
+                sb->uid = p->uid_first;
+                sb->gid = p->uid_gid_single;
+                return 0;
+        }
+        for (uint32_t i = 0; i < p->nslots; i++) {
+                /* Round robin: a uid just released is the last to be reused. */
+                uint32_t s = (p->slot_next + i) % p->nslots;
+                if (p->slot_used[s])
+                        continue;
+                p->slot_used[s] = true;
+                p->slot_next = (s + 1) % p->nslots;
+                sb->uid = sb->gid = p->uid_first + s;
+                sb->has_slot = true;
+                return 0;
+        }
+        return -EUSERS;
+}
+
+static void slot_put(Pool *p, Sandbox *sb) {
+        if (!sb->has_slot)
+                return;
+        p->slot_used[sb->uid - p->uid_first] = false;
+        sb->has_slot = false;
+}
+
 /* Unlinks a sandbox, closes everything and queues it for freeing after this batch of events.
  * Only for one that was reaped or never had a process. */
 static void sb_release(Pool *p, Sandbox *sb) {
@@ -359,6 +398,8 @@ static void sb_release(Pool *p, Sandbox *sb) {
         sb->out = safe_close(sb->out);
         sb->err = safe_close(sb->err);
         sb->timer = safe_close(sb->timer);
+        /* Reaped, so its pid namespace is empty: no process of it holds the uid any more. */
+        slot_put(p, sb);
         /* A cgroup still holding a task refuses rmdir: one whose last task the kernel is still
          * tearing down, or a child the zygote cloned but died before reporting (it exits on
          * its own and the sweep reaps it). Kept and retried until it is empty; past the bound
@@ -415,8 +456,14 @@ static int sb_new(Pool *p, Kind *k) {
         sb->pidfd = sb->timer = -1;
         sb->kill_reason = RUN_EXITED;
         sb->cg.procs_fds[0] = sb->cg.procs_fds[1] = -1;
+        r = slot_take(p, sb);
+        if (r < 0) {
+                free(sb);
+                return r;
+        }
         r = cgroup_create(&p->cgroups, sb->id, &p->cfg, &sb->cg);
         if (r < 0) {
+                slot_put(p, sb);
                 free(sb);
                 return r;
         }
@@ -424,15 +471,17 @@ static int sb_new(Pool *p, Kind *k) {
         if (sb->timer < 0) {
                 r = -errno;
                 cgroup_destroy(&sb->cg);
+                slot_put(p, sb);
                 free(sb);
                 return r;
         }
         int fds[5] = {sv[1], po[1], pe[1], sb->cg.procs_fds[0], sb->cg.procs_fds[1]};
-        r = zygote_request_spawn(&k->zyg, sb->id, fds, (size_t)sb->cg.nprocs_fds);
+        r = zygote_request_spawn(&k->zyg, sb->id, sb->uid, sb->gid, fds, (size_t)sb->cg.nprocs_fds);
         cgroup_close_fds(&sb->cg);
         if (r < 0) {
                 safe_close(sb->timer);
                 cgroup_destroy(&sb->cg);
+                slot_put(p, sb);
                 free(sb);
                 return r;
         }
@@ -822,6 +871,8 @@ static void dispatch(Pool *p) {
                 uint32_t have = k->n_spawning + k->n_sealing + k->n_ready;
                 while (have < want && k->n_spawning < limit) {
                         int r = sb_new(p, k);
+                        if (r == -EUSERS)
+                                break; /* every uid is held: retried when one is released */
                         if (r < 0) {
                                 log_errno(r, "cannot request a sandbox");
                                 break;
@@ -1274,6 +1325,59 @@ void run_result_free(RunResult *r) {
         buf_free(&r->report);
 }
 
+/* Decides the sandboxes' host ids (config_uid_range) and checks that the range can give each
+ * sandbox that may exist at once its own uid. Returns 0, or -EINVAL with why set. Logs the
+ * mode once. */
+static int uid_slots_init(Pool *p, const Config *c, char *why, size_t whyn) {
+        uint32_t first, last;
+        bool range = config_uid_range(c, &first, &last);
+
+        if (geteuid() != 0) {
+                /* The kernel lets an unprivileged process map only its own ids. */
+                p->uid_first = (uint32_t)geteuid();
+                p->uid_gid_single = (uint32_t)getegid();
+                log_info("sandbox uids: unprivileged, every run maps to the server's uid %u: "
+                         "concurrent runs share its per-user kernel limits%s",
+                        p->uid_first,
+                        strcmp(c->sandbox_uid_range, "auto") ? " (SANDBOX_UID_RANGE is ignored)" : "");
+                return 0;
+        }
+        if (!range) {
+                p->uid_first = c->sandbox_uid;
+                p->uid_gid_single = c->sandbox_gid;
+                log_info("sandbox uids: every run maps to SANDBOX_UID %u (SANDBOX_UID_RANGE=%s): "
+                         "concurrent runs share its per-user kernel limits",
+                        c->sandbox_uid, c->sandbox_uid_range);
+                return 0;
+        }
+        /* Every sandbox that can be live (ready of both zygotes, running, at start-up one per
+         * zygote) and as many being torn down, which hold their uid until reaped. */
+        uint64_t need = 2 * ((uint64_t)c->pool_size + c->lean_pool_size + c->max_concurrency) + 2;
+        uint64_t have = (uint64_t)last - first + 1;
+        if (have < need) {
+                snprintf(why, whyn,
+                        "SANDBOX_UID_RANGE: %" PRIu32 "-%" PRIu32 " holds %" PRIu64
+                        " uids, but up to %" PRIu64 " sandboxes can exist at once (2 x (POOL_SIZE %" PRIu32
+                        " + LEAN_POOL_SIZE %" PRIu32 " + MAX_CONCURRENCY %" PRIu32
+                        ") + 2); give it a larger range",
+                        first, last, have, need, c->pool_size, c->lean_pool_size, c->max_concurrency);
+                return -EINVAL;
+        }
+        /* The whole range (up to a bound on our table): a released uid is reused as late as
+         * possible, and a burst of sandboxes being torn down rarely makes a new one wait. */
+        p->nslots = (uint32_t)MIN(have, (uint64_t)UID_SLOTS_MAX);
+        p->slot_used = calloc(p->nslots, sizeof *p->slot_used);
+        if (!p->slot_used) {
+                snprintf(why, whyn, "out of memory");
+                return -ENOMEM;
+        }
+        p->uid_first = first;
+        p->uid_exclusive = true;
+        log_info("sandbox uids: one per sandbox, %" PRIu32 "-%" PRIu32 " (uid = gid)", first,
+                first + p->nslots - 1);
+        return 0;
+}
+
 static void pool_free(Pool *p) {
         if (!p)
                 return;
@@ -1284,6 +1388,7 @@ static void pool_free(Pool *p) {
         cgroup_root_destroy(&p->cgroups);
         rootfs_remove(p->rt);
         free(p->rbuf);
+        free(p->slot_used);
         route_free(p->route);
         pthread_mutex_destroy(&p->lock);
         pthread_cond_destroy(&p->cond);
@@ -1319,9 +1424,25 @@ int pool_start(const Config *c, Pool **ret, char *why, size_t whyn) {
                 snprintf(why, whyn, "cannot copy /proc/self/exe for the zygote: %s", strerror(-r));
                 goto fail;
         }
+        r = uid_slots_init(p, c, why, whyn);
+        if (r < 0)
+                goto fail;
         for (int i = 0; i < _POOL_KINDS; i++) {
                 Kind *k = &p->kinds[i];
-                k->init = (ZygoteInit){.magic = PROTO_MAGIC, .cfg = *c};
+                /* Field by field: the zygote and every sandbox get only what they use. */
+                k->init = (ZygoteConfig){
+                        .magic = PROTO_MAGIC,
+                        .memory_limit_bytes = c->memory_limit_bytes,
+                        .tmp_size_bytes = c->tmp_size_bytes,
+                        .max_file_size_bytes = c->max_file_size_bytes,
+                        .prefault_bytes = c->prefault_bytes,
+                        .timeout_sec = c->timeout_sec,
+                        .max_processes = c->max_processes,
+                        .max_open_files = c->max_open_files,
+                };
+                _Static_assert(sizeof k->init.preinstall_libs >= sizeof c->preinstall_libs,
+                        "PREINSTALL_LIBS does not fit the zygote's message");
+                snprintf(k->init.preinstall_libs, sizeof k->init.preinstall_libs, "%s", c->preinstall_libs);
                 if (p->cgroups.mode == CGROUP_NONE)
                         k->init.flags |= ZYGOTE_F_RLIMIT_AS;
                 snprintf(k->init.root_dir, sizeof k->init.root_dir, "%s/root", p->rt);
@@ -1335,7 +1456,7 @@ int pool_start(const Config *c, Pool **ret, char *why, size_t whyn) {
         p->kinds[POOL_LEAN].enabled = c->lean_pool_size > 0 && c->preinstall_libs[0];
         p->kinds[POOL_LEAN].pool_size = c->lean_pool_size;
         p->kinds[POOL_LEAN].init.flags |= ZYGOTE_F_LEAN;
-        p->kinds[POOL_LEAN].init.cfg.preinstall_libs[0] = 0;
+        p->kinds[POOL_LEAN].init.preinstall_libs[0] = 0;
 
         p->rbuf = malloc(RBUF_SIZE);
         p->epfd = epoll_create1(EPOLL_CLOEXEC);

@@ -8,8 +8,6 @@
 
 #include <stdint.h>
 
-#include "config.h"
-
 #define PROTO_MAGIC 0x736e6b62u /* "snkb" */
 #define PROTO_PATH_MAX 512
 
@@ -19,14 +17,26 @@ enum {
         ZYGOTE_F_LEAN = 1u << 1, /* import no library, only common standard modules */
 };
 
-/* server -> zygote, once, right after the zygote starts. */
-typedef struct ZygoteInit {
+/* server -> zygote, once, right after the zygote starts: exactly what the zygote and the seal
+ * use, never the server's Config. Every sandbox is a fork of the zygote, so anything here can be
+ * read by every run (it is on the zygote's stack or heap until wiped, and in the copies the
+ * forks inherit): it holds no secret and no path of the server beyond the two directories the
+ * zygote needs. This header includes no server header, so that a field cannot creep in. */
+typedef struct ZygoteConfig {
         uint32_t magic;
-        uint32_t flags;
-        Config cfg;
+        uint32_t flags; /* ZYGOTE_F_* */
+        uint64_t memory_limit_bytes; /* RLIMIT_AS of a run, when ZYGOTE_F_RLIMIT_AS */
+        uint64_t tmp_size_bytes;
+        uint64_t max_file_size_bytes;
+        uint64_t prefault_bytes;
+        uint32_t timeout_sec; /* RLIMIT_CPU is derived from it */
+        uint32_t max_processes;
+        uint32_t max_open_files;
+        uint32_t reserved;
+        char preinstall_libs[1024]; /* space-separated; empty for the lean zygote */
         char root_dir[PROTO_PATH_MAX]; /* the read-only skeleton that becomes "/" */
         char mpl_dir[PROTO_PATH_MAX]; /* matplotlib's config and font cache (zygote only) */
-} ZygoteInit;
+} ZygoteConfig;
 
 /* zygote -> server, once, when the libraries are imported (ok) or cannot be (message). */
 typedef struct ZygoteReady {
@@ -39,11 +49,15 @@ typedef struct ZygoteReady {
 } ZygoteReady;
 
 /* server -> zygote: make one sandbox. Carries fds, in this order: the sandbox's end of its
- * socket, the stdout pipe, the stderr pipe, then optional cgroup.procs fds (ncgroups). */
+ * socket, the stdout pipe, the stderr pipe, then optional cgroup.procs fds (ncgroups). uid and
+ * gid: the host ids of the sandbox's slot (a root zygote maps the run to them and makes them
+ * the owner of its user namespace; an unprivileged one can only map its own and ignores them). */
 typedef struct SpawnRequest {
         uint32_t magic;
         uint32_t ncgroups;
         uint64_t id;
+        uint32_t uid;
+        uint32_t gid;
 } SpawnRequest;
 
 /* zygote -> server: the sandbox's pid in the server's pid namespace, or why there is none. */

@@ -217,15 +217,14 @@ fail:
         return r;
 }
 
-int seal_plan_init(SealPlan *plan, const ZygoteInit *init) {
-        const Config *c = &init->cfg;
+int seal_plan_init(SealPlan *plan, const ZygoteConfig *c) {
         int r;
 
         *plan = (SealPlan){
                 .tmp_size_bytes = c->tmp_size_bytes,
                 .max_file_size_bytes = c->max_file_size_bytes,
                 .memory_limit_bytes = c->memory_limit_bytes,
-                .rlimit_as = init->flags & ZYGOTE_F_RLIMIT_AS,
+                .rlimit_as = c->flags & ZYGOTE_F_RLIMIT_AS,
                 .max_processes = c->max_processes,
                 .max_open_files = c->max_open_files,
                 /* The wall-clock deadline is the real limit; CPU time is the backstop for a
@@ -234,7 +233,7 @@ int seal_plan_init(SealPlan *plan, const ZygoteInit *init) {
                 .cap_last = CAP_LAST_CAP,
                 .unprivileged = geteuid() != 0,
         };
-        memcpy(plan->root_dir, init->root_dir, sizeof plan->root_dir);
+        memcpy(plan->root_dir, c->root_dir, sizeof plan->root_dir);
         plan->root_dir[sizeof plan->root_dir - 1] = 0;
 
         /* The running kernel may know more capabilities than our headers. */

@@ -9,7 +9,8 @@
 
 #include "proto.h"
 
-/* The uid and gid a run has inside its user namespace; mapped to SANDBOX_UID/GID outside. */
+/* The uid and gid a run has inside its user namespace; mapped outside to the host ids of the
+ * sandbox's slot (SANDBOX_UID_RANGE, or SANDBOX_UID/GID). */
 #define SANDBOX_INNER_ID 1000
 #define SANDBOX_HOSTNAME "sandbox"
 
@@ -47,7 +48,7 @@ typedef struct SealPlan {
 
 /* Fills plan from the zygote's init message; compiles the seccomp filter. Returns 0 or
  * -errno. Runs in the zygote. */
-int seal_plan_init(SealPlan *plan, const ZygoteInit *init);
+int seal_plan_init(SealPlan *plan, const ZygoteConfig *init);
 
 /* Runs every step on the calling process, a fresh clone in new namespaces. fds: the socket,
  * stdout and stderr pipes; sync_fd: read end of the zygote's "maps written" pipe. Returns 0

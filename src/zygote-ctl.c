@@ -72,7 +72,7 @@ static void build_env(char **env, size_t max, char storage[][128]) {
         env[n] = NULL;
 }
 
-int zygote_start(int image_fd, const ZygoteInit *init, ZygoteProc *ret) {
+int zygote_start(int image_fd, const ZygoteConfig *init, ZygoteProc *ret) {
         _cleanup_close_pair_ int sv[2] = {-1, -1};
         posix_spawn_file_actions_t fa;
         char path[64], storage[2][128];
@@ -91,6 +91,10 @@ int zygote_start(int image_fd, const ZygoteInit *init, ZygoteProc *ret) {
                 return -r;
         /* dup2 clears close-on-exec on the target; everything else of ours is CLOEXEC. */
         r = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+        /* Not our working directory: every sandbox is a fork of the zygote, and its cwd's path
+         * would end up in the interpreter's memory (sys.path handling, os.getcwd) of every run. */
+        if (r == 0)
+                r = posix_spawn_file_actions_addchdir_np(&fa, "/");
         if (r == 0)
                 r = posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, 1);
         if (r == 0)
@@ -133,8 +137,10 @@ int zygote_recv_ready(ZygoteProc *z, ZygoteReady *ret) {
         return 0;
 }
 
-int zygote_request_spawn(ZygoteProc *z, uint64_t id, const int *fds, size_t ncgroups) {
-        SpawnRequest req = {.magic = PROTO_MAGIC, .ncgroups = (uint32_t)ncgroups, .id = id};
+int zygote_request_spawn(
+        ZygoteProc *z, uint64_t id, uint32_t uid, uint32_t gid, const int *fds, size_t ncgroups) {
+        SpawnRequest req = {
+                .magic = PROTO_MAGIC, .ncgroups = (uint32_t)ncgroups, .id = id, .uid = uid, .gid = gid};
         return fd_send(z->ctl, &req, sizeof req, fds, 3 + ncgroups);
 }
 

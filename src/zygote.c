@@ -8,10 +8,10 @@
  * environment and three fds: 0 = /dev/null, 2 = the server's stderr (for its log lines), 3 = a
  * SOCK_SEQPACKET control socket. Messages on it (proto.h):
  *
- *   server -> zygote   ZygoteInit               once: config, the skeleton root
+ *   server -> zygote   ZygoteConfig             once: limits, libraries, the skeleton root
  *   zygote -> server   ZygoteReady              once: libraries imported, or why not
- *   server -> zygote   SpawnRequest + fds       per sandbox: its socket, stdout and stderr
- *                                               pipes, cgroup.procs fds to join
+ *   server -> zygote   SpawnRequest + fds       per sandbox: its host uid/gid, its socket,
+ *                                               stdout and stderr pipes, cgroup.procs fds
  *   zygote -> server   SpawnReply               pid (in the server's pid namespace) or errno
  *
  * Each sandbox is one clone() with CLONE_PARENT and all six namespace flags. CLONE_PARENT makes
@@ -103,7 +103,8 @@ typedef struct PrefaultRange {
 
 typedef struct Zygote {
         int ctl;
-        ZygoteInit init;
+        /* The init message, until start-up is over; then wiped (zygote_main). */
+        ZygoteConfig init;
         SealPlan plan;
         PyObject *runner_main;
         PyObject *runner_learn;
@@ -146,6 +147,17 @@ static void python_error(char *msg, size_t n, const char *what) {
         PyErr_Clear();
 }
 
+static void py_decrefp(PyObject **p) {
+        Py_XDECREF(*p);
+}
+/* A reference owned by this scope: dropped on every way out, so no path drops it twice. */
+#define _cleanup_pyobj_ _cleanup_(py_decrefp)
+
+static int python_failed(char *msg, size_t n) {
+        python_error(msg, n, "Python start-up failed");
+        return -EINVAL;
+}
+
 static int python_start(Zygote *z, char *msg, size_t n) {
         PyConfig config;
         PyStatus st;
@@ -165,75 +177,52 @@ static int python_start(Zygote *z, char *msg, size_t n) {
                 return -EINVAL;
         }
 
-        PyObject *globals = PyDict_New();
-        PyObject *libs = PyList_New(0);
+        _cleanup_pyobj_ PyObject *globals = PyDict_New();
+        _cleanup_pyobj_ PyObject *libs = PyList_New(0);
         if (!globals || !libs)
-                goto py_fail;
-        int r = pylibs_foreach(z->init.cfg.preinstall_libs, add_lib, libs);
+                return python_failed(msg, n);
+        int r = pylibs_foreach(z->init.preinstall_libs, add_lib, libs);
         if (r < 0) {
                 snprintf(msg, n, "PREINSTALL_LIBS: invalid list: %s", strerror(-r));
-                Py_XDECREF(globals);
-                Py_XDECREF(libs);
                 return r;
         }
-        PyObject *mpl = PyUnicode_FromString(z->init.mpl_dir);
-        PyObject *warmup = PyUnicode_FromString(warmup_py);
-        if (!warmup || PyDict_SetItemString(globals, "WARMUP", warmup) < 0) {
-                Py_XDECREF(warmup);
-                Py_XDECREF(mpl);
-                goto py_fail;
-        }
-        Py_DECREF(warmup);
-        if (!mpl || PyDict_SetItemString(globals, "LIBS", libs) < 0 ||
+        _cleanup_pyobj_ PyObject *mpl = PyUnicode_FromString(z->init.mpl_dir);
+        _cleanup_pyobj_ PyObject *warmup = PyUnicode_FromString(warmup_py);
+        if (!mpl || !warmup || PyDict_SetItemString(globals, "WARMUP", warmup) < 0 ||
+                PyDict_SetItemString(globals, "LIBS", libs) < 0 ||
                 PyDict_SetItemString(globals, "MPL_DIR", mpl) < 0 ||
-                PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0) {
-                Py_XDECREF(mpl);
-                goto py_fail;
-        }
-        Py_DECREF(mpl);
-        Py_DECREF(libs);
-        libs = NULL;
+                PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0)
+                return python_failed(msg, n);
 
-        PyObject *res = PyRun_String(preload_py, Py_file_input, globals, globals);
+        _cleanup_pyobj_ PyObject *res = PyRun_String(preload_py, Py_file_input, globals, globals);
         if (!res)
-                goto py_fail;
-        Py_DECREF(res);
-        PyObject *err = PyDict_GetItemString(globals, "ERROR");
+                return python_failed(msg, n);
+        PyObject *err = PyDict_GetItemString(globals, "ERROR"); /* borrowed */
         if (err && err != Py_None) {
                 const char *text = PyUnicode_AsUTF8(err);
                 snprintf(msg, n, "%s", text ? text : "cannot import PREINSTALL_LIBS");
-                Py_DECREF(globals);
                 return -ENOENT;
         }
         z->warm = PyDict_GetItemString(globals, "WARM");
         Py_XINCREF(z->warm);
-        PyObject *modules = PyDict_GetItemString(globals, "MODULES");
+        PyObject *modules = PyDict_GetItemString(globals, "MODULES"); /* borrowed */
         const char *names = modules ? PyUnicode_AsUTF8(modules) : NULL;
         if (names && strlen(names) < sizeof z->modules)
                 snprintf(z->modules, sizeof z->modules, "%s", names);
-        Py_DECREF(globals);
 
         /* The runner: compiled under its own file name so its frames can be cut from
          * tracebacks. */
-        PyObject *code = Py_CompileString(runner_py, RUNNER_FILE, Py_file_input);
+        _cleanup_pyobj_ PyObject *code = Py_CompileString(runner_py, RUNNER_FILE, Py_file_input);
         if (!code)
-                goto py_fail;
-        PyObject *mod = PyImport_ExecCodeModule("_snakebox_runner", code);
-        Py_DECREF(code);
+                return python_failed(msg, n);
+        _cleanup_pyobj_ PyObject *mod = PyImport_ExecCodeModule("_snakebox_runner", code);
         if (!mod)
-                goto py_fail;
+                return python_failed(msg, n);
         z->runner_main = PyObject_GetAttrString(mod, "main");
         z->runner_learn = PyObject_GetAttrString(mod, "learn");
-        Py_DECREF(mod);
         if (!z->runner_main || !z->runner_learn)
-                goto py_fail;
+                return python_failed(msg, n);
         return 0;
-
-py_fail:
-        python_error(msg, n, "Python start-up failed");
-        Py_XDECREF(globals);
-        Py_XDECREF(libs);
-        return -EINVAL;
 }
 
 /* Counts our threads: a library that started one would make every fork unsafe. */
@@ -276,7 +265,16 @@ _noreturn_ static void child_main(Zygote *z, int *fds, int sync_fd) {
         _exit(70);
 }
 
-static int spawn_one(Zygote *z, int *fds, size_t nfds, size_t ncgroups, pid_t *ret_pid) {
+/* The kernel charges per-user counts (inotify instances and watches, processes, message queue
+ * bytes: kernel/ucount.c) in the user namespace of the process AND, in every ancestor
+ * namespace, to the uid that OWNS the child namespace: the effective uid of whoever called
+ * clone(CLONE_NEWUSER). Had the zygote (root) created every namespace, all runs would draw from
+ * root's one count on the host, whatever uid they are mapped to: one run holding every inotify
+ * instance would leave none to the next. So a root zygote creates each sandbox's namespace as
+ * the slot's uid: it switches only its effective uid around the clone and keeps real and saved
+ * uid 0, to switch back and write the id maps as root. Per-user counts kept by the real uid
+ * (pipe buffers, fds in flight) follow the slot uid once the child's setresuid runs. */
+static int spawn_one(Zygote *z, int *fds, size_t ncgroups, uint32_t uid, uint32_t gid, pid_t *ret_pid) {
         _cleanup_close_pair_ int sync[2] = {-1, -1};
         char buf[32];
         int r = 0;
@@ -285,6 +283,9 @@ static int spawn_one(Zygote *z, int *fds, size_t nfds, size_t ncgroups, pid_t *r
         if (pipe2(sync, O_CLOEXEC) < 0)
                 return -errno;
 
+        bool as_slot = geteuid() == 0;
+        if (as_slot && setresuid((uid_t)-1, (uid_t)uid, (uid_t)-1) < 0)
+                return -errno;
         PyOS_BeforeFork();
         pid_t pid = (pid_t)syscall(SYS_clone,
                 CLONE_PARENT | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC |
@@ -296,6 +297,13 @@ static int spawn_one(Zygote *z, int *fds, size_t nfds, size_t ncgroups, pid_t *r
         }
         int saved = errno;
         PyOS_AfterFork_Parent();
+        if (as_slot && setresuid((uid_t)-1, 0, (uid_t)-1) < 0) {
+                /* Cannot happen with saved uid 0; a zygote that is not root any more must not
+                 * go on (it could not map the next child): it exits and the server restarts it. */
+                if (pid > 0)
+                        kill(pid, SIGKILL);
+                return -ENOTRECOVERABLE;
+        }
         if (pid < 0)
                 return -saved;
         *ret_pid = pid;
@@ -306,7 +314,7 @@ static int spawn_one(Zygote *z, int *fds, size_t nfds, size_t ncgroups, pid_t *r
                 r = fd_write_all(fds[3 + i], buf, (size_t)n);
         }
         if (r == 0)
-                r = userns_write_maps(pid, z->init.cfg.sandbox_uid, z->init.cfg.sandbox_gid);
+                r = userns_write_maps(pid, uid, gid);
         if (r < 0) {
                 /* Closing the pipe unblocks the child, which reports SEAL_SYNC and exits; the
                  * server, its parent, reaps it. */
@@ -317,7 +325,6 @@ static int spawn_one(Zygote *z, int *fds, size_t nfds, size_t ncgroups, pid_t *r
                 kill(pid, SIGKILL);
                 return -EIO;
         }
-        (void)nfds;
         return 0;
 }
 
@@ -328,7 +335,7 @@ static void learn_prefault(Zygote *z) {
         _cleanup_close_pair_ int p[2] = {-1, -1};
         uint64_t n = 0;
 
-        if (z->init.cfg.prefault_bytes == 0 || !z->warm || pipe2(p, O_CLOEXEC) < 0)
+        if (z->init.prefault_bytes == 0 || !z->warm || pipe2(p, O_CLOEXEC) < 0)
                 return;
         pid_t zygote = getpid();
         PyOS_BeforeFork();
@@ -366,7 +373,7 @@ static void learn_prefault(Zygote *z) {
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
                 ;
         /* Ranges come most common work first: keep them up to PREFAULT_MB. */
-        uint64_t pages = 0, budget = z->init.cfg.prefault_bytes / (uint64_t)sysconf(_SC_PAGESIZE);
+        uint64_t pages = 0, budget = z->init.prefault_bytes / (uint64_t)sysconf(_SC_PAGESIZE);
         size_t keep = 0;
         for (; keep < z->nprefault && pages + z->prefault[keep].pages <= budget; keep++)
                 pages += z->prefault[keep].pages;
@@ -387,16 +394,20 @@ static int serve_requests(Zygote *z) {
                 if (k < 0)
                         return (int)k;
                 SpawnReply rep = {.magic = PROTO_MAGIC, .id = req.id, .pid = -1};
+                /* uid/gid 0 would be root on the host; -1 means "unchanged" to setresuid. */
                 if ((size_t)k != sizeof req || req.magic != PROTO_MAGIC || req.ncgroups > 2 ||
-                        nfds != 3 + req.ncgroups)
+                        nfds != 3 + req.ncgroups || req.uid == 0 || req.gid == 0 || req.uid == UINT32_MAX ||
+                        req.gid == UINT32_MAX)
                         rep.error = -EBADMSG;
                 else {
                         pid_t pid;
-                        rep.error = spawn_one(z, fds, nfds, req.ncgroups, &pid);
+                        rep.error = spawn_one(z, fds, req.ncgroups, req.uid, req.gid, &pid);
                         rep.pid = pid;
                 }
                 for (size_t i = 0; i < nfds; i++)
                         safe_close(fds[i]);
+                if (rep.error == -ENOTRECOVERABLE)
+                        return rep.error;
                 int r = fd_send(z->ctl, &rep, sizeof rep, NULL, 0);
                 if (r < 0)
                         return r;
@@ -423,9 +434,10 @@ int zygote_main(void) {
                 log_error("zygote: bad init message");
                 return 1;
         }
-        z.init.cfg.preinstall_libs[sizeof z.init.cfg.preinstall_libs - 1] = 0;
-        z.name = z.init.flags & ZYGOTE_F_LEAN ? "lean zygote" : "zygote";
-        prctl(PR_SET_NAME, z.init.flags & ZYGOTE_F_LEAN ? "snakebox-lean" : "snakebox-zygote", 0, 0, 0);
+        z.init.preinstall_libs[sizeof z.init.preinstall_libs - 1] = 0;
+        bool lean = z.init.flags & ZYGOTE_F_LEAN;
+        z.name = lean ? "lean zygote" : "zygote";
+        prctl(PR_SET_NAME, lean ? "snakebox-lean" : "snakebox-zygote", 0, 0, 0);
         z.init.root_dir[sizeof z.init.root_dir - 1] = 0;
         z.init.mpl_dir[sizeof z.init.mpl_dir - 1] = 0;
 
@@ -450,6 +462,9 @@ int zygote_main(void) {
                 learn_prefault(&z);
                 memcpy(ready.modules, z.modules, sizeof ready.modules);
         }
+        /* What the seal needs is in z.plan now; every sandbox is a fork of this process, so the
+         * message itself is not kept where they could read it. */
+        explicit_bzero(&z.init, sizeof z.init);
         r = fd_send(z.ctl, &ready, sizeof ready, NULL, 0);
         if (r < 0 || ready.error < 0)
                 return 1;

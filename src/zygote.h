@@ -16,7 +16,7 @@
 /* argv[0] the zygote is started with; main() dispatches on it. */
 #define ZYGOTE_ARGV0 "snakebox-zygote"
 
-/* The zygote's main: reads ZygoteInit, imports, serves spawn requests. Runs in the zygote
+/* The zygote's main: reads ZygoteConfig, imports, serves spawn requests. Runs in the zygote
  * process; returns its exit status. */
 int zygote_main(void);
 
@@ -30,17 +30,19 @@ typedef struct ZygoteProc {
  * sandbox can see the binary's path. Returns the fd or -errno. */
 int zygote_image_open(void);
 
-/* Starts a zygote from image_fd and sends it init. Does not wait for it to be ready: its
- * ZygoteReady arrives on ctl. Returns 0 or -errno. Thread-safe (posix_spawn). */
-int zygote_start(int image_fd, const ZygoteInit *init, ZygoteProc *ret);
+/* Starts a zygote from image_fd, in "/" rather than our working directory, and sends it init.
+ * Does not wait for it to be ready: its ZygoteReady arrives on ctl. Returns 0 or -errno.
+ * Thread-safe (posix_spawn). */
+int zygote_start(int image_fd, const ZygoteConfig *init, ZygoteProc *ret);
 
 /* Reads the ZygoteReady message. Returns 0, -EAGAIN when not there yet, or -errno; on a
  * refusal (the zygote's error) copies its message into ret. */
 int zygote_recv_ready(ZygoteProc *z, ZygoteReady *ret);
 
-/* Asks for one sandbox; fds: socket, stdout pipe, stderr pipe, then ncgroups cgroup.procs fds.
- * Returns 0 or -errno. */
-int zygote_request_spawn(ZygoteProc *z, uint64_t id, const int *fds, size_t ncgroups);
+/* Asks for one sandbox that runs as host uid/gid; fds: socket, stdout pipe, stderr pipe, then
+ * ncgroups cgroup.procs fds. Returns 0 or -errno. */
+int zygote_request_spawn(
+        ZygoteProc *z, uint64_t id, uint32_t uid, uint32_t gid, const int *fds, size_t ncgroups);
 
 /* Reads one SpawnReply. Returns 0, -EAGAIN, or -errno (-EPIPE when the zygote is gone). */
 int zygote_recv_reply(ZygoteProc *z, SpawnReply *ret);

@@ -91,6 +91,7 @@ static const char *const key_order[] = {
         "MAX_RESULT_BYTES",
         "SANDBOX_UID",
         "SANDBOX_GID",
+        "SANDBOX_UID_RANGE",
         "CACHE_DIR",
         "API_KEYS",
         "API_KEYS_FILE",
@@ -553,9 +554,10 @@ static void expect_text_stored(const char *key, const char *value, const char *s
         config_init(&c);
         if (apply_env(&c, key, value, &err) != 0)
                 fail_msg("%s=\"%s\" rejected: %s", key, value, err);
-        field = strcmp(key, "HOST") == 0        ? c.host
-                : strcmp(key, "CACHE_DIR") == 0 ? c.cache_dir
-                                                : c.preinstall_libs;
+        field = strcmp(key, "HOST") == 0                ? c.host
+                : strcmp(key, "CACHE_DIR") == 0         ? c.cache_dir
+                : strcmp(key, "SANDBOX_UID_RANGE") == 0 ? c.sandbox_uid_range
+                                                        : c.preinstall_libs;
         if (strcmp(field, stored) != 0)
                 fail_msg("%s=\"%s\" stored \"%s\", expected \"%s\"", key, value, field, stored);
 }
@@ -641,6 +643,46 @@ static void test_cache_dir(void **state) {
         path[1023] = 'd';
         path[1024] = '\0';
         expect_text_rejected("CACHE_DIR", path, "at most 1023 bytes");
+}
+
+static void test_uid_range(void **state) {
+        Config c;
+        char *err = NULL;
+        uint32_t first = 0, last = 0;
+
+        expect_text_stored("SANDBOX_UID_RANGE", "auto", "auto");
+        expect_text_stored("SANDBOX_UID_RANGE", "off", "off");
+        expect_text_stored("SANDBOX_UID_RANGE", "100000-165535", "100000-165535");
+        expect_text_stored("SANDBOX_UID_RANGE", "1-4294967294", "1-4294967294");
+        expect_text_stored("SANDBOX_UID_RANGE", "7-7", "7-7");
+        static const char *const bad[] = {"", "0-10", "10-5", "1-4294967295", "1-99999999999", "+1-5",
+                "1 -5", "1- 5", "1-5 x", "01-5", "0x10-0x20", "-5", "5-", "5", "AUTO", "1--5"};
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                expect_text_rejected("SANDBOX_UID_RANGE", bad[i], "FIRST-LAST");
+
+        /* auto: the default range, unless SANDBOX_UID or SANDBOX_GID was changed. */
+        config_init(&c);
+        assert_true(config_uid_range(&c, &first, &last));
+        assert_int_equal(first, SANDBOX_UID_RANGE_AUTO_FIRST);
+        assert_int_equal(last, SANDBOX_UID_RANGE_AUTO_LAST);
+        assert_int_equal(apply(&c, "SANDBOX_UID=1234\n", &err), 0);
+        assert_false(config_uid_range(&c, &first, &last));
+        assert_int_equal(first, 1234);
+        assert_int_equal(last, 1234);
+        config_init(&c);
+        assert_int_equal(apply(&c, "SANDBOX_GID=1234\n", &err), 0);
+        assert_false(config_uid_range(&c, &first, &last));
+        assert_int_equal(first, 65534);
+        /* An explicit range wins over SANDBOX_UID; off keeps the single id. */
+        assert_int_equal(apply(&c, "SANDBOX_UID=1234\nSANDBOX_UID_RANGE=200000-200099\n", &err), 0);
+        assert_true(config_uid_range(&c, &first, &last));
+        assert_int_equal(first, 200000);
+        assert_int_equal(last, 200099);
+        config_init(&c);
+        assert_int_equal(apply(&c, "SANDBOX_UID_RANGE=off\n", &err), 0);
+        assert_false(config_uid_range(&c, &first, &last));
+        assert_int_equal(first, 65534);
+        assert_null(err);
 }
 
 static void test_message_escapes_value(void **state) {
@@ -933,6 +975,7 @@ int main(void) {
                 cmocka_unit_test(test_host),
                 cmocka_unit_test(test_preinstall_libs),
                 cmocka_unit_test(test_cache_dir),
+                cmocka_unit_test(test_uid_range),
                 cmocka_unit_test(test_message_escapes_value),
                 cmocka_unit_test(test_load_missing_file),
                 cmocka_unit_test_teardown(test_load_file_and_precedence, teardown_temp),
