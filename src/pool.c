@@ -1325,6 +1325,22 @@ void run_result_free(RunResult *r) {
         buf_free(&r->report);
 }
 
+/* True when ids first..last all exist in our user namespace, by its map (a file of "inside
+ * outside count" lines). */
+static bool ids_mapped(const char *path, uint32_t first, uint32_t last) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        if (fd_read_file(path, 1 << 16, &text, &len) < 0)
+                return false;
+        for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+                unsigned long long in, out, count; /* kernel-written */
+                if (sscanf(l, "%llu %llu %llu", &in, &out, &count) == 3 && first >= in &&
+                        (unsigned long long)last < in + count)
+                        return true;
+        }
+        return false;
+}
+
 /* Decides the sandboxes' host ids (config_uid_range) and checks that the range can give each
  * sandbox that may exist at once its own uid. Returns 0, or -EINVAL with why set. Logs the
  * mode once. */
@@ -1348,6 +1364,26 @@ static int uid_slots_init(Pool *p, const Config *c, char *why, size_t whyn) {
                 log_info("sandbox uids: every run maps to SANDBOX_UID %u (SANDBOX_UID_RANGE=%s): "
                          "concurrent runs share its per-user kernel limits",
                         c->sandbox_uid, c->sandbox_uid_range);
+                return 0;
+        }
+        /* Root of a user namespace (a rootless container) can use only the ids mapped into it:
+         * the default range falls back to the single id there, an explicit one is an error. */
+        if (!ids_mapped("/proc/self/uid_map", first, last) ||
+                !ids_mapped("/proc/self/gid_map", first, last)) {
+                if (strcmp(c->sandbox_uid_range, "auto") != 0) {
+                        snprintf(why, whyn,
+                                "SANDBOX_UID_RANGE: %" PRIu32 "-%" PRIu32
+                                " is not mapped in the server's user namespace (/proc/self/uid_map, "
+                                "gid_map); give a range inside it, or off",
+                                first, last);
+                        return -EINVAL;
+                }
+                p->uid_first = c->sandbox_uid;
+                p->uid_gid_single = c->sandbox_gid;
+                log_info("sandbox uids: every run maps to SANDBOX_UID %u: the default SANDBOX_UID_RANGE "
+                         "is not mapped in this user namespace; concurrent runs share its per-user "
+                         "kernel limits",
+                        c->sandbox_uid);
                 return 0;
         }
         /* Every sandbox that can be live (ready of both zygotes, running, at start-up one per

@@ -1,9 +1,10 @@
 /* The user namespace's id maps, written by the zygote for each new child. A process cannot map
  * an arbitrary host id for itself; its parent, holding CAP_SETUID/CAP_SETGID in the namespace
  * above, can. So the child waits on a pipe (SEAL_SYNC) until the zygote has written a one-line
- * map: inside id SANDBOX_INNER_ID is the host's SANDBOX_UID/GID, an unprivileged id, and no
- * other id (root included) exists inside. An unprivileged zygote may only map its own ids, and
- * must deny setgroups first; that is the kernel's rule, not a choice. */
+ * map: inside id SANDBOX_INNER_ID is the host uid/gid of the sandbox's slot (SANDBOX_UID_RANGE,
+ * or SANDBOX_UID/GID), an unprivileged id, and no other id (root included) exists inside. An
+ * unprivileged zygote may only map its own ids, and must deny setgroups first; that is the
+ * kernel's rule, not a choice. */
 #include <errno.h>
 #include <stdio.h>
 #include <unistd.h>

@@ -17,10 +17,18 @@
  * Each sandbox is one clone() with CLONE_PARENT and all six namespace flags. CLONE_PARENT makes
  * the server, not the zygote, the sandbox's parent: the server reaps it, gets its exit status
  * and rusage, kills it through a pidfd, and the sandbox outlives a crash of the zygote (runs in
- * flight finish; only new sandboxes wait for the restarted zygote). The zygote writes the
- * child's id maps and cgroup membership, then releases it through a pipe; the child seals
- * itself (sandbox.c), says FRAME_READY on its socket to the server, and blocks in the runner
- * until the server sends the request. The zygote keeps no fd of any sandbox.
+ * flight finish; only new sandboxes wait for the restarted zygote). A root zygote clones with
+ * its effective uid switched to the host uid of the sandbox's slot (SpawnRequest.uid), so that
+ * the namespace's owner, which the kernel charges per-user counts to, differs between
+ * concurrent runs (spawn_one). The zygote writes the child's id maps and cgroup membership,
+ * then releases it through a pipe; the child seals itself (sandbox.c), says FRAME_READY on its
+ * socket to the server, and blocks in the runner until the server sends the request. The
+ * zygote keeps no fd of any sandbox.
+ *
+ * Whatever the zygote holds, every run can read in its own memory (it is a fork): so the
+ * zygote starts in "/" with a fixed environment and argv, receives only ZygoteConfig (no key,
+ * no path of the server but the skeleton and the font cache), and wipes even that once the
+ * seal plan is built and the imports are done.
  *
  * Forking an interpreter without exec is only safe because the zygote stays single-threaded
  * (checked after the imports: BLAS and OpenMP pools are held at one thread by the environment),

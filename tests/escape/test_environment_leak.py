@@ -58,12 +58,13 @@ def mask(data):
     return bytes(a ^ b for a, b in zip(data, m)).hex(), m.hex()
 
 
-# Searches the run's own memory (heap, stack, anonymous and writable mappings) for needles,
+# Searches the run's own memory (every readable mapping: heap, stack, anonymous, the binary's
+# memfd, files up to their end) for needles,
 # with libc's memmem over the live address space: nothing is copied, so the only legitimate
 # occurrence of a needle is the buffer that holds it. A sandbox forked from a process that ever
 # held the server's environment carries it in its stack (the exec-time environment block) or heap.
 MEMORY_SCAN = code('''
-    import ctypes, json
+    import ctypes, json, os
 
     libc = ctypes.CDLL(None, use_errno=True)
     libc.memmem.restype = ctypes.c_void_p
@@ -87,9 +88,16 @@ MEMORY_SCAN = code('''
                     continue
                 if path.startswith("/dev/"):
                     continue
-                if path and not path.startswith("[") and perms[1] != "w":
-                    continue  # read-only file mappings: library code and data
-                yield lo, hi, path
+                if path.startswith("/") and not path.startswith("/memfd:"):
+                    # A file mapping: pages past the file's end would fault (SIGBUS).
+                    try:
+                        size = os.stat(path).st_size
+                    except OSError:
+                        continue
+                    end = lo + max(0, size - int(parts[2], 16))
+                    hi = min(hi, (end + 4095) // 4096 * 4096)
+                if hi > lo:
+                    yield lo, hi, path
 
     def scan(needle):
         own = ctypes.addressof(needle)
