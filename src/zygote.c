@@ -402,10 +402,13 @@ static int serve_requests(Zygote *z) {
                 if (k < 0)
                         return (int)k;
                 SpawnReply rep = {.magic = PROTO_MAGIC, .id = req.id, .pid = -1};
-                /* uid/gid 0 would be root on the host; -1 means "unchanged" to setresuid. */
+                /* A root zygote maps the run to these ids: 0 would be root on the host, and -1
+                 * means "unchanged" to setresuid. An unprivileged one maps its own (and its gid
+                 * may well be 0). */
+                bool bad_ids = geteuid() == 0 && (req.uid == 0 || req.gid == 0 || req.uid == UINT32_MAX ||
+                                                         req.gid == UINT32_MAX);
                 if ((size_t)k != sizeof req || req.magic != PROTO_MAGIC || req.ncgroups > 2 ||
-                        nfds != 3 + req.ncgroups || req.uid == 0 || req.gid == 0 || req.uid == UINT32_MAX ||
-                        req.gid == UINT32_MAX)
+                        nfds != 3 + req.ncgroups || bad_ids)
                         rep.error = -EBADMSG;
                 else {
                         pid_t pid;
