@@ -54,7 +54,6 @@ static const NumSpec numbers[] = {
         SPEC("MAX_FILES_BYTES", max_files_bytes, 8388608, 0, 1073741824, 1, "bytes"),
         SPEC("MAX_RETURN_FILE_BYTES", max_return_file_bytes, 1048576, 0, 1073741824, 1, "bytes"),
         SPEC("MAX_RETURN_BYTES", max_return_bytes, 8388608, 0, 1073741824, 1, "bytes"),
-        SPEC("MAX_RETURN_FILES", max_return_files, 256, 0, 100000, 1, NULL),
         SPEC("MAX_IMAGES", max_images, 16, 0, 1000, 1, NULL),
         SPEC("MAX_IMAGE_BYTES", max_image_bytes, 4194304, 1024, 268435456, 1, "bytes"),
         SPEC("MAX_RESULT_BYTES", max_result_bytes, 65536, 1024, 16777216, 1, "bytes"),
@@ -62,6 +61,7 @@ static const NumSpec numbers[] = {
         SPEC("SANDBOX_GID", sandbox_gid, 65534, 1, 4294967294, 1, NULL),
         SPEC("AUTH_HEALTH", auth_health, 0, 0, 1, 1, NULL),
         SPEC("SHUTDOWN_GRACE", shutdown_grace_sec, 10, 0, 3600, 1, "seconds"),
+        SPEC("MAX_RETURN_FILES", max_return_files, 256, 0, 100000, 1, NULL),
 };
 
 /* Every key, in the order the summary and the example list them. */
