@@ -383,10 +383,9 @@ static int add_results(json_t *o, json_t *rep, const RunResult *r) {
                 json_object_set_new(o, "images_dropped", taken(rep, "images_dropped", JSON_INTEGER)) < 0 ||
                 json_object_set_new(o, "result", taken(rep, "result", JSON_OBJECT)) < 0)
                 return -1;
-        if (r->want_files &&
-                (json_object_set_new(o, "files", taken(rep, "files", JSON_ARRAY)) < 0 ||
-                        json_object_set_new(o, "files_dropped", taken(rep, "files_dropped", JSON_INTEGER)) <
-                                0))
+        if (r->want_files && (json_object_set_new(o, "files", taken(rep, "files", JSON_ARRAY)) < 0 ||
+                                     json_object_set_new(o, "files_dropped",
+                                             taken(rep, "files_dropped", JSON_INTEGER)) < 0))
                 return -1;
         return 0;
 }

@@ -36,8 +36,7 @@ static uint64_t base64_len(uint64_t n) {
 uint64_t report_cap(const Config *c) {
         return 64 * 1024 + 3 * 6 * (uint64_t)REPORT_ERROR_BYTES + 2 * 6 * c->max_result_bytes +
                (uint64_t)c->max_images * (base64_len(c->max_image_bytes) + 128) +
-               base64_len(c->max_return_bytes) +
-               (uint64_t)c->max_return_files * (6 * REPORT_NAME_MAX + 128);
+               base64_len(c->max_return_bytes) + (uint64_t)c->max_return_files * (6 * REPORT_NAME_MAX + 128);
 }
 
 /* Structural bytes ('{', '[', ':', ',') a well-formed report has at most: each value or key but
@@ -48,12 +47,24 @@ static uint64_t tokens_max(const Config *c) {
                1 + (uint64_t)c->max_return_files * 2 * 5;
 }
 
+/* The longest string, as JSON text, a well-formed report holds: a figure's base64, a file's
+ * content (the runner sends UTF-8 only when it is no longer than base64), or a text of the
+ * result, the error or a name with every byte escaped. Checked by the scan too, so that a huge
+ * string is refused before the parser copies it (jansson takes ~3 ms per MiB of string). */
+static uint64_t string_max(const Config *c) {
+        uint64_t m = MAX(base64_len(c->max_image_bytes), base64_len(c->max_return_file_bytes) + 2);
+        m = MAX(m, 6 * c->max_result_bytes);
+        m = MAX(m, 6 * (uint64_t)REPORT_ERROR_BYTES);
+        return MAX(m, 6 * (uint64_t)REPORT_NAME_MAX) + 2;
+}
+
 /* Counts structural bytes and the depth outside strings, stopping at the first excess. Does not
  * validate JSON (the parser does); only bounds what the parser can be made to allocate. */
-static int scan(const char *p, size_t n, uint64_t max_tokens, char *why, size_t whyn) {
+static int scan(const char *p, size_t n, uint64_t max_tokens, uint64_t max_string, char *why, size_t whyn) {
         uint64_t tokens = 0;
         unsigned depth = 0;
         bool in_string = false;
+        size_t start = 0;
         for (size_t i = 0; i < n; i++) {
                 char ch = p[i];
                 if (in_string) {
@@ -61,11 +72,18 @@ static int scan(const char *p, size_t n, uint64_t max_tokens, char *why, size_t 
                                 i++;
                         else if (ch == '"')
                                 in_string = false;
+                        if (i - start > max_string) {
+                                snprintf(why, whyn,
+                                        "a string longer than any the report can hold (%llu bytes)",
+                                        (unsigned long long)max_string);
+                                return -EBADMSG;
+                        }
                         continue;
                 }
                 switch (ch) {
                 case '"':
                         in_string = true;
+                        start = i;
                         break;
                 case '{':
                 case '[':
@@ -120,10 +138,10 @@ static bool is_text(json_t *v, uint64_t max) {
         return json_is_string(v) && json_string_length(v) <= max;
 }
 
-#define BAD(...)                                      \
-        do {                                          \
-                snprintf(why, whyn, __VA_ARGS__);     \
-                return -EBADMSG;                      \
+#define BAD(...)                                  \
+        do {                                      \
+                snprintf(why, whyn, __VA_ARGS__); \
+                return -EBADMSG;                  \
         } while (0)
 
 static int check_error(json_t *e, char *why, size_t whyn) {
@@ -172,8 +190,9 @@ static int check_images(json_t *images, const Config *c, char *why, size_t whyn)
                 if (!json_is_object(img) || !only_keys(img, keys, &bad))
                         BAD("image %zu is not {\"format\", \"width\", \"height\", \"data\"}", i);
                 json_t *fmt = json_object_get(img, "format"), *data = json_object_get(img, "data");
-                if (!json_is_string(fmt) || (strcmp(json_string_value(fmt), "png") != 0 &&
-                                                    strcmp(json_string_value(fmt), "svg") != 0) ||
+                if (!json_is_string(fmt) ||
+                        (strcmp(json_string_value(fmt), "png") != 0 &&
+                                strcmp(json_string_value(fmt), "svg") != 0) ||
                         json_string_length(fmt) != 3)
                         BAD("image %zu: \"format\" is not \"png\" or \"svg\"", i);
                 if (!is_count(json_object_get(img, "width")) || !is_count(json_object_get(img, "height")))
@@ -244,7 +263,7 @@ int report_parse(const char *data, size_t len, const Config *c, json_t **ret, ch
 
         if (len > report_cap(c))
                 BAD("larger than its cap (%llu bytes)", (unsigned long long)report_cap(c));
-        r = scan(data, len, tokens_max(c), why, whyn);
+        r = scan(data, len, tokens_max(c), string_max(c), why, whyn);
         if (r < 0)
                 return r;
         json_t *rep = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &e);

@@ -1600,14 +1600,14 @@ static const char *report_verdict(const Config *c, const char *report, json_t **
         return json_is_object(e) ? json_string_value(json_object_get(e, "type")) : "";
 }
 
-#define EXPECT_MALFORMED(c, rep)                                                                  \
-        do {                                                                                      \
-                json_t *j_;                                                                       \
-                const char *v_ = report_verdict(c, rep, &j_);                                     \
-                if (strcmp(v_, "MalformedReport") != 0)                                           \
-                        fail_msg("report %s: verdict \"%s\", want MalformedReport", rep, v_);     \
-                expect_no_results(j_);                                                            \
-                expect_field(j_, "files", "[]");                                                  \
+#define EXPECT_MALFORMED(c, rep)                                                              \
+        do {                                                                                  \
+                json_t *j_;                                                                   \
+                const char *v_ = report_verdict(c, rep, &j_);                                 \
+                if (strcmp(v_, "MalformedReport") != 0)                                       \
+                        fail_msg("report %s: verdict \"%s\", want MalformedReport", rep, v_); \
+                expect_no_results(j_);                                                        \
+                expect_field(j_, "files", "[]");                                              \
         } while (0)
 
 /* Anything of the wrong type in the data results makes the whole report malformed: nothing of a
@@ -1630,8 +1630,8 @@ static void test_answer_malformed_data_results(void **state) {
                 "{\"images_dropped\":\"5\"}", "{\"images_dropped\":1.5}", "{\"images_dropped\":-1}",
                 "{\"images_dropped\":null}", "{\"result\":\"x\"}", "{\"result\":5}", "{\"result\":[]}",
                 "{\"result\":{}}", "{\"result\":{\"text/plain\":1}}",
-                "{\"result\":{\"text/plain\":\"1\",\"text/x\":\"2\"}}", "{\"files\":\"x\"}", "{\"files\":{}}",
-                "{\"files\":null}", "{\"files\":[{\"name\":\"a\"}]}",
+                "{\"result\":{\"text/plain\":\"1\",\"text/x\":\"2\"}}", "{\"files\":\"x\"}",
+                "{\"files\":{}}", "{\"files\":null}", "{\"files\":[{\"name\":\"a\"}]}",
                 "{\"files\":[{\"name\":\"\",\"size\":0,\"truncated\":true}]}",
                 "{\"files\":[{\"name\":\"a\",\"size\":0,\"truncated\":false}]}",
                 "{\"files\":[{\"name\":\"a\",\"size\":0,\"truncated\":true,\"content\":\"x\"}]}",
@@ -1654,20 +1654,22 @@ static void test_answer_malformed_data_results(void **state) {
 
         /* the same shapes, well-formed, are used: the cases above are not failing by accident */
         json_t *j;
-        assert_string_equal(report_verdict(&c,
-                                    "{\"images\":[{\"format\":\"png\",\"width\":1,\"height\":2,\"data\":"
-                                    "\"AA==\"},{\"format\":\"svg\",\"width\":3,\"height\":4,\"data\":\"BB==\"}],"
-                                    "\"images_dropped\":5,\"result\":{\"text/plain\":\"42\"},\"files\":[{"
-                                    "\"name\":\"a\",\"size\":1,\"encoding\":\"base64\",\"content\":\"eA==\"}],"
-                                    "\"files_dropped\":0}",
-                                    &j),
+        assert_string_equal(
+                report_verdict(&c,
+                        "{\"images\":[{\"format\":\"png\",\"width\":1,\"height\":2,\"data\":"
+                        "\"AA==\"},{\"format\":\"svg\",\"width\":3,\"height\":4,\"data\":\"BB==\"}],"
+                        "\"images_dropped\":5,\"result\":{\"text/plain\":\"42\"},\"files\":[{"
+                        "\"name\":\"a\",\"size\":1,\"encoding\":\"base64\",\"content\":\"eA==\"}],"
+                        "\"files_dropped\":0}",
+                        &j),
                 "");
         expect_field(j, "images",
                 "[{\"format\":\"png\",\"width\":1,\"height\":2,\"data\":\"AA==\"},"
                 "{\"format\":\"svg\",\"width\":3,\"height\":4,\"data\":\"BB==\"}]");
         expect_field(j, "images_dropped", "5");
         expect_field(j, "result", "{\"text/plain\":\"42\"}");
-        expect_field(j, "files", "[{\"name\":\"a\",\"size\":1,\"encoding\":\"base64\",\"content\":\"eA==\"}]");
+        expect_field(
+                j, "files", "[{\"name\":\"a\",\"size\":1,\"encoding\":\"base64\",\"content\":\"eA==\"}]");
         assert_string_equal(report_verdict(&c, "{\"result\":null,\"images\":[]}", &j), "");
         expect_no_results(j);
 }
@@ -1695,11 +1697,13 @@ static void test_answer_report_caps(void **state) {
         /* an image of 1023 decoded bytes, then one of 1026 (MAX_IMAGE_BYTES is 1024) */
         memset(text, 'A', 1364);
         text[1364] = 0;
-        snprintf(rep, 8192, "{\"images\":[{\"format\":\"png\",\"width\":1,\"height\":1,\"data\":\"%s\"}]}", text);
+        snprintf(rep, 8192, "{\"images\":[{\"format\":\"png\",\"width\":1,\"height\":1,\"data\":\"%s\"}]}",
+                text);
         assert_string_equal(report_verdict(&c, rep, &j), "");
         memset(text, 'A', 1368);
         text[1368] = 0;
-        snprintf(rep, 8192, "{\"images\":[{\"format\":\"png\",\"width\":1,\"height\":1,\"data\":\"%s\"}]}", text);
+        snprintf(rep, 8192, "{\"images\":[{\"format\":\"png\",\"width\":1,\"height\":1,\"data\":\"%s\"}]}",
+                text);
         EXPECT_MALFORMED(&c, rep);
         /* result text of MAX_RESULT_BYTES, then one more */
         memset(text, 'x', 1025);
@@ -1720,8 +1724,10 @@ static void test_answer_report_caps(void **state) {
         EXPECT_MALFORMED(&c, rep);
         snprintf(rep, 8192, "{\"files\":[%s,%s]}", f3, f3); /* 6 bytes in all */
         EXPECT_MALFORMED(&c, rep);
-        EXPECT_MALFORMED(&c, "{\"files\":[{\"name\":\"a\",\"size\":4,\"encoding\":\"utf-8\",\"content\":\"abcd\"}]}");
-        EXPECT_MALFORMED(&c, "{\"files\":[{\"name\":\"a\",\"size\":4,\"encoding\":\"base64\",\"content\":\"YWJjZA==\"}]}");
+        EXPECT_MALFORMED(
+                &c, "{\"files\":[{\"name\":\"a\",\"size\":4,\"encoding\":\"utf-8\",\"content\":\"abcd\"}]}");
+        EXPECT_MALFORMED(&c, "{\"files\":[{\"name\":\"a\",\"size\":4,\"encoding\":\"base64\",\"content\":"
+                             "\"YWJjZA==\"}]}");
         /* error texts within REPORT_ERROR_BYTES */
         char *big = own(malloc(REPORT_ERROR_BYTES + 128), OWN_FREE);
         assert_non_null(big);
