@@ -54,6 +54,63 @@ static void test_valid(void **state) {
                         fail_msg("%s: %s", ok[i], why);
 }
 
+/* The reader takes what json.dumps writes, escapes included, and nothing else. */
+static void test_json_syntax(void **state) {
+        Config c;
+        char why[200];
+        (void)state;
+        config_init(&c);
+        const char *ok[] = {
+                "  {\"error\" : {\"type\": \"E\", \"message\": \"\\\" \\\\ \\/ \\b \\f \\n \\r \\t\"}} \n",
+                "{\"error\":{\"type\":\"\\u00e9\\ud83d\\ude00\\u0000\",\"message\":\"\xc3\xa9\"}}",
+                "{\"images_dropped\":0,\"files_dropped\":9223372036854775807}",
+        };
+        for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+                if (parse(&c, ok[i], strlen(ok[i]), why) != 0)
+                        fail_msg("%s: %s", ok[i], why);
+        json_t *rep = NULL;
+        assert_int_equal(report_parse(ok[1], strlen(ok[1]), &c, &rep, why, sizeof why), 0);
+        json_t *type = json_object_get(json_object_get(rep, "error"), "type");
+        assert_int_equal(json_string_length(type), 2 + 4 + 1);
+        assert_memory_equal(json_string_value(type), "\xc3\xa9\xf0\x9f\x98\x80\0", 7);
+        json_decref(rep);
+        const char *bad[] = {
+                "",
+                " ",
+                "{",
+                "{\"error\":null",
+                "{\"error\":null}x",
+                "{\"error\":null,}",
+                "{,}",
+                "{\"error\" null}",
+                "{error:null}",
+                "{\"images_dropped\":01}",
+                "{\"images_dropped\":1.0}",
+                "{\"images_dropped\":1e3}",
+                "{\"images_dropped\":-}",
+                "{\"images_dropped\":9223372036854775808}",
+                "{\"images_dropped\":tru}",
+                "{\"error\":{\"type\":\"\\x\",\"message\":\"m\"}}",
+                "{\"error\":{\"type\":\"\\u12\",\"message\":\"m\"}}",
+                "{\"error\":{\"type\":\"\\ud83d\",\"message\":\"m\"}}",
+                "{\"error\":{\"type\":\"\\ude00\",\"message\":\"m\"}}",
+                "{\"error\":{\"type\":\"\\ud83d\\u0041\",\"message\":\"m\"}}",
+                "{\"error\":{\"type\":\"\xff\",\"message\":\"m\"}}",
+                "{\"error\":{\"type\":\"\xed\xa0\x80\",\"message\":\"m\"}}",
+                "{\"error\":{\"type\":\"a\nb\",\"message\":\"m\"}}",
+                "{\"error\":{\"type\":\"T\",\"message\":\"m\\",
+                "{\"\xff\":1}",
+                "{\"error\":null,\"error\":null}",
+                "{\"a\\u0000b\":1}",
+                "{\"error\":nul}",
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+                if (parse(&c, bad[i], strlen(bad[i]), why) != -EBADMSG)
+                        fail_msg("accepted: %s", bad[i]);
+        /* raw NUL bytes in the text */
+        assert_int_equal(parse(&c, "{\"error\":\0null}", 15, why), -EBADMSG);
+}
+
 /* Shapes that cost a parser far more than their size are refused before it runs: the scan
  * counts what the schema can hold under the caps. Each is well within the report's cap. */
 static void test_pathological_shapes(void **state) {
@@ -148,6 +205,7 @@ static void test_cap(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_valid),
+                cmocka_unit_test(test_json_syntax),
                 cmocka_unit_test(test_pathological_shapes),
                 cmocka_unit_test(test_counts_at_the_caps),
                 cmocka_unit_test(test_cap),
