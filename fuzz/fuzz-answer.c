@@ -3,6 +3,7 @@
  * input is split at the first NUL: report before, program output after. The report goes through
  * the scan and the schema check of report.c; `make fuzz` runs this under -rss_limit_mb. Each
  * fourth input is taken with small caps, so the limits are reached by short inputs. */
+#include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         r.want_files = size % 2;
         r.outcome = (RunOutcome)(size % 5);
         r.timeout_ms = 1500;
+        /* The report's own reader against jansson: what it accepts is JSON, read the same. */
+        char why[200];
+        json_t *mine = NULL;
+        if (report_parse((const char *)data, rep, &c, &mine, why, sizeof why) == 0) {
+                json_t *theirs =
+                        json_loadb((const char *)data, rep, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+                if (!theirs || !json_equal(mine, theirs))
+                        abort();
+                json_decref(theirs);
+        }
+        json_decref(mine);
         api_build_answer(&r, &c, &body, &len);
         free(body);
         run_result_free(&r);

@@ -17,6 +17,8 @@
 
 /* {"files": [{"name": ...}]}: the deepest a well-formed report nests. */
 #define REPORT_DEPTH_MAX 3
+/* Longer than any key of the schema ("images_dropped", "text/plain", ...). */
+#define REPORT_KEY_MAX 32
 
 static uint64_t base64_len(uint64_t n) {
         return (n + 2) / 3 * 4;
@@ -171,8 +173,9 @@ static size_t put_utf8(char *o, uint32_t cp) {
         return 4;
 }
 
-/* A string at r->i (its opening quote); its text, unescaped, malloc'ed, in *ret. */
-static int read_string(Reader *r, char **ret, size_t *ret_len) {
+/* A string at r->i (its opening quote): its text, unescaped, in *ret and *ret_len. Without
+ * escapes that is the input itself (*ret_owned NULL), else a malloc'ed copy in *ret_owned. */
+static int read_string(Reader *r, const char **ret, char **ret_owned, size_t *ret_len) {
         size_t start = ++r->i, end = start;
         bool escaped = false;
         while (end < r->n && r->s[end] != '"') {
@@ -190,46 +193,48 @@ static int read_string(Reader *r, char **ret, size_t *ret_len) {
                 r->err = "an unterminated string";
                 return -EBADMSG;
         }
+        *ret_owned = NULL;
+        if (!escaped) {
+                r->i = end + 1;
+                *ret = r->s + start;
+                *ret_len = end - start;
+                return 0;
+        }
         /* Unescaped text is never longer than its escaped form. */
         char *o = malloc(end - start + 1);
         if (!o)
                 return -ENOMEM;
         size_t len = 0;
-        if (!escaped) {
-                memcpy(o, r->s + start, end - start);
-                len = end - start;
-        } else
-                for (size_t i = start; i < end;) {
-                        if (r->s[i] != '\\') {
-                                o[len++] = r->s[i++];
-                                continue;
-                        }
-                        char e = r->s[i + 1];
-                        i += 2;
-                        const char *simple = strchr("\"\\/bfnrt", e);
-                        if (e && simple) {
-                                o[len++] = "\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"];
-                                continue;
-                        }
-                        int cp = e == 'u' && end - i >= 4 ? hex4(r->s + i) : -1;
-                        if (cp < 0)
-                                goto bad_escape;
-                        i += 4;
-                        if (cp >= 0xDC00 && cp <= 0xDFFF)
-                                goto bad_escape;
-                        if (cp >= 0xD800 && cp <= 0xDBFF) {
-                                int lo = end - i >= 6 && r->s[i] == '\\' && r->s[i + 1] == 'u'
-                                                 ? hex4(r->s + i + 2)
-                                                 : -1;
-                                if (lo < 0xDC00 || lo > 0xDFFF)
-                                        goto bad_escape;
-                                i += 6;
-                                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                        }
-                        len += put_utf8(o + len, (uint32_t)cp);
+        for (size_t i = start; i < end;) {
+                if (r->s[i] != '\\') {
+                        o[len++] = r->s[i++];
+                        continue;
                 }
+                char e = r->s[i + 1];
+                i += 2;
+                const char *simple = strchr("\"\\/bfnrt", e);
+                if (e && simple) {
+                        o[len++] = "\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"];
+                        continue;
+                }
+                int cp = e == 'u' && end - i >= 4 ? hex4(r->s + i) : -1;
+                if (cp < 0)
+                        goto bad_escape;
+                i += 4;
+                if (cp >= 0xDC00 && cp <= 0xDFFF)
+                        goto bad_escape;
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                        int lo = end - i >= 6 && r->s[i] == '\\' && r->s[i + 1] == 'u' ? hex4(r->s + i + 2)
+                                                                                       : -1;
+                        if (lo < 0xDC00 || lo > 0xDFFF)
+                                goto bad_escape;
+                        i += 6;
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                }
+                len += put_utf8(o + len, (uint32_t)cp);
+        }
         r->i = end + 1;
-        *ret = o;
+        *ret = *ret_owned = o;
         *ret_len = len;
         return 0;
 bad_escape:
@@ -257,7 +262,9 @@ static int read_container(Reader *r, unsigned depth, bool object, json_t **ret) 
                 return 0;
         }
         for (;;) {
-                _cleanup_free_ char *key = NULL;
+                _cleanup_free_ char *owned = NULL;
+                const char *text = NULL;
+                char key[REPORT_KEY_MAX + 1];
                 size_t klen = 0;
                 json_t *v = NULL;
                 int k;
@@ -267,12 +274,18 @@ static int read_container(Reader *r, unsigned depth, bool object, json_t **ret) 
                                 r->err = "a key that is not a string";
                                 return -EBADMSG;
                         }
-                        k = read_string(r, &key, &klen);
+                        k = read_string(r, &text, &owned, &klen);
                         if (k < 0)
                                 return k;
+                        /* The schema's keys are short: a longer one is refused here already. */
+                        if (klen > REPORT_KEY_MAX || memchr(text, 0, klen)) {
+                                r->err = "a key of the report it cannot have";
+                                return -EBADMSG;
+                        }
+                        memcpy(key, text, klen);
                         key[klen] = 0;
-                        if (memchr(key, 0, klen) || json_object_get(c, key)) {
-                                r->err = "a NUL in a key, or a key given twice";
+                        if (json_object_get(c, key)) {
+                                r->err = "a key given twice";
                                 return -EBADMSG;
                         }
                         skip_ws(r);
@@ -316,9 +329,10 @@ static int read_value(Reader *r, unsigned depth, json_t **ret) {
         if (ch == '{' || ch == '[')
                 return read_container(r, depth, ch == '{', ret);
         if (ch == '"') {
-                _cleanup_free_ char *text = NULL;
+                _cleanup_free_ char *owned = NULL;
+                const char *text;
                 size_t len;
-                int k = read_string(r, &text, &len);
+                int k = read_string(r, &text, &owned, &len);
                 if (k < 0)
                         return k;
                 /* json_stringn checks that the text is UTF-8; the runner sends nothing else. */
