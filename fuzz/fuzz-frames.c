@@ -2,7 +2,9 @@
  * phases the pool drives a sandbox through (sealing, then running), and the answer built from
  * what they left. The input is a sequence of messages, each a 2-byte little-endian length and
  * that many bytes (a short last one takes what is left); one datagram per message, as the
- * SEQPACKET socket delivers them. */
+ * SEQPACKET socket delivers them. The report, once ended, goes through the one parse the server
+ * does (report.c, from api_build_answer); `make fuzz` runs this under -rss_limit_mb, so a shape
+ * that costs the parser far more than its size is caught as a crash. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 #include "config.h"
 #include "frame.h"
 #include "pool.h"
+#include "report.h"
 #include "sandbox.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -28,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         buf_init(&r.out, c.max_output_bytes);
         buf_init(&r.err, c.max_output_bytes);
         buf_init(&r.merged, c.max_output_bytes);
-        buf_init(&r.report, 64 * 1024);
+        buf_init(&r.report, report_cap(&c)); /* the pool's cap: the parser sees all of it */
 
         FramePhase ph = FRAME_PHASE_SEALING;
         bool ended = false, ran = false;
@@ -69,16 +72,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 case FRAME_IS_REPORT:
                         frame_add_report(&r, f.data, f.len);
                         break;
-                case FRAME_IS_REPORT_END: {
-                        int code;
-                        uint64_t maxrss;
+                case FRAME_IS_REPORT_END:
+                        /* answered at once, as the pool does; it must say no more */
                         r.report_done = true;
-                        if (frame_report_exit(&r, &code, &maxrss)) {
-                                r.exit_code = code;
-                                ph = FRAME_PHASE_QUIET; /* answered; it must say no more */
-                        }
+                        r.exit_code = f.exit_code;
+                        ph = FRAME_PHASE_QUIET;
                         break;
-                }
+                case FRAME_IS_REPORT_BAD_END:
+                        /* not believed; the program runs on, its output still counts */
+                        r.report_done = true;
+                        r.report_end_bad = true;
+                        ph = FRAME_PHASE_REPORTED;
+                        break;
                 case FRAME_IS_HOSTILE:
                         ended = true;
                         break;

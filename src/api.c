@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "report.h"
 #include "upload.h"
 #include "util/macro.h"
 #include "util/utf8.h"
@@ -272,10 +273,11 @@ int api_decode_request(
                 }
                 json_object_set(runner, "image_format", fmt);
         }
-        json_t *limits = json_pack("{sI sI sI sI sI}", "images", (json_int_t)c->max_images, "image_bytes",
-                (json_int_t)c->max_image_bytes, "return_file_bytes", (json_int_t)c->max_return_file_bytes,
-                "return_bytes", (json_int_t)c->max_return_bytes, "result_bytes",
-                (json_int_t)c->max_result_bytes);
+        json_t *limits = json_pack("{sI sI sI sI sI sI sI}", "images", (json_int_t)c->max_images,
+                "image_bytes", (json_int_t)c->max_image_bytes, "return_file_bytes",
+                (json_int_t)c->max_return_file_bytes, "return_bytes", (json_int_t)c->max_return_bytes,
+                "return_files", (json_int_t)c->max_return_files, "result_bytes",
+                (json_int_t)c->max_result_bytes, "error_bytes", (json_int_t)REPORT_ERROR_BYTES);
         if (!limits || json_object_set_new(runner, "limits", limits) < 0)
                 return 503;
 
@@ -331,16 +333,22 @@ static const char *signal_name(int sig, char *buf, size_t n) {
         return buf;
 }
 
-/* The runner's report, parsed, if it is complete and well-formed; NULL otherwise. */
-static json_t *load_report(const RunResult *r) {
-        if (!r->report_done || r->report.dropped || !r->report.len)
-                return NULL;
-        json_t *rep = json_loadb(r->report.data, r->report.len, JSON_ALLOW_NUL, NULL);
-        if (rep && !json_is_object(rep)) {
-                json_decref(rep);
-                return NULL;
+/* The runner's report, judged once (report.c): 0 and the checked report in *ret (NULL when
+ * there is none: the run ended before its 'Z'); -EBADMSG and why when the run sent a report
+ * that is not one the runner writes, which only the program can have forged; -ENOMEM. */
+static int load_report(const RunResult *r, const Config *c, json_t **ret, char *why, size_t whyn) {
+        *ret = NULL;
+        if (!r->report_done)
+                return 0;
+        if (r->report_end_bad) {
+                snprintf(why, whyn, "its end frame is not 'Z', an exit code 0..255 and the peak RSS");
+                return -EBADMSG;
         }
-        return rep;
+        if (r->report.dropped) {
+                snprintf(why, whyn, "larger than its cap (%zu bytes)", r->report.cap);
+                return -EBADMSG;
+        }
+        return report_parse(r->report.data ? r->report.data : "", r->report.len, c, ret, why, whyn);
 }
 
 /* The runner's report of the exception, if it is well-formed. */
@@ -360,39 +368,25 @@ static json_t *limit_error(const char *type, const char *message) {
         return json_pack("{sssssn}", "type", type, "message", message, "traceback");
 }
 
-/* The data results the runner reported (images, result, files), checked for their types: the
- * report comes from the sandbox, so anything malformed is dropped rather than passed on. */
+/* rep's value of key when it is of the wanted kind (rep was checked by report_parse, so a
+ * present value is), else a new empty or zero one. */
+static json_t *taken(json_t *rep, const char *key, json_type type) {
+        json_t *v = rep ? json_object_get(rep, key) : NULL;
+        if (v && json_typeof(v) == type)
+                return json_incref(v);
+        return type == JSON_ARRAY ? json_array() : type == JSON_INTEGER ? json_integer(0) : json_null();
+}
+
+/* The data results the runner reported (images, result, files), from the checked report. */
 static int add_results(json_t *o, json_t *rep, const RunResult *r) {
-        json_t *images = json_array();
-        json_t *in = rep ? json_object_get(rep, "images") : NULL;
-        size_t i;
-        json_t *img;
-        if (!images)
+        if (json_object_set_new(o, "images", taken(rep, "images", JSON_ARRAY)) < 0 ||
+                json_object_set_new(o, "images_dropped", taken(rep, "images_dropped", JSON_INTEGER)) < 0 ||
+                json_object_set_new(o, "result", taken(rep, "result", JSON_OBJECT)) < 0)
                 return -1;
-        json_array_foreach(in, i, img) {
-                if (json_is_object(img) && json_is_string(json_object_get(img, "format")) &&
-                        json_is_integer(json_object_get(img, "width")) &&
-                        json_is_integer(json_object_get(img, "height")) &&
-                        json_is_string(json_object_get(img, "data")))
-                        json_array_append(images, img);
-        }
-        if (json_object_set_new(o, "images", images) < 0)
+        if (r->want_files && (json_object_set_new(o, "files", taken(rep, "files", JSON_ARRAY)) < 0 ||
+                                     json_object_set_new(o, "files_dropped",
+                                             taken(rep, "files_dropped", JSON_INTEGER)) < 0))
                 return -1;
-        json_t *dropped = rep ? json_object_get(rep, "images_dropped") : NULL;
-        json_int_t nd = json_is_integer(dropped) && json_integer_value(dropped) > 0
-                                ? json_integer_value(dropped)
-                                : 0;
-        if (json_object_set_new(o, "images_dropped", json_integer(nd)) < 0)
-                return -1;
-        json_t *result = rep ? json_object_get(rep, "result") : NULL;
-        if (json_object_set(o, "result", json_is_object(result) ? result : json_null()) < 0)
-                return -1;
-        if (r->want_files) {
-                json_t *files = rep ? json_object_get(rep, "files") : NULL;
-                if (json_object_set_new(
-                            o, "files", json_is_array(files) ? json_incref(files) : json_array()) < 0)
-                        return -1;
-        }
         return 0;
 }
 
@@ -418,8 +412,13 @@ int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *re
                 break;
         }
 
-        bool ok = r->outcome == RUN_EXITED && r->signal == 0 && r->exit_code == 0;
-        _cleanup_json_ json_t *rep = load_report(r);
+        char bad[200];
+        _cleanup_json_ json_t *rep = NULL;
+        int rr = load_report(r, c, &rep, bad, sizeof bad);
+        if (rr == -ENOMEM)
+                return 503;
+        bool malformed = rr < 0;
+        bool ok = r->outcome == RUN_EXITED && r->signal == 0 && r->exit_code == 0 && !malformed;
         json_t *error = NULL;
         const char *suffix = NULL;
         switch (r->outcome) {
@@ -455,8 +454,16 @@ int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *re
         default:
                 if (ok)
                         break;
-                error = report_error(rep);
                 msg[0] = 0;
+                if (malformed) {
+                        /* Only the program can have written it (the runner's report fits its
+                         * schema and caps): its own failure, said as such. */
+                        snprintf(msg, sizeof msg, "Report Error: the run's report is malformed: %s", bad);
+                        error = limit_error("MalformedReport", msg + strlen("Report Error: "));
+                        suffix = msg;
+                        break;
+                }
+                error = report_error(rep);
                 if (r->signal) {
                         snprintf(msg, sizeof msg, "Killed by %s", signal_name(r->signal, sig, sizeof sig));
                         if (!error)

@@ -147,6 +147,8 @@ static const Key keys[] = {
                 "truncated."),
         NUM("MAX_RETURN_BYTES", KEY_BYTES, max_return_bytes, 8388608, 0, 1073741824,
                 "Bytes of all the files one answer returns; files past it are listed as truncated."),
+        NUM("MAX_RETURN_FILES", KEY_COUNT, max_return_files, 256, 0, 100000,
+                "Files one answer lists (\"return_files\"); more are counted in files_dropped."),
         NUM("MAX_IMAGES", KEY_COUNT, max_images, 16, 0, 1000,
                 "Matplotlib figures one answer returns; more are counted in images_dropped."),
         NUM("MAX_IMAGE_BYTES", KEY_BYTES, max_image_bytes, 4194304, 1024, 268435456,

@@ -48,6 +48,8 @@ typedef struct Config {
         /* MAX_RETURN_FILE_BYTES, MAX_RETURN_BYTES: a returned file, and all of them. */
         uint64_t max_return_file_bytes;
         uint64_t max_return_bytes;
+        /* MAX_RETURN_FILES: entries of "files" in one answer; bounds the report's size. */
+        uint32_t max_return_files;
         /* MAX_IMAGES, MAX_IMAGE_BYTES: figures returned, and the size of one. */
         uint32_t max_images;
         uint64_t max_image_bytes;

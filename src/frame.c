@@ -2,9 +2,30 @@
 
 #include <string.h>
 
-#include <jansson.h>
-
 #include "util/macro.h"
+
+static uint64_t le(const char *p, size_t n) {
+        uint64_t v = 0;
+        for (size_t i = n; i-- > 0;)
+                v = v << 8 | (uint8_t)p[i];
+        return v;
+}
+
+/* A 'Z' frame: exactly FRAME_END_SIZE bytes, an exit code the runner can have (it masks with
+ * 0xFF), a peak RSS that fits in bytes. Anything else ends the report too, unbelieved: it is
+ * the program's forgery, and the exit status then comes from the kernel. */
+static void parse_end(const char *m, size_t n, Frame *ret) {
+        ret->verdict = FRAME_IS_REPORT_BAD_END;
+        if (n != FRAME_END_SIZE)
+                return;
+        int32_t code = (int32_t)(uint32_t)le(m + 1, 4);
+        uint64_t rss = le(m + 5, 8);
+        if (code < 0 || code > 255)
+                return;
+        ret->verdict = FRAME_IS_REPORT_END;
+        ret->exit_code = code;
+        ret->maxrss_bytes = rss;
+}
 
 void frame_parse(FramePhase ph, const char *m, size_t n, Frame *ret) {
         *ret = (Frame){.verdict = FRAME_IS_HOSTILE};
@@ -30,9 +51,21 @@ void frame_parse(FramePhase ph, const char *m, size_t n, Frame *ret) {
                         ret->stream = m[0] == FRAME_STDOUT ? 1 : 2;
                 } else if (m[0] == FRAME_RESULT)
                         ret->verdict = FRAME_IS_REPORT;
-                else if (m[0] == FRAME_RESULT_END && n == 1)
-                        ret->verdict = FRAME_IS_REPORT_END;
+                else if (m[0] == FRAME_RESULT_END)
+                        parse_end(m, n, ret);
                 if (ret->verdict == FRAME_IS_OUTPUT || ret->verdict == FRAME_IS_REPORT) {
+                        ret->data = m + 1;
+                        ret->len = n - 1;
+                }
+                return;
+        case FRAME_PHASE_REPORTED:
+                /* The verdict on the report is taken: more of it is not read (each piece would
+                 * cost us and say nothing), but the program may still be running and writing,
+                 * so its output is kept and nothing else is punished. */
+                ret->verdict = FRAME_IGNORE;
+                if (m[0] == FRAME_STDOUT || m[0] == FRAME_STDERR) {
+                        ret->verdict = FRAME_IS_OUTPUT;
+                        ret->stream = m[0] == FRAME_STDOUT ? 1 : 2;
                         ret->data = m + 1;
                         ret->len = n - 1;
                 }
@@ -62,22 +95,4 @@ size_t frame_add_output(RunResult *r, size_t max_output, int stream, const char 
 void frame_add_report(RunResult *r, const char *data, size_t n) {
         if (!r->report_done)
                 buf_append(&r->report, data, n);
-}
-
-bool frame_report_exit(const RunResult *r, int *ret_code, uint64_t *ret_maxrss) {
-        *ret_maxrss = 0;
-        if (!r->report_done || r->report.dropped || !r->report.len)
-                return false;
-        json_t *j = json_loadb(r->report.data, r->report.len, JSON_ALLOW_NUL, NULL);
-        json_t *e = j ? json_object_get(j, "exit_code") : NULL;
-        bool ok = json_is_integer(e) && json_integer_value(e) >= 0 && json_integer_value(e) <= 255;
-        if (ok)
-                *ret_code = (int)json_integer_value(e);
-        json_t *m = j ? json_object_get(j, "maxrss_kb") : NULL;
-        /* Checked against overflow: the value is the program's to choose. */
-        if (json_is_integer(m) && json_integer_value(m) > 0 &&
-                json_integer_value(m) < (json_int_t)(UINT64_MAX / 1024))
-                *ret_maxrss = (uint64_t)json_integer_value(m) * 1024;
-        json_decref(j);
-        return ok;
 }

@@ -15,6 +15,7 @@
 typedef enum FramePhase {
         FRAME_PHASE_SEALING, /* cloned, sealing itself: may say READY or FAIL, nothing else */
         FRAME_PHASE_RUNNING, /* has its request: output and the report */
+        FRAME_PHASE_REPORTED, /* running, its 'Z' came: output only, no more of the report */
         FRAME_PHASE_QUIET, /* ready and waiting, or already answered: must say nothing */
 } FramePhase;
 
@@ -24,7 +25,8 @@ typedef enum FrameVerdict {
         FRAME_IS_FAIL, /* Frame.failure holds the sandbox's account of it */
         FRAME_IS_OUTPUT, /* Frame.stream (1 or 2), data, len */
         FRAME_IS_REPORT, /* a piece of the report: data, len */
-        FRAME_IS_REPORT_END,
+        FRAME_IS_REPORT_END, /* a well-formed 'Z': Frame.exit_code, maxrss_bytes */
+        FRAME_IS_REPORT_BAD_END, /* a 'Z' of the wrong size or exit code: not believed */
         FRAME_IS_HOSTILE, /* not a frame this phase can send: kill the sandbox */
 } FrameVerdict;
 
@@ -34,6 +36,8 @@ typedef struct Frame {
         const char *data; /* points into the message */
         size_t len;
         SealFailure failure;
+        int exit_code; /* FRAME_IS_REPORT_END: 0..255 */
+        uint64_t maxrss_bytes; /* FRAME_IS_REPORT_END: the runner's peak RSS, or 0 */
 } Frame;
 
 /* Classifies one message (one SEQPACKET datagram) received in phase ph. */
@@ -46,7 +50,3 @@ size_t frame_add_output(RunResult *r, size_t max_output, int stream, const char 
 
 /* Adds a piece of the runner's report unless the report is already complete. */
 void frame_add_report(RunResult *r, const char *data, size_t n);
-
-/* The exit code the runner reported (0..255), if its report is complete and well-formed; and its
- * peak resident memory in bytes, or 0. */
-bool frame_report_exit(const RunResult *r, int *ret_code, uint64_t *ret_maxrss);

@@ -57,6 +57,7 @@
 
 #include "frame.h"
 #include "proto.h"
+#include "report.h"
 #include "rootfs.h"
 #include "route.h"
 #include "sandbox.h"
@@ -113,7 +114,9 @@ typedef struct Sandbox {
         siginfo_t si;
         struct rusage ru;
         uint64_t start_ms, cpu_base_ms;
-        uint64_t report_maxrss; /* from the runner's report */
+        uint64_t report_maxrss; /* from the runner's 'Z' frame */
+        bool report_ok; /* a well-formed 'Z' came: report_code is the runner's exit code */
+        int report_code;
         RunOutcome kill_reason; /* RUN_EXITED when we did not kill it */
         SealFailure failure;
         bool failed;
@@ -642,15 +645,13 @@ static void sb_maybe_complete(Pool *p, Sandbox *sb) {
                  * came before it; what its processes wrote to the pipes is read now. Anything
                  * still running is killed with the sandbox. The status is the runner's; only
                  * the program itself could have forged it. */
-                int code;
-                if (sb->kill_reason != RUN_EXITED ||
-                        !frame_report_exit(&sb->job->result, &code, &sb->report_maxrss))
+                if (sb->kill_reason != RUN_EXITED || !sb->report_ok)
                         return;
                 drain_pipe(p, sb, 1);
                 drain_pipe(p, sb, 2);
                 if (sb->dead || sb->state != SB_RUNNING || sb->reaped)
                         return;
-                sb->job->result.exit_code = code;
+                sb->job->result.exit_code = sb->report_code;
                 sb_complete(p, sb);
                 return;
         }
@@ -712,10 +713,12 @@ static void on_sb_pid(Pool *p, Sandbox *sb) {
 
 static void on_frame(Pool *p, Sandbox *sb, const char *m, size_t n) {
         Frame f;
-        frame_parse(sb->state == SB_SEALING   ? FRAME_PHASE_SEALING
-                    : sb->state == SB_RUNNING ? FRAME_PHASE_RUNNING
-                                              : FRAME_PHASE_QUIET,
-                m, n, &f);
+        FramePhase ph = FRAME_PHASE_QUIET;
+        if (sb->state == SB_SEALING)
+                ph = FRAME_PHASE_SEALING;
+        else if (sb->state == SB_RUNNING)
+                ph = sb->job->result.report_done ? FRAME_PHASE_REPORTED : FRAME_PHASE_RUNNING;
+        frame_parse(ph, m, n, &f);
         switch (f.verdict) {
         case FRAME_IGNORE:
                 break;
@@ -736,7 +739,17 @@ static void on_frame(Pool *p, Sandbox *sb, const char *m, size_t n) {
                 frame_add_report(&sb->job->result, f.data, f.len);
                 break;
         case FRAME_IS_REPORT_END:
+                /* The verdict, taken once: sb_maybe_complete only reads it. The report itself
+                 * is parsed once, on the HTTP thread (api_build_answer): a report of the
+                 * largest size takes longer to parse than this thread may stall for others. */
                 sb->job->result.report_done = true;
+                sb->report_ok = true;
+                sb->report_code = f.exit_code;
+                sb->report_maxrss = f.maxrss_bytes;
+                break;
+        case FRAME_IS_REPORT_BAD_END:
+                sb->job->result.report_done = true;
+                sb->job->result.report_end_bad = true;
                 break;
         case FRAME_IS_HOSTILE:
                 sb_kill(sb, RUN_EXITED);
@@ -1547,13 +1560,9 @@ int pool_submit(Pool *p, Job *job) {
         buf_init(&job->result.out, p->cfg.max_output_bytes);
         buf_init(&job->result.err, p->cfg.max_output_bytes);
         buf_init(&job->result.merged, p->cfg.max_output_bytes);
-        /* The report carries returned files and figures, base64-encoded (4/3), and the
-         * last expression's value twice; a report over this is dropped. */
-        buf_init(&job->result.report,
-                1024 * 1024 +
-                        (p->cfg.max_return_bytes + (uint64_t)p->cfg.max_images * p->cfg.max_image_bytes) /
-                                3 * 4 +
-                        4 * p->cfg.max_result_bytes);
+        /* The largest report a run can send under the caps (report.c); a bigger one is a
+         * forgery, answered as malformed. */
+        buf_init(&job->result.report, report_cap(&p->cfg));
 
         pthread_mutex_lock(&p->lock);
         if (p->stopping || p->draining) {

@@ -28,7 +28,8 @@ typedef struct RunResult {
         bool truncated;
         bool process_limit_hit;
         Buf report; /* the runner's report (JSON), from its 'R' frames */
-        bool report_done; /* its 'Z' frame came: the report is complete */
+        bool report_done; /* its 'Z' frame came: the report is complete, no more is read */
+        bool report_end_bad; /* that 'Z' was malformed (forged): the report is not believed */
         uint64_t duration_ms, cpu_ms, memory_peak_bytes;
         uint64_t queue_ms; /* waited for a sandbox */
         uint32_t timeout_ms; /* the deadline this run had */

@@ -75,8 +75,13 @@ enum {
         FRAME_STDOUT = 'O', /* followed by bytes written to sys.stdout */
         FRAME_STDERR = 'E', /* followed by bytes written to sys.stderr */
         FRAME_RESULT = 'R', /* followed by a piece of the report (JSON, runner.py main) */
-        FRAME_RESULT_END = 'Z', /* the report is complete; the runner is about to _exit */
+        FRAME_RESULT_END = 'Z', /* + FRAME_END_SIZE - 1 bytes: the report is complete */
 };
+
+/* 'Z' + int32 exit code (0..255) + uint64 peak RSS in bytes, little-endian, nothing else: the
+ * runner's status travels in binary so that the pool's thread decides on it without parsing
+ * the report (runner.py _finish packs it with "<iQ"). */
+#define FRAME_END_SIZE 13
 
 /* Frames the server sends: 'Q' + uint64 total length (little-endian), then the JSON request in
  * messages of at most FRAME_CHUNK bytes. */

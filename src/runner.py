@@ -16,6 +16,7 @@ import io
 import json
 import linecache
 import os
+import struct
 import sys
 import traceback
 import types
@@ -264,8 +265,11 @@ def _collect_files(spec, uploaded, limits):
             if not stat.S_ISREG(st.st_mode):
                 continue
             found.append((rel, st))
+    found.sort()
+    listed = limits.get("return_files", len(found))
+    dropped = max(0, len(found) - listed)
     out = []
-    for rel, st in sorted(found):
+    for rel, st in found[:listed]:
         entry = {"name": rel, "size": st.st_size}
         if rel not in uploaded and (st.st_size > per_file or st.st_size > budget):
             entry["truncated"] = True
@@ -296,12 +300,17 @@ def _collect_files(spec, uploaded, limits):
             out.append(entry)
             continue
         budget -= len(data)
+        entry["encoding"], entry["content"] = "base64", base64.b64encode(data).decode()
         try:
-            entry["encoding"], entry["content"] = "utf-8", data.decode("utf-8")
+            text = data.decode("utf-8")
+            # As text only when its JSON is no longer than the base64: the server sizes the
+            # report's cap on base64 (control characters would cost 6 bytes each).
+            if len(json.dumps(text, ensure_ascii=False).encode("utf-8", "replace")) <= len(entry["content"]) + 2:
+                entry["encoding"], entry["content"] = "utf-8", text
         except UnicodeDecodeError:
-            entry["encoding"], entry["content"] = "base64", base64.b64encode(data).decode()
+            pass
         out.append(entry)
-    return out
+    return out, dropped
 
 
 class _Figures:
@@ -471,6 +480,9 @@ def _run(req, mod, err):
             message = "<exception str() failed>"
         error = {"type": type(e).__name__, "message": message, "traceback": text}
 
+    if error is not None and "error_bytes" in limits:
+        # The report's cap counts on these being cut; the whole traceback is in the output.
+        error = {k: _cut(v, limits["error_bytes"]) for k, v in error.items()}
     report = {"exit_code": status, "error": error}
     if limits:
         try:
@@ -485,7 +497,7 @@ def _run(req, mod, err):
         spec = req.get("return_files")
         if spec:
             try:
-                report["files"] = _collect_files(spec, uploaded, limits)
+                report["files"], report["files_dropped"] = _collect_files(spec, uploaded, limits)
             except BaseException as e:
                 print("snakebox: files could not be collected: %s" % e, file=sys.stderr)
                 report["files"] = []
@@ -512,18 +524,21 @@ def _finish(out, err, report):
         err.flush()
     except BaseException:
         pass
+    status = report.pop("exit_code")
     if os.getpid() == 1:
+        maxrss = 0
         try:
             import resource
-            report["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         except BaseException:
             pass
-        # The report, in as many 'R' frames as it needs, then 'Z': it is complete.
+        # The report, in as many 'R' frames as it needs, then 'Z' with the exit status and
+        # the peak RSS in binary (proto.h FRAME_END_SIZE): the report is complete.
         # UTF-8 that the server's JSON parser accepts: a lone surrogate (a file name with
         # undecodable bytes, say) becomes "?" instead of costing the whole report.
         _send(b"R", json.dumps(report, ensure_ascii=False).encode("utf-8", "replace"))
-        os.write(SOCK, b"Z")
-    os._exit(report["exit_code"])
+        os.write(SOCK, b"Z" + struct.pack("<iQ", status, maxrss))
+    os._exit(status)
 
 
 def learn(fd, steps):

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "api.h"
+#include "report.h"
 #include "config.h"
 #include "pool.h"
 
@@ -628,7 +629,7 @@ static void test_answer_with_report(void **state) {
         RunResult *r = new_result();
         err(r, "Traceback...\n");
         r->exit_code = 1;
-        set_report(r, "{\"exit_code\":1,\"error\":{\"type\":\"ValueError\",\"message\":\"bad\","
+        set_report(r, "{\"error\":{\"type\":\"ValueError\",\"message\":\"bad\","
                       "\"traceback\":\"Traceback...\\n\"}}");
 
         json_t *j = answer(r, &c, 200);
@@ -657,34 +658,60 @@ static void test_answer_report_empty_traceback(void **state) {
         assert_true(json_is_null(json_object_get(error_of(j), "traceback")));
 }
 
-static void test_answer_malformed_report_is_ignored(void **state) {
+static void expect_no_results(json_t *j);
+
+/* A report the runner cannot have written is the program's forgery: the answer says so, even
+ * when the program exited 0. */
+static void test_answer_malformed_report_is_named(void **state) {
         static const char *const reports[] = {
                 "",
                 "not json",
-                "{\"exit_code\":1,\"error\":{\"type\":\"ValueError\"",
+                "{\"error\":{\"type\":\"ValueError\"",
                 "[]",
-                "{}",
+                "{\"exit_code\":1}",
                 "{\"error\": \"ValueError\"}",
-                "{\"error\": null}",
                 "{\"error\": {\"type\": 1, \"message\": \"m\"}}",
                 "{\"error\": {\"type\": \"T\"}}",
                 "{\"error\": {\"message\": \"m\"}}",
                 "{\"error\": {\"type\": \"T\", \"message\": null}}",
                 "{\"error\": {\"type\": \"T\", \"message\": \"\xff\"}}",
+                "{\"error\": {\"type\": \"T\", \"message\": \"m\", \"x\": 1}}",
+                "{\"error\": null, \"error\": null}",
         };
         Config c;
         config_init(&c);
-        for (size_t i = 0; i < sizeof reports / sizeof reports[0]; i++) {
+        for (int exit_code = 0; exit_code <= 1; exit_code++)
+                for (size_t i = 0; i < sizeof reports / sizeof reports[0]; i++) {
+                        RunResult *r = new_result();
+                        r->exit_code = exit_code;
+                        set_report(r, reports[i]);
+
+                        json_t *j = answer(r, &c, 200);
+                        expect_answer_shape(j);
+                        assert_string_equal(str(j, "status"), "Error");
+                        if (strcmp(error_field(j, "type"), "MalformedReport") != 0)
+                                fail_msg("report %s: error.type %s", reports[i], error_field(j, "type"));
+                        assert_non_null(strstr(error_field(j, "message"), "report is malformed"));
+                        assert_non_null(strstr(str(j, "output"), "report is malformed"));
+                        expect_no_results(j);
+                }
+        /* well-formed reports without an error: the exit code speaks */
+        static const char *const fine[] = {"{}", "{\"error\": null}"};
+        for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
                 RunResult *r = new_result();
                 r->exit_code = 1;
-                set_report(r, reports[i]);
-
+                set_report(r, fine[i]);
                 json_t *j = answer(r, &c, 200);
-                expect_answer_shape(j);
-                assert_string_equal(str(j, "status"), "Error");
-                if (strcmp(error_field(j, "type"), "SystemExit") != 0)
-                        fail_msg("report %s: error.type %s", reports[i], error_field(j, "type"));
+                assert_string_equal(error_field(j, "type"), "SystemExit");
         }
+        /* a forged end frame: the report is not believed */
+        RunResult *r = new_result();
+        set_report(r, "{}");
+        r->report_end_bad = true;
+        json_t *j = answer(r, &c, 200);
+        assert_string_equal(str(j, "status"), "Error");
+        assert_string_equal(error_field(j, "type"), "MalformedReport");
+        assert_non_null(strstr(error_field(j, "message"), "end frame"));
 }
 
 /* A report only describes a failure: with exit 0 the run is a success whatever it says. */
@@ -692,7 +719,7 @@ static void test_answer_report_with_exit_zero(void **state) {
         Config c;
         config_init(&c);
         RunResult *r = new_result();
-        set_report(r, "{\"exit_code\":0}");
+        set_report(r, "{\"error\":{\"type\":\"ValueError\",\"message\":\"bad\"}}");
 
         json_t *j = answer(r, &c, 200);
         assert_string_equal(str(j, "status"), "Success");
@@ -1449,10 +1476,10 @@ static void test_decode_limits(void **state) {
         char want[256];
         snprintf(want, sizeof want,
                 "{\"images\": %u, \"image_bytes\": %llu, \"return_file_bytes\": %llu, \"return_bytes\": "
-                "%llu, \"result_bytes\": %llu}",
+                "%llu, \"return_files\": %u, \"result_bytes\": %llu, \"error_bytes\": %d}",
                 c.max_images, (unsigned long long)c.max_image_bytes,
                 (unsigned long long)c.max_return_file_bytes, (unsigned long long)c.max_return_bytes,
-                (unsigned long long)c.max_result_bytes);
+                c.max_return_files, (unsigned long long)c.max_result_bytes, REPORT_ERROR_BYTES);
         expect_runner_field(accept_cfg(&c, "{\"code\": \"pass\"}", NULL), "limits", want);
 
         c.max_images = 7;
@@ -1460,15 +1487,18 @@ static void test_decode_limits(void **state) {
         c.max_return_file_bytes = 8888;
         c.max_return_bytes = UINT64_C(5000000000); /* beyond 32 bits */
         c.max_result_bytes = 5555;
+        c.max_return_files = 9;
         const char *mine = "{\"images\": 7, \"image_bytes\": 7777, \"return_file_bytes\": 8888, "
-                           "\"return_bytes\": 5000000000, \"result_bytes\": 5555}";
+                           "\"return_bytes\": 5000000000, \"return_files\": 9, \"result_bytes\": 5555, "
+                           "\"error_bytes\": 65536}";
         expect_runner_field(accept_cfg(&c, "{\"code\": \"pass\"}", NULL), "limits", mine);
         expect_runner_field(accept_cfg(&c, with_field("stdin", "\"x\""), NULL), "limits", mine);
 
         c.max_images = 0;
         expect_runner_field(accept_cfg(&c, "{\"code\": \"pass\"}", NULL), "limits",
                 "{\"images\": 0, \"image_bytes\": 7777, \"return_file_bytes\": 8888, "
-                "\"return_bytes\": 5000000000, \"result_bytes\": 5555}");
+                "\"return_bytes\": 5000000000, \"return_files\": 9, \"result_bytes\": 5555, "
+                "\"error_bytes\": 65536}");
 }
 
 /* Every field at once: the runner gets exactly its own names for them. */
@@ -1500,21 +1530,24 @@ static void test_decode_every_field(void **state) {
 /* ---- api_build_answer: images, images_dropped, result, files ---- */
 
 static const char *const full_report =
-        "{\"exit_code\":0,\"error\":null,"
+        "{\"error\":null,"
         "\"result\":{\"text/plain\":\"   a\\n0  1\",\"text/html\":\"<table><tr><td>1</td></tr></table>\"},"
         "\"images\":[{\"format\":\"png\",\"width\":640,\"height\":480,\"data\":\"iVBORw0KGgo=\"},"
         "{\"format\":\"svg\",\"width\":100,\"height\":50,\"data\":\"PHN2Zz4=\"}],"
         "\"images_dropped\":2,"
         "\"files\":[{\"name\":\"out.csv\",\"size\":4,\"encoding\":\"utf-8\",\"content\":\"a,b\\n\"},"
-        "{\"name\":\"big.bin\",\"size\":99999999,\"truncated\":true}]}";
+        "{\"name\":\"big.bin\",\"size\":99999999,\"truncated\":true}],\"files_dropped\":1}";
 
-/* The 14 fields of every answer plus "files": the shape is checked on a copy without it. */
+/* The 14 fields of every answer plus "files" and "files_dropped": the shape is checked on a
+ * copy without them. */
 static void expect_answer_shape_with_files(json_t *j) {
-        assert_int_equal(json_object_size(j), 15);
+        assert_int_equal(json_object_size(j), 16);
         assert_true(json_is_array(json_object_get(j, "files")));
+        assert_true(json_is_integer(json_object_get(j, "files_dropped")));
         json_t *copy = own(json_deep_copy(j), OWN_JSON);
         assert_non_null(copy);
         assert_int_equal(json_object_del(copy, "files"), 0);
+        assert_int_equal(json_object_del(copy, "files_dropped"), 0);
         expect_answer_shape(copy);
 }
 
@@ -1552,94 +1585,158 @@ static void test_answer_data_results(void **state) {
         assert_true(json_equal(json_object_get(j, "result"), json_object_get(rep, "result")));
         assert_true(json_equal(json_object_get(j, "files"), json_object_get(rep, "files")));
         expect_field(j, "images_dropped", "2");
+        expect_field(j, "files_dropped", "1");
 }
 
-static void test_answer_malformed_images_dropped(void **state) {
+/* The answer's verdict on one report: "" when it was used, else the error type. */
+static const char *report_verdict(const Config *c, const char *report, json_t **ret) {
+        RunResult *r = new_result();
+        r->want_files = true;
+        set_report(r, report);
+        json_t *j = answer(r, c, 200);
+        expect_answer_shape_with_files(j);
+        *ret = j;
+        json_t *e = json_object_get(j, "error");
+        return json_is_object(e) ? json_string_value(json_object_get(e, "type")) : "";
+}
+
+#define EXPECT_MALFORMED(c, rep)                                                              \
+        do {                                                                                  \
+                json_t *j_;                                                                   \
+                const char *v_ = report_verdict(c, rep, &j_);                                 \
+                if (strcmp(v_, "MalformedReport") != 0)                                       \
+                        fail_msg("report %s: verdict \"%s\", want MalformedReport", rep, v_); \
+                expect_no_results(j_);                                                        \
+                expect_field(j_, "files", "[]");                                              \
+        } while (0)
+
+/* Anything of the wrong type in the data results makes the whole report malformed: nothing of a
+ * forged report reaches an answer. */
+static void test_answer_malformed_data_results(void **state) {
+        static const char *const images[] = {"5", "\"x\"", "null", "[]", "{}", "true",
+                "{\"width\":1,\"height\":2,\"data\":\"AA==\"}",
+                "{\"format\":1,\"width\":1,\"height\":2,\"data\":\"AA==\"}",
+                "{\"format\":\"gif\",\"width\":1,\"height\":2,\"data\":\"AA==\"}",
+                "{\"format\":\"png\",\"height\":2,\"data\":\"AA==\"}",
+                "{\"format\":\"png\",\"width\":\"1\",\"height\":2,\"data\":\"AA==\"}",
+                "{\"format\":\"png\",\"width\":1.5,\"height\":2,\"data\":\"AA==\"}",
+                "{\"format\":\"png\",\"width\":-1,\"height\":2,\"data\":\"AA==\"}",
+                "{\"format\":\"png\",\"width\":1,\"height\":null,\"data\":\"AA==\"}",
+                "{\"format\":\"png\",\"width\":1,\"height\":2}",
+                "{\"format\":\"png\",\"width\":1,\"height\":2,\"data\":[\"AA==\"]}",
+                "{\"format\":\"png\",\"width\":1,\"height\":2,\"data\":\"not base64\"}",
+                "{\"format\":\"png\",\"width\":1,\"height\":2,\"data\":\"AA==\",\"x\":1}"};
+        static const char *const others[] = {"{\"images\":{}}", "{\"images\":\"AA==\"}", "{\"images\":null}",
+                "{\"images_dropped\":\"5\"}", "{\"images_dropped\":1.5}", "{\"images_dropped\":-1}",
+                "{\"images_dropped\":null}", "{\"result\":\"x\"}", "{\"result\":5}", "{\"result\":[]}",
+                "{\"result\":{}}", "{\"result\":{\"text/plain\":1}}",
+                "{\"result\":{\"text/plain\":\"1\",\"text/x\":\"2\"}}", "{\"files\":\"x\"}",
+                "{\"files\":{}}", "{\"files\":null}", "{\"files\":[{\"name\":\"a\"}]}",
+                "{\"files\":[{\"name\":\"\",\"size\":0,\"truncated\":true}]}",
+                "{\"files\":[{\"name\":\"a\",\"size\":0,\"truncated\":false}]}",
+                "{\"files\":[{\"name\":\"a\",\"size\":0,\"truncated\":true,\"content\":\"x\"}]}",
+                "{\"files\":[{\"name\":\"a\",\"size\":0,\"content\":\"x\"}]}",
+                "{\"files\":[{\"name\":\"a\",\"size\":0,\"encoding\":\"latin-1\",\"content\":\"x\"}]}",
+                "{\"files\":[{\"name\":\"a\",\"size\":0,\"encoding\":\"base64\",\"content\":\"x\"}]}",
+                "{\"files\":[{\"name\":\"a\\u0000b\",\"size\":0,\"truncated\":true}]}",
+                "{\"files_dropped\":\"1\"}"};
         Config c;
         config_init(&c);
-        RunResult *r = new_result();
-        set_report(r, "{\"exit_code\":0,\"images\":["
-                      "{\"format\":\"png\",\"width\":1,\"height\":2,\"data\":\"AA==\"},"
-                      "5, \"x\", null, [], {}, true,"
-                      "{\"width\":1,\"height\":2,\"data\":\"AA==\"},"
-                      "{\"format\":1,\"width\":1,\"height\":2,\"data\":\"AA==\"},"
-                      "{\"format\":\"png\",\"height\":2,\"data\":\"AA==\"},"
-                      "{\"format\":\"png\",\"width\":\"1\",\"height\":2,\"data\":\"AA==\"},"
-                      "{\"format\":\"png\",\"width\":1.5,\"height\":2,\"data\":\"AA==\"},"
-                      "{\"format\":\"png\",\"width\":1,\"data\":\"AA==\"},"
-                      "{\"format\":\"png\",\"width\":1,\"height\":null,\"data\":\"AA==\"},"
-                      "{\"format\":\"png\",\"width\":1,\"height\":2},"
-                      "{\"format\":\"png\",\"width\":1,\"height\":2,\"data\":[\"AA==\"]},"
-                      "{\"format\":\"svg\",\"width\":3,\"height\":4,\"data\":\"BB==\"}],"
-                      "\"images_dropped\":0}");
-        json_t *j = answer(r, &c, 200);
-        expect_answer_shape(j);
+        char rep[512];
+        for (size_t i = 0; i < sizeof images / sizeof images[0]; i++) {
+                snprintf(rep, sizeof rep,
+                        "{\"images\":[{\"format\":\"png\",\"width\":1,\"height\":2,\"data\":\"AA==\"},%s]}",
+                        images[i]);
+                EXPECT_MALFORMED(&c, rep);
+        }
+        for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+                EXPECT_MALFORMED(&c, others[i]);
+
+        /* the same shapes, well-formed, are used: the cases above are not failing by accident */
+        json_t *j;
+        assert_string_equal(
+                report_verdict(&c,
+                        "{\"images\":[{\"format\":\"png\",\"width\":1,\"height\":2,\"data\":"
+                        "\"AA==\"},{\"format\":\"svg\",\"width\":3,\"height\":4,\"data\":\"BB==\"}],"
+                        "\"images_dropped\":5,\"result\":{\"text/plain\":\"42\"},\"files\":[{"
+                        "\"name\":\"a\",\"size\":1,\"encoding\":\"base64\",\"content\":\"eA==\"}],"
+                        "\"files_dropped\":0}",
+                        &j),
+                "");
         expect_field(j, "images",
                 "[{\"format\":\"png\",\"width\":1,\"height\":2,\"data\":\"AA==\"},"
                 "{\"format\":\"svg\",\"width\":3,\"height\":4,\"data\":\"BB==\"}]");
-
-        /* "images" that is not a list gives none */
-        static const char *const not_lists[] = {
-                "{\"images\":{\"format\":\"png\",\"width\":1,\"height\":2,\"data\":\"AA==\"}}",
-                "{\"images\":\"AA==\"}",
-                "{\"images\":null}",
-        };
-        for (size_t i = 0; i < sizeof not_lists / sizeof not_lists[0]; i++) {
-                r = new_result();
-                set_report(r, not_lists[i]);
-                j = answer(r, &c, 200);
-                expect_answer_shape(j);
-                expect_field(j, "images", "[]");
-        }
-}
-
-static void test_answer_images_dropped(void **state) {
-        static const struct {
-                const char *report, *want;
-        } cases[] = {
-                {"{\"images_dropped\":5}", "5"},
-                {"{\"images_dropped\":0}", "0"},
-                {"{\"images_dropped\":\"5\"}", "0"},
-                {"{\"images_dropped\":1.5}", "0"},
-                {"{\"images_dropped\":null}", "0"},
-                {"{}", "0"},
-        };
-        Config c;
-        config_init(&c);
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-                RunResult *r = new_result();
-                set_report(r, cases[i].report);
-                json_t *j = answer(r, &c, 200);
-                expect_answer_shape(j);
-                expect_field(j, "images_dropped", cases[i].want);
-        }
-}
-
-static void test_answer_result(void **state) {
-        static const char *const not_objects[] = {
-                "\"x\"", "5", "[]", "[{\"text/plain\":\"1\"}]", "null", "true"};
-        Config c;
-        config_init(&c);
-        for (size_t i = 0; i < sizeof not_objects / sizeof not_objects[0]; i++) {
-                char rep[128];
-                snprintf(rep, sizeof rep, "{\"exit_code\":0,\"result\":%s}", not_objects[i]);
-                RunResult *r = new_result();
-                set_report(r, rep);
-                json_t *j = answer(r, &c, 200);
-                expect_answer_shape(j);
-                expect_field(j, "result", "null");
-        }
-
-        RunResult *r = new_result();
-        set_report(r, "{\"exit_code\":0,\"result\":{\"text/plain\":\"42\"}}");
-        json_t *j = answer(r, &c, 200);
-        expect_answer_shape(j);
+        expect_field(j, "images_dropped", "5");
         expect_field(j, "result", "{\"text/plain\":\"42\"}");
-
-        /* no report: no result */
-        j = answer(new_result(), &c, 200);
-        expect_answer_shape(j);
+        expect_field(
+                j, "files", "[{\"name\":\"a\",\"size\":1,\"encoding\":\"base64\",\"content\":\"eA==\"}]");
+        assert_string_equal(report_verdict(&c, "{\"result\":null,\"images\":[]}", &j), "");
         expect_no_results(j);
+}
+
+/* The caps of the configuration hold for what a report carries, one past each is malformed. */
+static void test_answer_report_caps(void **state) {
+        Config c;
+        config_init(&c);
+        c.max_images = 1;
+        c.max_image_bytes = 1024;
+        c.max_result_bytes = 1024;
+        c.max_return_files = 2;
+        c.max_return_file_bytes = 3;
+        c.max_return_bytes = 5;
+        json_t *j;
+        char *rep = own(malloc(8192), OWN_FREE);
+        char *text = own(malloc(2048), OWN_FREE);
+        assert_non_null(rep);
+        assert_non_null(text);
+        const char *img = "{\"format\":\"png\",\"width\":1,\"height\":1,\"data\":\"AA==\"}";
+        snprintf(rep, 8192, "{\"images\":[%s]}", img);
+        assert_string_equal(report_verdict(&c, rep, &j), "");
+        snprintf(rep, 8192, "{\"images\":[%s,%s]}", img, img);
+        EXPECT_MALFORMED(&c, rep);
+        /* an image of 1023 decoded bytes, then one of 1026 (MAX_IMAGE_BYTES is 1024) */
+        memset(text, 'A', 1364);
+        text[1364] = 0;
+        snprintf(rep, 8192, "{\"images\":[{\"format\":\"png\",\"width\":1,\"height\":1,\"data\":\"%s\"}]}",
+                text);
+        assert_string_equal(report_verdict(&c, rep, &j), "");
+        memset(text, 'A', 1368);
+        text[1368] = 0;
+        snprintf(rep, 8192, "{\"images\":[{\"format\":\"png\",\"width\":1,\"height\":1,\"data\":\"%s\"}]}",
+                text);
+        EXPECT_MALFORMED(&c, rep);
+        /* result text of MAX_RESULT_BYTES, then one more */
+        memset(text, 'x', 1025);
+        text[1024] = 0;
+        snprintf(rep, 8192, "{\"result\":{\"text/plain\":\"%s\"}}", text);
+        assert_string_equal(report_verdict(&c, rep, &j), "");
+        text[1024] = 'x';
+        text[1025] = 0;
+        snprintf(rep, 8192, "{\"result\":{\"text/plain\":\"x\",\"text/html\":\"%s\"}}", text);
+        EXPECT_MALFORMED(&c, rep);
+        /* files: MAX_RETURN_FILES entries, MAX_RETURN_FILE_BYTES each, MAX_RETURN_BYTES in all */
+        const char *f3 = "{\"name\":\"a\",\"size\":3,\"encoding\":\"utf-8\",\"content\":\"abc\"}";
+        const char *f2 = "{\"name\":\"b\",\"size\":2,\"encoding\":\"base64\",\"content\":\"YWI=\"}";
+        const char *ft = "{\"name\":\"c\",\"size\":9,\"truncated\":true}";
+        snprintf(rep, 8192, "{\"files\":[%s,%s]}", f3, f2);
+        assert_string_equal(report_verdict(&c, rep, &j), "");
+        snprintf(rep, 8192, "{\"files\":[%s,%s,%s]}", f3, f2, ft);
+        EXPECT_MALFORMED(&c, rep);
+        snprintf(rep, 8192, "{\"files\":[%s,%s]}", f3, f3); /* 6 bytes in all */
+        EXPECT_MALFORMED(&c, rep);
+        EXPECT_MALFORMED(
+                &c, "{\"files\":[{\"name\":\"a\",\"size\":4,\"encoding\":\"utf-8\",\"content\":\"abcd\"}]}");
+        EXPECT_MALFORMED(&c, "{\"files\":[{\"name\":\"a\",\"size\":4,\"encoding\":\"base64\",\"content\":"
+                             "\"YWJjZA==\"}]}");
+        /* error texts within REPORT_ERROR_BYTES */
+        char *big = own(malloc(REPORT_ERROR_BYTES + 128), OWN_FREE);
+        assert_non_null(big);
+        int n = snprintf(big, REPORT_ERROR_BYTES + 128, "{\"error\":{\"type\":\"T\",\"message\":\"");
+        memset(big + n, 'm', REPORT_ERROR_BYTES + 1);
+        strcpy(big + n + REPORT_ERROR_BYTES + 1, "\"}}");
+        EXPECT_MALFORMED(&c, big);
+        strcpy(big + n + REPORT_ERROR_BYTES, "\"}}");
+        assert_string_equal(report_verdict(&c, big, &j), "");
 }
 
 /* "files" is in the answer exactly when the request asked for files. */
@@ -1665,17 +1762,14 @@ static void test_answer_files_only_when_asked(void **state) {
         expect_no_results(j);
         assert_string_equal(error_field(j, "type"), "Timeout");
 
-        /* asked, and a report without files, or with files that are not a list */
-        static const char *const reports[] = {"{\"exit_code\":0}", "{\"exit_code\":0,\"files\":\"x\"}",
-                "{\"exit_code\":0,\"files\":{}}", "{\"exit_code\":0,\"files\":null}"};
-        for (size_t i = 0; i < sizeof reports / sizeof reports[0]; i++) {
-                r = new_result();
-                r->want_files = true;
-                set_report(r, reports[i]);
-                j = answer(r, &c, 200);
-                expect_answer_shape_with_files(j);
-                expect_field(j, "files", "[]");
-        }
+        /* asked, and a report without files */
+        r = new_result();
+        r->want_files = true;
+        set_report(r, "{}");
+        j = answer(r, &c, 200);
+        expect_answer_shape_with_files(j);
+        expect_field(j, "files", "[]");
+        expect_field(j, "files_dropped", "0");
 }
 
 /* A report without its end frame is not used, whatever it says. */
@@ -1685,7 +1779,7 @@ static void test_answer_incomplete_report_ignored(void **state) {
         RunResult *r = new_result();
         r->exit_code = 1;
         r->want_files = true;
-        set_report(r, "{\"exit_code\":1,\"error\":{\"type\":\"ValueError\",\"message\":\"bad\","
+        set_report(r, "{\"error\":{\"type\":\"ValueError\",\"message\":\"bad\","
                       "\"traceback\":\"tb\"},"
                       "\"result\":{\"text/plain\":\"1\"},"
                       "\"images\":[{\"format\":\"png\",\"width\":1,\"height\":2,\"data\":\"AA==\"}],"
@@ -1708,9 +1802,9 @@ static void test_answer_incomplete_report_ignored(void **state) {
         assert_int_equal(json_array_size(json_object_get(j, "files")), 1);
 }
 
-/* A report that went over its cap is not used, even when what was kept parses. */
-static void test_answer_report_over_cap_ignored(void **state) {
-        const char *rep = "{\"exit_code\":1,\"error\":{\"type\":\"ValueError\",\"message\":\"bad\","
+/* A report that went over its cap is malformed, even when what was kept parses. */
+static void test_answer_report_over_cap_is_malformed(void **state) {
+        const char *rep = "{\"error\":{\"type\":\"ValueError\",\"message\":\"bad\","
                           "\"traceback\":\"tb\"},\"result\":{\"text/plain\":\"1\"},\"images_dropped\":3,"
                           "\"files\":[]}";
         Config c;
@@ -1727,7 +1821,8 @@ static void test_answer_report_over_cap_ignored(void **state) {
 
         json_t *j = answer(r, &c, 200);
         expect_answer_shape_with_files(j);
-        assert_string_equal(error_field(j, "type"), "SystemExit");
+        assert_string_equal(error_field(j, "type"), "MalformedReport");
+        assert_non_null(strstr(error_field(j, "message"), "cap"));
         expect_no_results(j);
 
         /* the kept text alone would have been used */
@@ -1768,7 +1863,7 @@ int main(void) {
                 T(test_answer_nonzero_exit_without_report),
                 T(test_answer_with_report),
                 T(test_answer_report_empty_traceback),
-                T(test_answer_malformed_report_is_ignored),
+                T(test_answer_malformed_report_is_named),
                 T(test_answer_report_with_exit_zero),
                 T(test_answer_killed_by_signal),
                 T(test_answer_signal_with_report),
@@ -1798,12 +1893,11 @@ int main(void) {
                 T(test_decode_limits),
                 T(test_decode_every_field),
                 T(test_answer_data_results),
-                T(test_answer_malformed_images_dropped),
-                T(test_answer_images_dropped),
-                T(test_answer_result),
+                T(test_answer_malformed_data_results),
+                T(test_answer_report_caps),
                 T(test_answer_files_only_when_asked),
                 T(test_answer_incomplete_report_ignored),
-                T(test_answer_report_over_cap_ignored),
+                T(test_answer_report_over_cap_is_malformed),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,6 +61,7 @@ static const NumSpec numbers[] = {
         SPEC("SANDBOX_GID", sandbox_gid, 65534, 1, 4294967294, 1, NULL),
         SPEC("AUTH_HEALTH", auth_health, 0, 0, 1, 1, NULL),
         SPEC("SHUTDOWN_GRACE", shutdown_grace_sec, 10, 0, 3600, 1, "seconds"),
+        SPEC("MAX_RETURN_FILES", max_return_files, 256, 0, 100000, 1, NULL),
 };
 
 /* Every key, in the order the summary and the example list them. */
@@ -86,6 +87,7 @@ static const char *const key_order[] = {
         "MAX_FILES_BYTES",
         "MAX_RETURN_FILE_BYTES",
         "MAX_RETURN_BYTES",
+        "MAX_RETURN_FILES",
         "MAX_IMAGES",
         "MAX_IMAGE_BYTES",
         "MAX_RESULT_BYTES",

@@ -45,9 +45,7 @@ static void test_running(void **state) {
         assert_int_equal(f.verdict, FRAME_IS_OUTPUT);
         assert_int_equal(f.len, 0);
         assert_int_equal(verdict(FRAME_PHASE_RUNNING, "R{}", 3), FRAME_IS_REPORT);
-        assert_int_equal(verdict(FRAME_PHASE_RUNNING, "Z", 1), FRAME_IS_REPORT_END);
         /* Anything else from a running program (which can write to the socket) is ignored. */
-        assert_int_equal(verdict(FRAME_PHASE_RUNNING, "Zz", 2), FRAME_IGNORE);
         assert_int_equal(verdict(FRAME_PHASE_RUNNING, "Y", 1), FRAME_IGNORE);
         assert_int_equal(verdict(FRAME_PHASE_RUNNING, "\0", 1), FRAME_IGNORE);
 }
@@ -82,47 +80,74 @@ static void test_output_cap_counts_both_streams(void **state) {
         run_result_free(&r);
 }
 
+/* 'Z' + int32 exit code + uint64 peak RSS, little-endian. */
+static size_t end_frame(char *m, uint32_t code, uint64_t rss) {
+        m[0] = FRAME_RESULT_END;
+        for (int i = 0; i < 4; i++)
+                m[1 + i] = (char)(code >> (8 * i));
+        for (int i = 0; i < 8; i++)
+                m[5 + i] = (char)(rss >> (8 * i));
+        return FRAME_END_SIZE;
+}
+
+static void test_end_frame(void **state) {
+        char m[FRAME_END_SIZE + 1];
+        Frame f;
+        (void)state;
+        size_t n = end_frame(m, 3, UINT64_C(0x0102030405060708));
+        frame_parse(FRAME_PHASE_RUNNING, m, n, &f);
+        assert_int_equal(f.verdict, FRAME_IS_REPORT_END);
+        assert_int_equal(f.exit_code, 3);
+        assert_true(f.maxrss_bytes == UINT64_C(0x0102030405060708));
+        frame_parse(FRAME_PHASE_RUNNING, m, end_frame(m, 255, 0), &f);
+        assert_int_equal(f.verdict, FRAME_IS_REPORT_END);
+        assert_int_equal(f.exit_code, 255);
+        /* An exit code the runner cannot send, or a size other than exactly FRAME_END_SIZE:
+         * the report ends, unbelieved. */
+        static const uint32_t bad_codes[] = {256, 0xffffffffu, 0x80000000u, 1000};
+        for (size_t i = 0; i < sizeof bad_codes / sizeof *bad_codes; i++) {
+                frame_parse(FRAME_PHASE_RUNNING, m, end_frame(m, bad_codes[i], 0), &f);
+                assert_int_equal(f.verdict, FRAME_IS_REPORT_BAD_END);
+        }
+        end_frame(m, 0, 0);
+        for (size_t k = 1; k <= sizeof m; k++)
+                if (k != FRAME_END_SIZE)
+                        assert_int_equal(verdict(FRAME_PHASE_RUNNING, m, k), FRAME_IS_REPORT_BAD_END);
+}
+
+/* After 'Z' the verdict is taken: no more report, and no second end, but output still counts
+ * (the program may run on after a forged end). */
+static void test_reported(void **state) {
+        char m[FRAME_END_SIZE];
+        Frame f;
+        (void)state;
+        assert_int_equal(verdict(FRAME_PHASE_REPORTED, "R{}", 3), FRAME_IGNORE);
+        assert_int_equal(verdict(FRAME_PHASE_REPORTED, m, end_frame(m, 0, 0)), FRAME_IGNORE);
+        assert_int_equal(verdict(FRAME_PHASE_REPORTED, "Z", 1), FRAME_IGNORE);
+        assert_int_equal(verdict(FRAME_PHASE_REPORTED, "Y", 1), FRAME_IGNORE);
+        assert_int_equal(verdict(FRAME_PHASE_REPORTED, "", 0), FRAME_IGNORE);
+        frame_parse(FRAME_PHASE_REPORTED, "Ohi", 3, &f);
+        assert_int_equal(f.verdict, FRAME_IS_OUTPUT);
+        assert_int_equal(f.stream, 1);
+        assert_int_equal(f.len, 2);
+        /* and before 'Z', report pieces are taken */
+        assert_int_equal(verdict(FRAME_PHASE_RUNNING, "R{}", 3), FRAME_IS_REPORT);
+}
+
 static void test_report(void **state) {
         RunResult r;
-        int code = -1;
-        uint64_t rss = 7;
         (void)state;
         result_init(&r);
-        frame_add_report(&r, "{\"exit_code\":", 13);
-        /* Not complete yet. */
-        assert_false(frame_report_exit(&r, &code, &rss));
-        frame_add_report(&r, " 3, \"maxrss_kb\": 2}", 19);
+        frame_add_report(&r, "{\"error\":", 9);
+        frame_add_report(&r, " null}", 6);
         r.report_done = true;
         frame_add_report(&r, "junk", 4); /* after the end: ignored */
-        assert_true(frame_report_exit(&r, &code, &rss));
-        assert_int_equal(code, 3);
-        assert_int_equal(rss, 2048);
-        run_result_free(&r);
-
-        const char *bad[] = {"{\"exit_code\": 256}", "{\"exit_code\": -1}", "{\"exit_code\": \"0\"}", "[0]",
-                "{\"exit_code\": 1.0}", "not json"};
-        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-                result_init(&r);
-                frame_add_report(&r, bad[i], strlen(bad[i]));
-                r.report_done = true;
-                assert_false(frame_report_exit(&r, &code, &rss));
-                run_result_free(&r);
-        }
-        /* Over the report's cap: dropped, so not believed even if the kept part parses. */
-        result_init(&r);
-        frame_add_report(&r, "{\"exit_code\": 0}", 16);
+        assert_int_equal(r.report.len, 15);
+        assert_memory_equal(r.report.data, "{\"error\": null}", 15);
+        /* over the report's cap: dropped and counted, so the answer can say so */
+        r.report_done = false;
         frame_add_report(&r, "                                ", 32);
-        r.report_done = true;
-        assert_false(frame_report_exit(&r, &code, &rss));
-        run_result_free(&r);
-        /* A huge maxrss is not multiplied into a wrapped value. */
-        result_init(&r);
-        const char *big = "{\"exit_code\":0,\"maxrss_kb\":9223372036854775807}";
-        buf_init(&r.report, 128);
-        frame_add_report(&r, big, strlen(big));
-        r.report_done = true;
-        assert_true(frame_report_exit(&r, &code, &rss));
-        assert_int_equal(rss, 0);
+        assert_true(r.report.dropped > 0);
         run_result_free(&r);
 }
 
@@ -132,6 +157,8 @@ int main(void) {
                 cmocka_unit_test(test_running),
                 cmocka_unit_test(test_quiet),
                 cmocka_unit_test(test_output_cap_counts_both_streams),
+                cmocka_unit_test(test_end_frame),
+                cmocka_unit_test(test_reported),
                 cmocka_unit_test(test_report),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
