@@ -11,7 +11,8 @@
  *   kernel's global state (modules, kexec, reboot, swap, clocks, quotas, keyrings, NUMA policy),
  *   other processes' memory (ptrace, process_vm_*), new namespaces and mounts (the escape routes
  *   of a user namespace), large attack surfaces (bpf, perf_event_open, userfaultfd, io_uring,
- *   modify_ldt), and everything Docker denies without capabilities;
+ *   modify_ldt), and what Docker allows only with a capability a run lacks (but for lsm_*,
+ *   left to the default);
  * - refused with ENOSYS, as if the kernel lacked it, where programs probe and fall back: clone3
  *   (its flags are behind a pointer the filter cannot read; glibc then uses clone, whose flags
  *   it checks), memfd_secret, listmount, statmount;
