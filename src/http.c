@@ -503,7 +503,8 @@ static void on_completed(
         atomic_fetch_sub(&h->active, 1);
 }
 
-int http_start(const Config *c, Pool *pool, Http **ret, uint16_t *ret_port, char *why, size_t whyn) {
+int http_start(
+        const Config *c, Pool *pool, Auth *auth, Http **ret, uint16_t *ret_port, char *why, size_t whyn) {
         struct sockaddr_storage ss = {0};
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
 
@@ -513,6 +514,7 @@ int http_start(const Config *c, Pool *pool, Http **ret, uint16_t *ret_port, char
                 a->sin6_port = htons((uint16_t)c->port);
                 if (inet_pton(AF_INET6, c->host, &a->sin6_addr) != 1) {
                         snprintf(why, whyn, "HOST=%s is not an IP address", c->host);
+                        auth_free(auth);
                         return -EINVAL;
                 }
                 flags |= MHD_USE_IPv6;
@@ -522,20 +524,20 @@ int http_start(const Config *c, Pool *pool, Http **ret, uint16_t *ret_port, char
                 a->sin_port = htons((uint16_t)c->port);
                 if (inet_pton(AF_INET, c->host, &a->sin_addr) != 1) {
                         snprintf(why, whyn, "HOST=%s is not an IP address", c->host);
+                        auth_free(auth);
                         return -EINVAL;
                 }
         }
 
         Http *h = calloc(1, sizeof *h);
-        if (!h)
+        if (!h) {
+                auth_free(auth);
                 return -ENOMEM;
+        }
         h->pool = pool;
         h->cfg = *c;
-        int r = auth_new(c, &h->auth, why, whyn);
-        if (r < 0) {
-                free(h);
-                return r;
-        }
+        h->auth = auth;
+        int r;
         h->daemon = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, on_request, h,
                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,

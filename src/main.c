@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "auth.h"
 #include "cgroup.h"
 #include "config.h"
 #include "http.h"
@@ -67,17 +68,25 @@ static int cmd_serve(void) {
         char why[1024];
         Pool *pool = NULL;
         Http *http = NULL;
+        Auth *auth = NULL;
         uint16_t port = 0;
         int r, sig = 0;
 
         if (load_config(&c) < 0)
                 return 2;
+        /* Keys first: a missing or empty keys file is reported at once, not after the import. */
+        r = auth_new(&c, &auth, why, sizeof why);
+        if (r < 0) {
+                log_error("cannot start: %s", why);
+                return 2;
+        }
         block_signals(&set);
         raise_nofile();
         log_info("starting: importing %s", c.preinstall_libs[0] ? c.preinstall_libs : "(no libraries)");
         r = pool_start(&c, &pool, why, sizeof why);
         if (r < 0) {
                 log_error("cannot start: %s", why);
+                auth_free(auth);
                 return 1;
         }
         const CgroupRoot *cg = pool_cgroups(pool);
@@ -86,7 +95,7 @@ static int cmd_serve(void) {
         else
                 log_info("memory limit: cgroup v%d%s", cg->mode,
                         cg->pids ? ", process limit: pids cgroup" : "");
-        r = http_start(&c, pool, &http, &port, why, sizeof why);
+        r = http_start(&c, pool, TAKE_PTR(auth), &http, &port, why, sizeof why);
         if (r < 0) {
                 log_error("cannot start: %s", why);
                 pool_stop(pool);
