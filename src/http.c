@@ -8,6 +8,17 @@
  * path must exist (404), an API key is needed when keys are configured (401), headers are capped
  * by libmicrohttpd's per-connection memory limit, and idle connections time out.
  *
+ * Connections, so that one client cannot shut out the others: at most CONNECTION_LIMIT in all
+ * and MAX_CONNECTIONS_PER_IP from one address (libmicrohttpd closes the extra ones as soon as it
+ * accepts them). A connection waiting for a request's line and headers (a new one, or a kept-
+ * alive one between requests) gets HEADER_TIMEOUT seconds of silence, the daemon's timeout;
+ * from the first call of the access handler (headers complete) it gets IDLE_TIMEOUT_SEC, so a
+ * body may arrive slowly, and on_completed puts it back to HEADER_TIMEOUT. A suspended
+ * connection (a run in flight) is never timed out by libmicrohttpd. The timeouts are idle
+ * timeouts, reset by every byte received: a client trickling a header byte every few seconds
+ * keeps its connection until the 64 KiB header limit; the per-address limit bounds how many
+ * such connections one address holds.
+ *
  * Every request gets a request id (the client's X-Request-Id when it is a sane token, else a
  * random one), returned in X-Request-Id and written in its one access-log line. Neither code nor
  * output nor keys are ever logged. */
@@ -257,6 +268,9 @@ static enum MHD_Result on_first_call(
         if (!req)
                 return MHD_NO;
         atomic_fetch_add(&h->active, 1);
+        /* The headers are in: from here on the connection is idle only when the client is slow
+         * with its body; it gets the longer timeout (on_completed restores the short one). */
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_SEC);
         req->http = h;
         req->conn = conn;
         req->outcome = "-";
@@ -478,9 +492,10 @@ static void on_completed(
         void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
         Http *h = cls;
         Req *req = *con_cls;
-        (void)conn;
         if (!req)
                 return;
+        /* Kept alive, the connection now waits for the next request's headers. */
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)h->cfg.header_timeout_sec);
         struct timespec end;
         clock_gettime(CLOCK_MONOTONIC, &end);
         uint64_t ms = (uint64_t)(end.tv_sec - req->start.tv_sec) * 1000 +
@@ -540,8 +555,9 @@ int http_start(
         int r;
         h->daemon = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, on_request, h,
                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-                (unsigned)IDLE_TIMEOUT_SEC, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
+                MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                (unsigned)c->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+                (unsigned)c->header_timeout_sec, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
                 MHD_OPTION_END);
         if (!h->daemon) {
                 r = errno ? -errno : -EADDRINUSE;
