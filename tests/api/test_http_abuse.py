@@ -649,6 +649,27 @@ def test_headers_that_never_complete_are_closed_after_the_header_deadline(short_
     assert_healthy(short_headers)
 
 
+def test_headers_trickled_a_byte_at_a_time_are_closed_at_the_header_deadline(short_headers):
+    """A request line, then one header byte every 0.5 s, forever: the header deadline counts from
+    when the connection opened, not from the last byte, so the connection is closed. The old code
+    (and libmicrohttpd's own timeout, an idle timeout that each byte restarts) kept it open: the
+    test failed with "still open after 20 s"."""
+    s = connect(short_headers)
+    closed = False
+    try:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+        deadline = time.monotonic() + HEADER_BOUND
+        while time.monotonic() < deadline:
+            if server_closed(s) or not send_all(s, b"a"):
+                closed = True
+                break
+            time.sleep(0.5)
+    finally:
+        s.close()
+    assert closed, f"a connection trickling its headers was still open after {HEADER_BOUND} s"
+    assert_healthy(short_headers)
+
+
 def test_kept_alive_connection_idle_between_requests_is_closed_after_the_header_deadline(short_headers):
     """After an answer on a kept-alive connection, waiting for the next request's headers is
     under the header deadline too (else one complete request buys a connection for 60 s)."""

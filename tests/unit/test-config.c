@@ -62,7 +62,7 @@ static const NumSpec numbers[] = {
         SPEC("AUTH_HEALTH", auth_health, 0, 0, 1, 1, NULL),
         SPEC("SHUTDOWN_GRACE", shutdown_grace_sec, 10, 0, 3600, 1, "seconds"),
         SPEC("MAX_CONNECTIONS_PER_IP", max_connections_per_ip, 128, 0, 1024, 1, NULL),
-        SPEC("HEADER_TIMEOUT", header_timeout_sec, 10, 1, 300, 1, "seconds"),
+        SPEC("HEADER_TIMEOUT", header_timeout_sec, 30, 1, 300, 1, "seconds"),
 };
 
 /* Every key, in the order the summary and the example list them. */
