@@ -1,6 +1,11 @@
 /* API keys. A request's key is compared with every configured key, each comparison reading
  * every byte of both, so timing tells an attacker nothing about how close a guess was or which
- * key it resembled. Keys live only here; nothing logs them, and errors never quote them. */
+ * key it resembled. Keys live only here; nothing logs them, and errors never quote them.
+ *
+ * Loading fails closed: a source that is set (API_KEYS non-empty, or API_KEYS_FILE) but yields
+ * no key is an error, not "no authentication". The usual way to get there is a secret that is
+ * not mounted yet (a keys file of comments only) or a templated API_KEYS that expanded to
+ * blanks; serving openly then would be the opposite of what the operator asked for. */
 #include "auth.h"
 
 #include <errno.h>
@@ -70,6 +75,14 @@ int auth_new(const Config *c, Auth **ret, char *why, size_t whyn) {
                 auth_free(a);
                 return r;
         }
+        if (c->api_keys[0] && a->n == 0) {
+                snprintf(why, whyn,
+                        "API_KEYS is set but holds no key (only commas and blanks); refusing to start "
+                        "without authentication");
+                auth_free(a);
+                return -ENOKEY;
+        }
+        size_t from_list = a->n;
         if (c->api_keys_file[0]) {
                 _cleanup_free_ char *text = NULL;
                 size_t len;
@@ -81,11 +94,21 @@ int auth_new(const Config *c, Auth **ret, char *why, size_t whyn) {
                 }
                 for (char *p = text; *p && r == 0;) {
                         size_t n = strcspn(p, "\n");
-                        if (*p != '#')
+                        /* A comment may be indented: "  # key of the old client" is not a key. */
+                        size_t blank = strspn(p, " \t");
+                        if (blank >= n || p[blank] != '#')
                                 r = add_key(a, p, n);
                         p += n + (p[n] == '\n');
                 }
                 explicit_bzero(text, len);
+                if (r == 0 && a->n == from_list) {
+                        snprintf(why, whyn,
+                                "API_KEYS_FILE %s: no key in it (only comments or blank lines); refusing "
+                                "to start without authentication",
+                                c->api_keys_file);
+                        auth_free(a);
+                        return -ENOKEY;
+                }
                 if (r < 0) {
                         snprintf(why, whyn,
                                 "API_KEYS_FILE=%s: a key is longer than %d bytes, or there are more than %d "

@@ -8,7 +8,8 @@
 typedef struct Auth Auth;
 
 /* Reads API_KEYS and API_KEYS_FILE. Returns 0, or -errno with a reason (which never contains a
- * key) in why. */
+ * key) in why. Each of the two that is set must yield at least one key (else -ENOKEY): a keys
+ * file of comments only must not start a server without authentication. Does not log. */
 int auth_new(const Config *c, Auth **ret, char *why, size_t whyn);
 void auth_free(Auth *a);
 

@@ -184,6 +184,14 @@ static const Key keys[] = {
                 "Browser origins allowed to call the API (CORS); nothing allows none."),
         NUM("SHUTDOWN_GRACE", KEY_SECONDS, shutdown_grace_sec, 10, 0, 3600,
                 "Seconds runs in flight may finish after SIGTERM or SIGINT before they are killed."),
+        NUM("MAX_CONNECTIONS_PER_IP", KEY_COUNT, max_connections_per_ip, 128, 0, 1024,
+                "Connections one client address may hold at once (the server takes 1024 in all); more are "
+                "closed at once. Behind a reverse proxy every client has the proxy's address: raise it "
+                "or set 0 (no limit) and limit clients at the proxy."),
+        NUM("HEADER_TIMEOUT", KEY_SECONDS, header_timeout_sec, 30, 1, 300,
+                "Seconds a connection has for a request's line and headers, counted from when it opened "
+                "or its last answer was sent (so also how long a kept-alive connection may idle); then "
+                "it is closed. Bodies and runs are not subject to it."),
 };
 
 _printf_(3, 0) static int vfail(char **ret_error, int r, const char *fmt, va_list ap) {

@@ -75,6 +75,10 @@ typedef struct Config {
         char cors_origins[CONFIG_STR_MAX];
         /* SHUTDOWN_GRACE: seconds runs in flight may finish after SIGTERM/SIGINT. */
         uint32_t shutdown_grace_sec;
+        /* MAX_CONNECTIONS_PER_IP: connections one client address may hold at once (0: no limit). */
+        uint32_t max_connections_per_ip;
+        /* HEADER_TIMEOUT: seconds a connection may take to send a request's headers. */
+        uint32_t header_timeout_sec;
 } Config;
 
 /* Fills every field with its default. */

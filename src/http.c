@@ -8,6 +8,18 @@
  * path must exist (404), an API key is needed when keys are configured (401), headers are capped
  * by libmicrohttpd's per-connection memory limit, and idle connections time out.
  *
+ * Connections, so that one client cannot shut out the others: at most CONNECTION_LIMIT in all
+ * and MAX_CONNECTIONS_PER_IP from one address (libmicrohttpd closes the extra ones as soon as it
+ * accepts them). A connection waiting for a request's line and headers (a new one, or a kept-
+ * alive one between requests) has HEADER_TIMEOUT seconds for them, counted from when it began
+ * waiting: libmicrohttpd's timeouts are idle timeouts (each byte received restarts them), so a
+ * client trickling a header byte now and then would keep its connection; the header watch (a
+ * thread of this file, see `Waiting`) shuts down the socket of a connection past its deadline,
+ * and libmicrohttpd then closes it. The daemon's idle timeout is HEADER_TIMEOUT too. From the
+ * first call of the access handler (headers complete) the connection's idle timeout is
+ * IDLE_TIMEOUT_SEC, so a body may arrive slowly, and on_completed puts it back. A suspended
+ * connection (a run in flight) is never timed out by libmicrohttpd.
+ *
  * Every request gets a request id (the client's X-Request-Id when it is a sane token, else a
  * random one), returned in X-Request-Id and written in its one access-log line. Neither code nor
  * output nor keys are ever logged. */
@@ -19,11 +31,13 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "api.h"
@@ -40,12 +54,28 @@
 
 extern const char openapi_json[];
 
+/* A connection waiting for a request's headers, in the header watch's list. Owned by the
+ * connection (its socket context): made when it opens, freed when it closes. */
+typedef struct Waiting {
+        struct Waiting *prev, *next;
+        int fd; /* the connection's socket, open while the connection is (CLOSED comes first) */
+        uint64_t since_ms; /* CLOCK_MONOTONIC when it began waiting */
+        bool listed;
+} Waiting;
+
 struct Http {
         struct MHD_Daemon *daemon;
         Pool *pool;
         Auth *auth;
         Config cfg;
         _Atomic uint32_t active; /* requests between their first call and their completion */
+        /* The header watch: connections waiting for headers, oldest first (each joins at the
+         * tail with the current time), and the thread that ends those past HEADER_TIMEOUT. */
+        pthread_mutex_t watch_lock;
+        pthread_cond_t watch_cond; /* CLOCK_MONOTONIC */
+        Waiting *head, *tail;
+        bool watch_stop, watch_started;
+        pthread_t watch;
 };
 
 typedef enum ReqState { REQ_ROUTE, REQ_READING, REQ_WAITING, REQ_DONE, REQ_ANSWERED } ReqState;
@@ -68,6 +98,108 @@ typedef struct Req {
         size_t bytes_in, bytes_out;
         const char *outcome;
 } Req;
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Both under watch_lock. */
+static void watch_unlist(Http *h, Waiting *w) {
+        if (!w->listed)
+                return;
+        *(w->prev ? &w->prev->next : &h->head) = w->next;
+        *(w->next ? &w->next->prev : &h->tail) = w->prev;
+        w->prev = w->next = NULL;
+        w->listed = false;
+}
+
+static void watch_list(Http *h, Waiting *w) {
+        watch_unlist(h, w);
+        w->since_ms = now_ms();
+        w->prev = h->tail;
+        *(h->tail ? &h->tail->next : &h->head) = w;
+        h->tail = w;
+        w->listed = true;
+        if (w == h->head)
+                pthread_cond_signal(&h->watch_cond);
+}
+
+static Waiting *waiting_of(struct MHD_Connection *conn) {
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        return ci ? ci->socket_context : NULL;
+}
+
+/* The connection waits for headers (waiting) or has them (!waiting). */
+static void watch_set(Http *h, struct MHD_Connection *conn, bool waiting) {
+        Waiting *w = waiting_of(conn);
+        if (!w)
+                return;
+        pthread_mutex_lock(&h->watch_lock);
+        if (waiting)
+                watch_list(h, w);
+        else
+                watch_unlist(h, w);
+        pthread_mutex_unlock(&h->watch_lock);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+        enum MHD_ConnectionNotificationCode code) {
+        Http *h = cls;
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+                const union MHD_ConnectionInfo *ci =
+                        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+                Waiting *w = ci ? calloc(1, sizeof *w) : NULL;
+                if (!w)
+                        return; /* out of memory: only the idle timeout applies to this one */
+                w->fd = ci->connect_fd;
+                *socket_context = w;
+                pthread_mutex_lock(&h->watch_lock);
+                watch_list(h, w);
+                pthread_mutex_unlock(&h->watch_lock);
+                return;
+        }
+        /* Closed: libmicrohttpd closes the socket only after this returns, so the watch never
+         * shuts down an fd number that was reused. */
+        Waiting *w = *socket_context;
+        if (!w)
+                return;
+        pthread_mutex_lock(&h->watch_lock);
+        watch_unlist(h, w);
+        pthread_mutex_unlock(&h->watch_lock);
+        free(w);
+        *socket_context = NULL;
+}
+
+/* The header watch thread: shuts down (both ways) the socket of each connection that has waited
+ * HEADER_TIMEOUT for its headers; libmicrohttpd sees the end of the stream and closes it. */
+static void *watch_main(void *arg) {
+        Http *h = arg;
+        uint64_t limit_ms = (uint64_t)h->cfg.header_timeout_sec * 1000;
+        pthread_mutex_lock(&h->watch_lock);
+        while (!h->watch_stop) {
+                uint64_t now = now_ms();
+                while (h->head && now - h->head->since_ms >= limit_ms) {
+                        Waiting *w = h->head;
+                        watch_unlist(h, w);
+                        shutdown(w->fd, SHUT_RDWR);
+                }
+                struct timespec until;
+                clock_gettime(CLOCK_MONOTONIC, &until);
+                uint64_t wait_ms = h->head ? h->head->since_ms + limit_ms - now : limit_ms;
+                until.tv_sec += (time_t)(wait_ms / 1000);
+                until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+                if (until.tv_nsec >= 1000000000) {
+                        until.tv_sec++;
+                        until.tv_nsec -= 1000000000;
+                }
+                pthread_cond_timedwait(&h->watch_cond, &h->watch_lock, &until);
+        }
+        pthread_mutex_unlock(&h->watch_lock);
+        return NULL;
+}
 
 static const char *header(struct MHD_Connection *conn, const char *name) {
         return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
@@ -257,6 +389,10 @@ static enum MHD_Result on_first_call(
         if (!req)
                 return MHD_NO;
         atomic_fetch_add(&h->active, 1);
+        /* The headers are in: from here on the connection is idle only when the client is slow
+         * with its body; it gets the longer timeout (on_completed restores the short one). */
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_SEC);
+        watch_set(h, conn, false);
         req->http = h;
         req->conn = conn;
         req->outcome = "-";
@@ -478,9 +614,11 @@ static void on_completed(
         void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
         Http *h = cls;
         Req *req = *con_cls;
-        (void)conn;
         if (!req)
                 return;
+        /* Kept alive, the connection now waits for the next request's headers. */
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)h->cfg.header_timeout_sec);
+        watch_set(h, conn, true);
         struct timespec end;
         clock_gettime(CLOCK_MONOTONIC, &end);
         uint64_t ms = (uint64_t)(end.tv_sec - req->start.tv_sec) * 1000 +
@@ -503,7 +641,8 @@ static void on_completed(
         atomic_fetch_sub(&h->active, 1);
 }
 
-int http_start(const Config *c, Pool *pool, Http **ret, uint16_t *ret_port, char *why, size_t whyn) {
+int http_start(
+        const Config *c, Pool *pool, Auth *auth, Http **ret, uint16_t *ret_port, char *why, size_t whyn) {
         struct sockaddr_storage ss = {0};
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
 
@@ -513,6 +652,7 @@ int http_start(const Config *c, Pool *pool, Http **ret, uint16_t *ret_port, char
                 a->sin6_port = htons((uint16_t)c->port);
                 if (inet_pton(AF_INET6, c->host, &a->sin6_addr) != 1) {
                         snprintf(why, whyn, "HOST=%s is not an IP address", c->host);
+                        auth_free(auth);
                         return -EINVAL;
                 }
                 flags |= MHD_USE_IPv6;
@@ -522,30 +662,43 @@ int http_start(const Config *c, Pool *pool, Http **ret, uint16_t *ret_port, char
                 a->sin_port = htons((uint16_t)c->port);
                 if (inet_pton(AF_INET, c->host, &a->sin_addr) != 1) {
                         snprintf(why, whyn, "HOST=%s is not an IP address", c->host);
+                        auth_free(auth);
                         return -EINVAL;
                 }
         }
 
         Http *h = calloc(1, sizeof *h);
-        if (!h)
+        if (!h) {
+                auth_free(auth);
                 return -ENOMEM;
+        }
         h->pool = pool;
         h->cfg = *c;
-        int r = auth_new(c, &h->auth, why, whyn);
+        h->auth = auth;
+        pthread_mutex_init(&h->watch_lock, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&h->watch_cond, &ca);
+        pthread_condattr_destroy(&ca);
+        int r = -pthread_create(&h->watch, NULL, watch_main, h);
         if (r < 0) {
-                free(h);
+                snprintf(why, whyn, "cannot start the header watch thread: %s", strerror(-r));
+                http_stop(h);
                 return r;
         }
+        h->watch_started = true;
         h->daemon = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, on_request, h,
                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-                (unsigned)IDLE_TIMEOUT_SEC, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
+                MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_LIMIT,
+                (unsigned)CONNECTION_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                (unsigned)c->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+                (unsigned)c->header_timeout_sec, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
                 MHD_OPTION_END);
         if (!h->daemon) {
                 r = errno ? -errno : -EADDRINUSE;
                 snprintf(why, whyn, "cannot listen on %s:%u: %s", c->host, c->port, strerror(-r));
-                auth_free(h->auth);
-                free(h);
+                http_stop(h);
                 return r;
         }
         const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -571,11 +724,22 @@ void http_wait_idle(Http *h, uint64_t ms) {
         }
 }
 
+/* Also tears down a half-started Http (http_start's failure paths). */
 void http_stop(Http *h) {
         if (!h)
                 return;
+        if (h->watch_started) {
+                pthread_mutex_lock(&h->watch_lock);
+                h->watch_stop = true;
+                pthread_cond_signal(&h->watch_cond);
+                pthread_mutex_unlock(&h->watch_lock);
+                pthread_join(h->watch, NULL);
+        }
+        /* Closes every connection; each CLOSED notification frees its Waiting. */
         if (h->daemon)
                 MHD_stop_daemon(h->daemon);
+        pthread_cond_destroy(&h->watch_cond);
+        pthread_mutex_destroy(&h->watch_lock);
         auth_free(h->auth);
         free(h);
 }

@@ -3,14 +3,17 @@
 
 #include <stdint.h>
 
+#include "auth.h"
 #include "config.h"
 #include "pool.h"
 
 typedef struct Http Http;
 
-/* Starts listening on HOST:PORT and serving in libmicrohttpd's thread. Writes the bound port to
- * *ret_port. Returns 0, or -errno with a reason in why. */
-int http_start(const Config *c, Pool *pool, Http **ret, uint16_t *ret_port, char *why, size_t whyn);
+/* Starts listening on HOST:PORT and serving in libmicrohttpd's thread. Takes auth (loaded by
+ * the caller before anything slow, so a bad key set fails fast), also on failure. Writes the
+ * bound port to *ret_port. Returns 0, or -errno with a reason in why. */
+int http_start(
+        const Config *c, Pool *pool, Auth *auth, Http **ret, uint16_t *ret_port, char *why, size_t whyn);
 
 /* Stops accepting connections (requests in flight continue). */
 void http_quiesce(Http *h);

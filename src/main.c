@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "auth.h"
 #include "cgroup.h"
 #include "config.h"
 #include "http.h"
@@ -28,6 +29,7 @@
 #include "util/fd.h"
 #include "util/log.h"
 #include "util/macro.h"
+#include "util/ttysafe.h"
 #include "zygote.h"
 
 extern char **environ;
@@ -67,17 +69,25 @@ static int cmd_serve(void) {
         char why[1024];
         Pool *pool = NULL;
         Http *http = NULL;
+        Auth *auth = NULL;
         uint16_t port = 0;
         int r, sig = 0;
 
         if (load_config(&c) < 0)
                 return 2;
+        /* Keys first: a missing or empty keys file is reported at once, not after the import. */
+        r = auth_new(&c, &auth, why, sizeof why);
+        if (r < 0) {
+                log_error("cannot start: %s", why);
+                return 2;
+        }
         block_signals(&set);
         raise_nofile();
         log_info("starting: importing %s", c.preinstall_libs[0] ? c.preinstall_libs : "(no libraries)");
         r = pool_start(&c, &pool, why, sizeof why);
         if (r < 0) {
                 log_error("cannot start: %s", why);
+                auth_free(auth);
                 return 1;
         }
         const CgroupRoot *cg = pool_cgroups(pool);
@@ -86,7 +96,7 @@ static int cmd_serve(void) {
         else
                 log_info("memory limit: cgroup v%d%s", cg->mode,
                         cg->pids ? ", process limit: pids cgroup" : "");
-        r = http_start(&c, pool, &http, &port, why, sizeof why);
+        r = http_start(&c, pool, TAKE_PTR(auth), &http, &port, why, sizeof why);
         if (r < 0) {
                 log_error("cannot start: %s", why);
                 pool_stop(pool);
@@ -118,12 +128,15 @@ typedef struct Probe {
         bool done;
 } Probe;
 
-static void probe_done(Job *job) {
-        Probe *pr = job->userdata;
+static void probe_signal(Probe *pr) {
         pthread_mutex_lock(&pr->lock);
         pr->done = true;
         pthread_cond_signal(&pr->cond);
         pthread_mutex_unlock(&pr->lock);
+}
+
+static void probe_done(Job *job) {
+        probe_signal(job->userdata);
 }
 
 /* Runs inside a sandbox and reports what it sees, so `check` shows the seal from the inside. */
@@ -199,9 +212,47 @@ static int cmd_check(void) {
         return status;
 }
 
+/* `snakebox run`'s state: the run's end, and how its output reaches our stdout and stderr. */
+typedef struct RunTerm {
+        Probe probe;
+        /* Per stream (1, 2): the destination is a terminal and --raw was not given, so control
+         * characters are shown escaped (util/ttysafe.h) instead of reaching the terminal. */
+        bool filter[3];
+        TtySafe state[3];
+} RunTerm;
+
+static void run_done(Job *job) {
+        RunTerm *rt = job->userdata;
+        probe_signal(&rt->probe);
+}
+
+/* Slices of a run's output are filtered through a buffer of this size on the stack. */
+#define RUN_SLICE 4096
+
 static void run_output(Job *job, int stream, const char *data, size_t n) {
-        (void)job;
-        ssize_t k _unused_ = write(stream == 1 ? STDOUT_FILENO : STDERR_FILENO, data, n);
+        RunTerm *rt = job->userdata;
+        int fd = stream == 1 ? STDOUT_FILENO : STDERR_FILENO;
+        stream = stream == 1 ? 1 : 2;
+        if (!rt->filter[stream]) {
+                (void)fd_write_all(fd, data, n);
+                return;
+        }
+        char out[TTYSAFE_MAX(RUN_SLICE)];
+        for (size_t at = 0; at < n; at += RUN_SLICE) {
+                size_t len = n - at < RUN_SLICE ? n - at : RUN_SLICE;
+                size_t k = ttysafe_feed(&rt->state[stream], data + at, len, out);
+                (void)fd_write_all(fd, out, k);
+        }
+}
+
+/* The end of the run's output: a sequence it left incomplete is shown as bytes. */
+static void run_output_end(RunTerm *rt) {
+        char out[TTYSAFE_MAX(0)];
+        for (int stream = 1; stream <= 2; stream++)
+                if (rt->filter[stream]) {
+                        size_t k = ttysafe_flush(&rt->state[stream], out);
+                        (void)fd_write_all(stream == 1 ? STDOUT_FILENO : STDERR_FILENO, out, k);
+                }
 }
 
 /* Reads a whole file ("-": standard input), at most max bytes. */
@@ -244,29 +295,35 @@ static int read_input(const char *path, size_t max, char **ret, size_t *ret_len)
         return 0;
 }
 
-/* snakebox run [--timeout N] [--stdin FILE] FILE|-: one run, its output streamed to the
+#define RUN_USAGE "usage: snakebox run [--timeout SECONDS] [--stdin FILE] [--raw] FILE|-\n"
+
+/* snakebox run [--timeout N] [--stdin FILE] [--raw] FILE|-: one run, its output streamed to the
  * terminal as it is written, and the program's exit status as ours (124 on timeout, 128+N when
- * a signal ended it, 125 when snakebox itself failed). */
+ * a signal ended it, 125 when snakebox itself failed). The output is the program's, so it is
+ * untrusted: where it goes to a terminal, control characters are shown escaped unless --raw. */
 static int cmd_run(int argc, char **argv) {
         const char *script = NULL, *stdin_path = NULL, *timeout = NULL;
+        bool raw = false;
         char why[1024];
         Config c;
         sigset_t set;
 
         for (int i = 2; i < argc; i++) {
-                if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
+                if (strcmp(argv[i], "--raw") == 0)
+                        raw = true;
+                else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
                         timeout = argv[++i];
                 else if (strcmp(argv[i], "--stdin") == 0 && i + 1 < argc)
                         stdin_path = argv[++i];
                 else if (!script && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0))
                         script = argv[i];
                 else {
-                        fprintf(stderr, "usage: snakebox run [--timeout SECONDS] [--stdin FILE] FILE|-\n");
+                        fprintf(stderr, RUN_USAGE);
                         return 2;
                 }
         }
         if (!script) {
-                fprintf(stderr, "usage: snakebox run [--timeout SECONDS] [--stdin FILE] FILE|-\n");
+                fprintf(stderr, RUN_USAGE);
                 return 2;
         }
         if (load_config(&c) < 0)
@@ -326,20 +383,24 @@ static int cmd_run(int argc, char **argv) {
                 free(ar.runner);
                 return 125;
         }
-        Probe pr = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+        RunTerm rt = {.probe = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER},
+                .filter = {false, !raw && isatty(STDOUT_FILENO), !raw && isatty(STDERR_FILENO)}};
+        ttysafe_init(&rt.state[1]);
+        ttysafe_init(&rt.state[2]);
         Job job = {.request = ar.runner,
                 .request_len = ar.runner_len,
                 .client_fd = -1,
-                .done = probe_done,
+                .done = run_done,
                 .on_output = run_output,
-                .userdata = &pr,
+                .userdata = &rt,
                 .timeout_ms = ar.timeout_ms};
         int status = 125;
         if (pool_submit(pool, &job) == 0) {
-                pthread_mutex_lock(&pr.lock);
-                while (!pr.done)
-                        pthread_cond_wait(&pr.cond, &pr.lock);
-                pthread_mutex_unlock(&pr.lock);
+                pthread_mutex_lock(&rt.probe.lock);
+                while (!rt.probe.done)
+                        pthread_cond_wait(&rt.probe.cond, &rt.probe.lock);
+                pthread_mutex_unlock(&rt.probe.lock);
+                run_output_end(&rt);
                 RunResult *res = &job.result;
                 switch (res->outcome) {
                 case RUN_EXITED:
@@ -407,7 +468,10 @@ const char *__asan_default_options(void) {
 static void usage(FILE *f) {
         fprintf(f,
                 "usage: snakebox [serve|check|example|apt-packages]\n"
+                "       snakebox run [--timeout SECONDS] [--stdin FILE] [--raw] FILE|-\n"
                 "  serve         run the HTTP server (configured by the environment and .env)\n"
+                "  run           run one script in a sandbox, its output streamed to the terminal; control\n"
+                "                characters in it are shown escaped on a terminal (--raw: as they are)\n"
                 "  check         show what this host supports; exit non-zero if no sandbox can be sealed\n"
                 "  example       print .env.example\n"
                 "  apt-packages  print the Debian packages providing PREINSTALL_LIBS\n");

@@ -173,3 +173,74 @@ def test_keys_file_with_comments_and_auth_health(start_server, tmp_path):
     for secret in (ka, kb, kc):
         assert secret not in err, f"a key ({secret[:6]}...) is in the server's stderr"
 
+
+
+# --- fail closed: a key source that is set but yields no key (issue item 6) ----------------------
+
+def assert_refuses_to_start(s, *words):
+    """The server exits non-zero before listening, with one line that names the source and why.
+    Against the old code these servers started and served /api/execute without any key."""
+    status = s.wait_exit(timeout=30)
+    if status is None:
+        # Still running: it may be serving without authentication; show what an anonymous
+        # request gets before failing.
+        pytest.fail(f"the server did not refuse to start; stderr:\n{s.stderr()[-2000:]}")
+    err = s.stderr()
+    assert status != 0, f"exited with status 0; stderr:\n{err}"
+    assert "listening on" not in err, f"it listened before exiting:\n{err}"
+    lines = [l for l in err.splitlines() if "refusing to start" in l or "cannot start" in l]
+    assert lines, f"no line saying why it did not start:\n{err}"
+    for w in words:
+        assert w in lines[0], f"{w!r} is not in the reason {lines[0]!r}"
+
+
+def test_keys_file_of_only_comments_refuses_to_start(start_server, tmp_path):
+    """A secret not yet mounted: the file is there but holds comments and blank lines only
+    (an indented comment too). The old server started with no authentication at all."""
+    keys_file = tmp_path / "keys"
+    keys_file.write_text("# API keys are mounted here by the deployment\n\n   \n  # key-of-old-client\n")
+    s = start_server({"API_KEYS_FILE": str(keys_file)}, wait=False)
+    assert_refuses_to_start(s, "API_KEYS_FILE", str(keys_file), "no key", "authentication")
+
+
+def test_empty_keys_file_refuses_to_start(start_server, tmp_path):
+    keys_file = tmp_path / "keys"
+    keys_file.write_text("")
+    s = start_server({"API_KEYS_FILE": str(keys_file)}, wait=False)
+    assert_refuses_to_start(s, "API_KEYS_FILE", "no key")
+
+
+@pytest.mark.parametrize("value", [" , ", ",", " ", ",, ,"])
+def test_api_keys_of_only_commas_and_blanks_refuses_to_start(start_server, value):
+    """API_KEYS=' , ' (a template that expanded to nothing): the old server started open."""
+    s = start_server({"API_KEYS": value}, wait=False)
+    assert_refuses_to_start(s, "API_KEYS", "no key", "authentication")
+
+
+def test_empty_keys_file_refuses_even_beside_api_keys(start_server, tmp_path):
+    """Each source that is set must yield a key: a keys file that is empty beside a working
+    API_KEYS is a secret that did not arrive, and the keys the operator meant are not there."""
+    keys_file = tmp_path / "keys"
+    keys_file.write_text("# nothing yet\n")
+    s = start_server({"API_KEYS": new_key("listed"), "API_KEYS_FILE": str(keys_file)}, wait=False)
+    assert_refuses_to_start(s, "API_KEYS_FILE", "no key")
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory"])
+def test_unreadable_keys_file_refuses_to_start(start_server, tmp_path, kind):
+    """Already refused by the old code; kept so that it stays so. (Tests run as root, for whom a
+    mode-000 file is readable, so unreadable is a missing path and a directory here.)"""
+    path = tmp_path / "absent" if kind == "missing" else tmp_path
+    s = start_server({"API_KEYS_FILE": str(path)}, wait=False)
+    assert_refuses_to_start(s, "API_KEYS_FILE", str(path))
+
+
+def test_indented_comment_in_keys_file_is_not_a_key(start_server, tmp_path):
+    """'  # note' used to become the key '# note' (the comment test looked only at the first byte)."""
+    ka = new_key("filea")
+    keys_file = tmp_path / "keys"
+    keys_file.write_text(f"  # note\n{ka}\n\t#tabbed\n")
+    s = start_server({"API_KEYS_FILE": str(keys_file)})
+    assert_ran(execute(s, ka))
+    assert_401(execute(s, "# note"))
+    assert_401(execute(s, "#tabbed"))

@@ -503,16 +503,20 @@ def test_pipelined_requests_after_an_answer_that_closes(server):
 
 
 def test_many_idle_connections_do_not_lock_out_a_new_client(server):
+    """200 idle connections from 127.0.0.1 (more than MAX_CONNECTIONS_PER_IP, 128 by default):
+    a new client of another address is served, and the idle ones the server kept are served when
+    they finally ask. (Before the per-address limit a new client of the same address was served
+    too; now that address is at its limit, which is the point of the limit.)"""
     idle = []
     try:
         for _ in range(200):
             idle.append(connect(server))
         # Some with a partial request line too.
         for s in idle[::4]:
-            s.sendall(b"PO")
-        status, body = run(server, 'print("still here")', timeout=20)
+            send_all(s, b"PO")
+        status, body = run_from(server, "127.0.0.2", 'print("still here")')
         assert status == 200 and body["output"] == "still here\n", show(body)
-        # The idle connections are still served when they finally ask.
+        # The first idle connections were kept; they are served when they finally ask.
         for s in idle[1:40:4]:
             s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             result = outcome(s, timeout=20)
@@ -521,3 +525,203 @@ def test_many_idle_connections_do_not_lock_out_a_new_client(server):
         for s in idle:
             s.close()
     assert_healthy(server)
+
+
+# --- connections per address and the header deadline (issue item 7) -----------------------------
+
+def connect_from(server, source, timeout=10):
+    """A connection to the server (on 127.0.0.1) from another loopback address."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.bind((source, 0))
+        s.connect(("127.0.0.1", server.port))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def run_from(server, source, src, timeout=30):
+    """POST /api/execute from `source`; returns (status, json) or "closed"."""
+    s = connect_from(server, source)
+    try:
+        s.sendall(post_bytes(json.dumps({"code": src}).encode(), extra=b"Connection: close\r\n"))
+        result = outcome(s, timeout=timeout)
+    finally:
+        s.close()
+    if result == "closed":
+        return 0, {"output": "(the server closed the connection)"}
+    return result.status, result.json
+
+
+def server_closed(sock):
+    """True when the server has closed this connection (EOF or reset), without waiting."""
+    try:
+        sock.setblocking(False)
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def test_one_address_at_its_connection_limit_does_not_shut_out_another(start_server):
+    """1,100 connections with a partial request line from 127.0.0.1, more than the server takes
+    in all (1024): a client of 127.0.0.2 is still served. On the old code (no per-address limit)
+    127.0.0.1 held every connection and the client of 127.0.0.2 was not served: its connect timed
+    out (TimeoutError), the server no longer accepting until the 60 s idle timeout. Now 127.0.0.1
+    keeps MAX_CONNECTIONS_PER_IP and the rest are closed at once."""
+    import resource
+    limit, total = 16, 1100
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < total + 200:
+        if hard != resource.RLIM_INFINITY and hard < total + 200:
+            pytest.skip(f"RLIMIT_NOFILE hard limit {hard} is too small for {total} connections")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (total + 200, hard))
+    srv = start_server({"MAX_CONNECTIONS_PER_IP": str(limit), "HEADER_TIMEOUT": "60"})
+    held = []
+    try:
+        for _ in range(total):
+            try:
+                s = connect(srv, timeout=5)
+            except OSError:
+                break  # the kernel's backlog is full: the server stopped accepting
+            held.append(s)
+            send_all(s, b"POST /api/exe")
+        status, body = run_from(srv, "127.0.0.2", 'print("another address")', timeout=20)
+        assert status == 200 and body["output"] == "another address\n", show(body)
+
+        # The flood's address keeps at most `limit` connections: the others are closed.
+        deadline = time.monotonic() + 30
+        open_ = [s for s in held if not server_closed(s)]
+        while len(open_) > limit and time.monotonic() < deadline:
+            time.sleep(0.2)
+            open_ = [s for s in open_ if not server_closed(s)]
+        assert len(open_) <= limit, f"{len(open_)} connections of one address are open"
+        # The ones it kept are served when they complete their request.
+        assert open_, "the server kept none of the address's connections"
+        body = json.dumps({"code": "print('kept')"}).encode()
+        open_[0].setblocking(True)
+        rest = b"cute HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        open_[0].sendall(rest + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        result = outcome(open_[0], timeout=20)
+        assert result != "closed" and result.status == 200, show(repr(result))
+        assert result.json["output"] == "kept\n", show(repr(result))
+    finally:
+        for s in held:
+            s.close()
+    assert srv.alive()
+    assert_healthy(srv)
+
+
+@pytest.fixture(scope="module")
+def short_headers():
+    """A server whose header deadline (HEADER_TIMEOUT=2) is shorter than its runs and slow bodies."""
+    from conftest import Server, ServerStartError
+    env = dict(TEST_LIMITS)
+    env["HEADER_TIMEOUT"] = "2"
+    s = Server(env)
+    try:
+        s.wait_ready()
+    except ServerStartError as e:
+        s.stop()
+        pytest.fail(str(e), pytrace=False)
+    yield s
+    s.stop()
+
+
+HEADER_BOUND = 20  # seconds: generous against HEADER_TIMEOUT=2, well short of the 60 s idle timeout
+
+
+@pytest.mark.parametrize("partial", [b"", b"PO", b"POST /api/execute HTTP/1.1\r\nHost: t\r\n"])
+def test_headers_that_never_complete_are_closed_after_the_header_deadline(short_headers, partial):
+    """Nothing, part of a request line, or a request line and a header, then silence: the server
+    closes the connection. The old code kept it for the 60 s idle timeout (this test failed with
+    "neither answered nor closed within 20 s")."""
+    s = connect(short_headers)
+    try:
+        if partial:
+            s.sendall(partial)
+        assert outcome(s, timeout=HEADER_BOUND) == "closed"
+    finally:
+        s.close()
+    assert_healthy(short_headers)
+
+
+def test_headers_trickled_a_byte_at_a_time_are_closed_at_the_header_deadline(short_headers):
+    """A request line, then one header byte every 0.5 s, forever: the header deadline counts from
+    when the connection opened, not from the last byte, so the connection is closed. The old code
+    (and libmicrohttpd's own timeout, an idle timeout that each byte restarts) kept it open: the
+    test failed with "still open after 20 s"."""
+    s = connect(short_headers)
+    closed = False
+    try:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+        deadline = time.monotonic() + HEADER_BOUND
+        while time.monotonic() < deadline:
+            if server_closed(s) or not send_all(s, b"a"):
+                closed = True
+                break
+            time.sleep(0.5)
+    finally:
+        s.close()
+    assert closed, f"a connection trickling its headers was still open after {HEADER_BOUND} s"
+    assert_healthy(short_headers)
+
+
+def test_kept_alive_connection_idle_between_requests_is_closed_after_the_header_deadline(short_headers):
+    """After an answer on a kept-alive connection, waiting for the next request's headers is
+    under the header deadline too (else one complete request buys a connection for 60 s)."""
+    s = connect(short_headers)
+    try:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        reader = Reader(s, timeout=HEADER_BOUND)
+        first = reader.response()
+        assert first.status == 200, show(repr(first))
+        try:
+            reader.response()
+            pytest.fail("a second answer without a second request")
+        except Closed:
+            pass
+        except TimeoutError:
+            pytest.fail(f"the idle kept-alive connection was still open after {HEADER_BOUND} s")
+    finally:
+        s.close()
+
+
+def test_a_run_longer_than_the_header_deadline_is_answered(short_headers):
+    """A suspended request (its run in flight) is not cut by the short header deadline."""
+    status, body = run(short_headers, "import time\ntime.sleep(4)\nprint('slept')", timeout=30)
+    assert status == 200 and body["output"] == "slept\n", show(body)
+
+
+def test_a_slow_body_with_pauses_longer_than_the_header_deadline_is_answered(short_headers):
+    """Headers complete, then the body in three parts 3 s apart (> HEADER_TIMEOUT=2): the body is
+    under the longer idle timeout, so the request is answered."""
+    body = json.dumps({"code": "print('slow upload')"}).encode()
+    third = len(body) // 3
+    s = connect(short_headers)
+    try:
+        s.sendall(post_head(len(body)))
+        for part in (body[:third], body[third:2 * third], body[2 * third:]):
+            time.sleep(3)
+            s.sendall(part)
+        result = outcome(s, timeout=30)
+        assert result != "closed", "the server closed a slow upload at the header deadline"
+        assert result.status == 200 and result.json["output"] == "slow upload\n", show(repr(result))
+    finally:
+        s.close()
+
+
+def test_keep_alive_requests_in_quick_succession_share_a_connection(short_headers):
+    """Keep-alive still works under the short deadline: three requests, one connection."""
+    s = connect(short_headers)
+    try:
+        reader = Reader(s, timeout=30)
+        for i in range(3):
+            s.sendall(post_bytes(json.dumps({"code": f"print({i})"}).encode()))
+            r = reader.response()
+            assert r.status == 200 and r.json["output"] == f"{i}\n", show(repr(r))
+    finally:
+        s.close()

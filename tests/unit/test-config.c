@@ -62,6 +62,8 @@ static const NumSpec numbers[] = {
         SPEC("AUTH_HEALTH", auth_health, 0, 0, 1, 1, NULL),
         SPEC("SHUTDOWN_GRACE", shutdown_grace_sec, 10, 0, 3600, 1, "seconds"),
         SPEC("MAX_RETURN_FILES", max_return_files, 256, 0, 100000, 1, NULL),
+        SPEC("MAX_CONNECTIONS_PER_IP", max_connections_per_ip, 128, 0, 1024, 1, NULL),
+        SPEC("HEADER_TIMEOUT", header_timeout_sec, 30, 1, 300, 1, "seconds"),
 };
 
 /* Every key, in the order the summary and the example list them. */
@@ -101,6 +103,8 @@ static const char *const key_order[] = {
         "LOG_FORMAT",
         "CORS_ORIGINS",
         "SHUTDOWN_GRACE",
+        "MAX_CONNECTIONS_PER_IP",
+        "HEADER_TIMEOUT",
 };
 
 static uint64_t get(const Config *c, const NumSpec *s) {
