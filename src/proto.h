@@ -40,6 +40,7 @@ typedef struct ZygoteReady {
 
 /* server -> zygote: make one sandbox. Carries fds, in this order: the sandbox's end of its
  * socket, the stdout pipe, the stderr pipe, then optional cgroup.procs fds (ncgroups). */
+#define SPAWN_CGROUPS_MAX 4
 typedef struct SpawnRequest {
         uint32_t magic;
         uint32_t ncgroups;

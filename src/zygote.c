@@ -379,7 +379,7 @@ static void learn_prefault(Zygote *z) {
 static int serve_requests(Zygote *z) {
         for (;;) {
                 SpawnRequest req;
-                int fds[3 + 2];
+                int fds[3 + SPAWN_CGROUPS_MAX];
                 size_t nfds = ELEMENTSOF(fds);
                 ssize_t k = fd_recv(z->ctl, &req, sizeof req, fds, &nfds);
                 if (k == 0)
@@ -387,8 +387,8 @@ static int serve_requests(Zygote *z) {
                 if (k < 0)
                         return (int)k;
                 SpawnReply rep = {.magic = PROTO_MAGIC, .id = req.id, .pid = -1};
-                if ((size_t)k != sizeof req || req.magic != PROTO_MAGIC || req.ncgroups > 2 ||
-                        nfds != 3 + req.ncgroups)
+                if ((size_t)k != sizeof req || req.magic != PROTO_MAGIC ||
+                        req.ncgroups > SPAWN_CGROUPS_MAX || nfds != 3 + req.ncgroups)
                         rep.error = -EBADMSG;
                 else {
                         pid_t pid;
