@@ -35,7 +35,10 @@ static uint64_t rollup_kb(const char *text, const char *key) {
         return 0;
 }
 
+/* Reads a /proc file of at most n - 1 bytes into buf, NUL-terminated. Returns its length or
+ * -errno. */
 static int read_small(const char *path, char *buf, size_t n) {
+        buf[0] = 0;
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
