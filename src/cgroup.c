@@ -322,8 +322,13 @@ static int create_cpu(const CgroupRoot *root, uint64_t id, const Config *c, Cgro
                         r = write_knob(ret->cpu, "cpu.shares", "335");
                 if (r == 0)
                         r = write_knob(ret->cpu, "cpu.cfs_period_us", period);
-                if (r == 0)
+                /* v1 refuses a quota over an ancestor's (a container's --cpus): that one then
+                 * caps the run already. */
+                if (r == 0) {
                         r = write_knob(ret->cpu, "cpu.cfs_quota_us", quota);
+                        if (r == -EINVAL)
+                                r = 0;
+                }
         } else if (root->cpu == CGROUP_V2) {
                 char max[64];
                 snprintf(max, sizeof max, "%s %s", quota, period);
