@@ -1,11 +1,27 @@
-/* Per-run cgroups, for cgroup v1 (separate memory and pids hierarchies) and v2 (one unified
- * hierarchy), behind the same small interface. Every run gets its own leaf, created before its
- * sandbox is forked (off the request path) and removed after its last process was reaped.
+/* Per-run cgroups, for cgroup v1 (separate memory, pids, cpu and cpuacct hierarchies) and v2
+ * (one unified hierarchy), behind the same small interface. Every run gets its own leaf,
+ * created before its sandbox is forked (off the request path) and removed after its last
+ * process was reaped.
  *
  * Memory is charged to the cgroup that first touches a page. The pages a sandbox shares with
  * the zygote stay charged to the zygote; the limit therefore counts what the run itself
  * allocates or copies, which is what MEMORY_LIMIT_MB promises. Swap is capped too where the
  * knob exists, or the limit would only move memory to swap.
+ *
+ * CPU. The scheduler shares CPU between the groups of a level by weight, whatever the number of
+ * processes inside each: every running run's leaf has the same weight (v1 cpu.shares 1024, v2
+ * cpu.weight 100), so a run of 60 busy processes gets the same share as a run of one, and a
+ * quota (CPU_LIMIT_PERCENT of CGROUP_CPU_PERIOD_US) caps each run even on an idle host. A
+ * sandbox joins its leaf before it seals itself. While it seals and waits for its request its
+ * leaf has nice 5's weight (335, 33), as the zygote has: preparing sandboxes yields to runs in
+ * progress, yet a busy run cannot starve it, since it no longer competes with the run's
+ * processes one by one but with the run as one group (a quarter of a core at worst against one
+ * busy run). The pool gives the full weight when it hands the sandbox a request, and a small one
+ * when it tears it down (cgroup_cpu_weight). The leaves sit under "snakebox-<pid>", which
+ * competes as one group of the default weight with the server and the zygotes in the cgroup
+ * above it: however many processes the runs start, a zygote (nice 5) keeps about a quarter of
+ * a core under full load, the server's threads (nice 0) half of one. The run's CPU time is read
+ * from its cgroup (cpuacct.usage, cpu.stat), so it counts every process of the run.
  *
  * v2 forbids processes in a cgroup whose controllers are delegated to children ("no internal
  * processes"), so when our own cgroup has processes we move the server into a "server" leaf
@@ -16,6 +32,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,11 +195,16 @@ static void init_v2(CgroupRoot *root) {
                 }
         }
         root->pids = write_knob(dir, "cgroup.subtree_control", "+pids") == 0;
+        bool cpu = write_knob(dir, "cgroup.subtree_control", "+cpu") == 0;
         if (make_base("/sys/fs/cgroup", own, root->mem_base, sizeof root->mem_base) < 0) {
                 snprintf(root->why_not, sizeof root->why_not, "cannot create a cgroup under %s", dir);
                 return;
         }
         write_knob(root->mem_base, "cgroup.subtree_control", root->pids ? "+memory +pids" : "+memory");
+        if (cpu && write_knob(root->mem_base, "cgroup.subtree_control", "+cpu") == 0)
+                root->cpu = CGROUP_V2;
+        /* cpu.stat's usage_usec is kept for every cgroup, with or without the cpu controller. */
+        root->cpuacct = true;
         root->mode = CGROUP_V2;
 }
 
@@ -204,24 +226,46 @@ static void init_v1(CgroupRoot *root) {
                 root->pids = true;
 }
 
+/* v1 cpu and cpuacct: their own hierarchies, often mounted together ("cpu,cpuacct", with
+ * /sys/fs/cgroup/cpu and /sys/fs/cgroup/cpuacct as links to it), sometimes not. */
+static void init_v1_cpu(CgroupRoot *root) {
+        char own[CGROUP_PATH_MAX], cpu_mnt[PATH_MAX], acct_mnt[PATH_MAX];
+        bool together = realpath("/sys/fs/cgroup/cpu", cpu_mnt) &&
+                        realpath("/sys/fs/cgroup/cpuacct", acct_mnt) && strcmp(cpu_mnt, acct_mnt) == 0;
+        if (own_path("cpu", own, sizeof own) == 0 && access("/sys/fs/cgroup/cpu", W_OK) == 0 &&
+                make_base("/sys/fs/cgroup/cpu", own, root->cpu_base, sizeof root->cpu_base) == 0) {
+                root->cpu = CGROUP_V1;
+                root->cpuacct = together;
+        }
+        if (!together && own_path("cpuacct", own, sizeof own) == 0 &&
+                access("/sys/fs/cgroup/cpuacct", W_OK) == 0 &&
+                make_base("/sys/fs/cgroup/cpuacct", own, root->cpuacct_base, sizeof root->cpuacct_base) == 0)
+                root->cpuacct = true;
+}
+
 void cgroup_root_init(CgroupRoot *root) {
         *root = (CgroupRoot){0};
         if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0)
                 init_v2(root);
-        else
+        else {
                 init_v1(root);
+                init_v1_cpu(root);
+        }
 }
 
 void cgroup_root_destroy(CgroupRoot *root) {
-        if (root->mode == CGROUP_NONE)
+        char *bases[] = {root->mem_base, root->pids_base, root->cpu_base, root->cpuacct_base};
+        if (root->mode == CGROUP_NONE && root->cpu == CGROUP_NONE && !root->cpuacct)
                 return;
         /* A cgroup whose last task is still being torn down refuses rmdir for a moment. */
         for (int i = 0; i < 100; i++) {
-                remove_tree(root->mem_base);
-                if (root->pids_base[0])
-                        remove_tree(root->pids_base);
-                if (access(root->mem_base, F_OK) < 0 &&
-                        (!root->pids_base[0] || access(root->pids_base, F_OK) < 0))
+                bool left = false;
+                for (size_t j = 0; j < ELEMENTSOF(bases); j++)
+                        if (bases[j][0]) {
+                                remove_tree(bases[j]);
+                                left = left || access(bases[j], F_OK) == 0;
+                        }
+                if (!left)
                         break;
                 struct timespec ts = {0, 10 * 1000000};
                 nanosleep(&ts, NULL);
@@ -235,7 +279,8 @@ void cgroup_root_destroy(CgroupRoot *root) {
                         rmdir(leaf); /* fails while we are in it; harmless */
                 }
         }
-        root->mode = CGROUP_NONE;
+        root->mode = root->cpu = CGROUP_NONE;
+        root->cpuacct = false;
 }
 
 static int open_procs(const char *dir, int *ret) {
@@ -248,13 +293,63 @@ static int open_procs(const char *dir, int *ret) {
         return 0;
 }
 
+/* Makes a v1 leaf "sb-<id>" under base and opens its cgroup.procs for the zygote. */
+static int make_leaf_v1(const char *base, uint64_t id, char *path, Cgroup *cg) {
+        snprintf(path, CGROUP_PATH_MAX, "%s/sb-%" PRIu64, base, id);
+        if (mkdir(path, 0755) < 0) {
+                int r = -errno;
+                path[0] = 0;
+                return r;
+        }
+        int r = open_procs(path, &cg->procs_fds[cg->nprocs_fds]);
+        if (r < 0)
+                return r;
+        cg->nprocs_fds++;
+        return 0;
+}
+
+/* The run's CPU weight and quota; the cpuacct leaf (v1). Destroys all of ret on failure. */
+static int create_cpu(const CgroupRoot *root, uint64_t id, const Config *c, Cgroup *ret) {
+        char quota[32], period[32];
+        int r = 0;
+
+        snprintf(period, sizeof period, "%d", CGROUP_CPU_PERIOD_US);
+        snprintf(quota, sizeof quota, "%" PRIu64,
+                (uint64_t)c->cpu_limit_percent * CGROUP_CPU_PERIOD_US / 100);
+        if (root->cpu == CGROUP_V1) {
+                r = make_leaf_v1(root->cpu_base, id, ret->cpu, ret);
+                if (r == 0)
+                        r = write_knob(ret->cpu, "cpu.shares", "335");
+                if (r == 0)
+                        r = write_knob(ret->cpu, "cpu.cfs_period_us", period);
+                /* v1 refuses a quota over an ancestor's (a container's --cpus): that one then
+                 * caps the run already. */
+                if (r == 0) {
+                        r = write_knob(ret->cpu, "cpu.cfs_quota_us", quota);
+                        if (r == -EINVAL)
+                                r = 0;
+                }
+        } else if (root->cpu == CGROUP_V2) {
+                char max[64];
+                snprintf(max, sizeof max, "%s %s", quota, period);
+                r = write_knob(ret->mem, "cpu.weight", "33");
+                if (r == 0)
+                        r = write_knob(ret->mem, "cpu.max", max);
+        }
+        if (r == 0 && root->cpuacct_base[0])
+                r = make_leaf_v1(root->cpuacct_base, id, ret->cpuacct, ret);
+        if (r < 0)
+                cgroup_destroy(ret);
+        return r;
+}
+
 int cgroup_create(const CgroupRoot *root, uint64_t id, const Config *c, Cgroup *ret) {
         char v[32];
         int r;
 
-        *ret = (Cgroup){.procs_fds = {-1, -1}};
+        *ret = (Cgroup){.procs_fds = {-1, -1, -1, -1}};
         if (root->mode == CGROUP_NONE)
-                return 0;
+                return create_cpu(root, id, c, ret);
         snprintf(ret->mem, sizeof ret->mem, "%s/sb-%" PRIu64, root->mem_base, id);
         if (mkdir(ret->mem, 0755) < 0)
                 return -errno;
@@ -296,7 +391,7 @@ int cgroup_create(const CgroupRoot *root, uint64_t id, const Config *c, Cgroup *
                                 goto fail;
                 }
         }
-        return 0;
+        return create_cpu(root, id, c, ret);
 fail:
         cgroup_destroy(ret);
         return r;
@@ -318,8 +413,63 @@ int cgroup_set_memory(const CgroupRoot *root, const Cgroup *cg, uint64_t bytes) 
         return write_knob(cg->mem, "memory.max", v);
 }
 
+int cgroup_cpu_usage_us(const CgroupRoot *root, const Cgroup *cg, uint64_t *ret) {
+        char p[CGROUP_PATH_MAX + 64];
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        const char *dir, *key;
+        int r;
+
+        if (!root->cpuacct)
+                return -EOPNOTSUPP;
+        if (root->mode == CGROUP_V2) {
+                dir = cg->mem;
+                snprintf(p, sizeof p, "%s/cpu.stat", dir);
+                key = "usage_usec ";
+        } else {
+                dir = root->cpuacct_base[0] ? cg->cpuacct : cg->cpu;
+                snprintf(p, sizeof p, "%s/cpuacct.usage", dir);
+                key = "";
+        }
+        if (!dir[0])
+                return -EOPNOTSUPP;
+        r = fd_read_file(p, 1 << 16, &text, &len);
+        if (r < 0)
+                return r;
+        const char *v = *key ? strstr(text, key) : text;
+        if (!v || (v != text && v[-1] != '\n'))
+                return -EBADMSG;
+        /* Kernel-written: a decimal number, nanoseconds (v1) or microseconds (v2). */
+        uint64_t n = strtoull(v + strlen(key), NULL, 10);
+        *ret = root->mode == CGROUP_V2 ? n : n / 1000;
+        return 0;
+}
+
+void cgroup_cpu_weight(const CgroupRoot *root, const Cgroup *cg, CgroupCpuWeight w) {
+        /* v1 shares of 1024 and v2 weights of 100 are nice 0's; 335 and 33 are nice 5's, the
+         * zygote's; a teardown gets an eighth of a run's weight, so that it still ends while
+         * runs are busy. */
+        static const char *const v1[] = {"335", "1024", "128"}, *const v2[] = {"33", "100", "12"};
+        if (root->cpu == CGROUP_V1 && cg->cpu[0])
+                write_knob(cg->cpu, "cpu.shares", v1[w]);
+        else if (root->cpu == CGROUP_V2 && cg->mem[0])
+                write_knob(cg->mem, "cpu.weight", v2[w]);
+}
+
+uint64_t cgroup_memory_bound(const CgroupRoot *root, const Config *c) {
+        if (root->mode != CGROUP_NONE)
+                return c->memory_limit_bytes;
+        return c->memory_limit_bytes * c->max_processes;
+}
+
+const char *cgroup_cpu_name(const CgroupRoot *root) {
+        return root->cpu == CGROUP_V2   ? "cgroup v2"
+               : root->cpu == CGROUP_V1 ? "cgroup v1"
+                                        : "none (RLIMIT_CPU only)";
+}
+
 void cgroup_close_fds(Cgroup *cg) {
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < CGROUP_PROCS_MAX; i++)
                 cg->procs_fds[i] = safe_close(cg->procs_fds[i]);
         cg->nprocs_fds = 0;
 }
@@ -350,8 +500,13 @@ static int remove_dir(char *path) {
 }
 
 int cgroup_destroy(Cgroup *cg) {
+        char *dirs[] = {cg->cpuacct, cg->cpu, cg->pids, cg->mem};
+        int r = 0;
         cgroup_close_fds(cg);
-        int r = remove_dir(cg->pids);
-        int k = remove_dir(cg->mem);
-        return r < 0 ? r : k;
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                int k = remove_dir(dirs[i]);
+                if (k < 0 && r == 0)
+                        r = k;
+        }
+        return r;
 }

@@ -1,5 +1,6 @@
 /* Per-run cgroups: a memory limit that counts what the run allocates, a process limit that
- * counts threads too, and the figures (peak memory, OOM kills) read back after the run. */
+ * counts threads too, a CPU share and ceiling for the run as a whole, and the figures (peak
+ * memory, OOM kills, CPU time of all its processes) read back after the run. */
 #pragma once
 
 #include <stdbool.h>
@@ -8,6 +9,10 @@
 #include "config.h"
 
 #define CGROUP_PATH_MAX 512
+/* cgroup.procs fds a sandbox joins: v1 memory, pids, cpu, cpuacct (separate hierarchies). */
+#define CGROUP_PROCS_MAX 4
+/* CFS period of the per-run quota: the kernel's default; a shorter one costs more accounting. */
+#define CGROUP_CPU_PERIOD_US 100000
 
 typedef enum CgroupMode {
         CGROUP_NONE = 0, /* no usable memory cgroup: the rlimit fallback applies */
@@ -18,15 +23,23 @@ typedef enum CgroupMode {
 typedef struct CgroupRoot {
         CgroupMode mode;
         bool pids; /* a pids controller is usable */
+        /* A cpu controller gives each run a weight and a quota: V1 (cpu hierarchy), V2 (the
+         * memory dir's), or NONE (RLIMIT_CPU is all there is). Independent of mode on v1. */
+        CgroupMode cpu;
+        bool cpuacct; /* a run's CPU time can be read from its cgroup */
         char mem_base[CGROUP_PATH_MAX]; /* v1: memory hierarchy dir; v2: the one dir */
         char pids_base[CGROUP_PATH_MAX]; /* v1 only */
+        char cpu_base[CGROUP_PATH_MAX]; /* v1 only */
+        char cpuacct_base[CGROUP_PATH_MAX]; /* v1 only, when not the cpu hierarchy itself */
         char why_not[256]; /* when mode is NONE: what was missing */
 } CgroupRoot;
 
 typedef struct Cgroup {
         char mem[CGROUP_PATH_MAX];
         char pids[CGROUP_PATH_MAX]; /* empty if same as mem (v2) or no pids controller */
-        int procs_fds[2]; /* cgroup.procs, opened for the zygote to write the pid */
+        char cpu[CGROUP_PATH_MAX]; /* v1 only */
+        char cpuacct[CGROUP_PATH_MAX]; /* v1 only, when a hierarchy of its own */
+        int procs_fds[CGROUP_PROCS_MAX]; /* cgroup.procs, opened for the zygote to write the pid */
         int nprocs_fds;
 } Cgroup;
 
@@ -50,6 +63,30 @@ int cgroup_create(const CgroupRoot *root, uint64_t id, const Config *c, Cgroup *
 /* Lowers the run's memory limit (a request's memory_mb). Returns 0, -EOPNOTSUPP without a
  * memory cgroup, or -errno. */
 int cgroup_set_memory(const CgroupRoot *root, const Cgroup *cg, uint64_t bytes);
+
+/* The run's CPU time so far, all its processes, in microseconds. Returns 0, -EOPNOTSUPP when
+ * no cgroup counts it, or -errno. */
+int cgroup_cpu_usage_us(const CgroupRoot *root, const Cgroup *cg, uint64_t *ret);
+
+/* A run's CPU weight through its sandbox's life (see cgroup.c). */
+typedef enum CgroupCpuWeight {
+        CGROUP_CPU_WAITING, /* sealing, or waiting for its request: like nice 5 */
+        CGROUP_CPU_RUNNING, /* running a request: the full weight, the same for every run */
+        CGROUP_CPU_DYING, /* being torn down: takes CPU from nobody else, or nearly */
+} CgroupCpuWeight;
+
+/* Sets the run's CPU weight. No-op without a cpu controller; best effort (does not fail). */
+void cgroup_cpu_weight(const CgroupRoot *root, const Cgroup *cg, CgroupCpuWeight w);
+
+/* The most memory one run can hold at any instant: MEMORY_LIMIT_MB with a memory cgroup;
+ * without one, the pool's sampling (memwatch.c) enforces MEMORY_LIMIT_MB only every
+ * MEMWATCH_INTERVAL_MS, and between two samples only RLIMIT_AS per process bounds a run:
+ * MAX_PROCESSES times MEMORY_LIMIT_MB. */
+uint64_t cgroup_memory_bound(const CgroupRoot *root, const Config *c);
+
+/* What limits CPU, for /health, `check` and the start-up line: "cgroup v1", "cgroup v2" or
+ * "none (RLIMIT_CPU only)". */
+const char *cgroup_cpu_name(const CgroupRoot *root);
 
 /* Closes the procs fds (once the zygote placed the child). */
 void cgroup_close_fds(Cgroup *cg);

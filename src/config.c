@@ -125,6 +125,9 @@ static const Key keys[] = {
                 "Memory of one run in megabytes (cgroup memory.max, else RLIMIT_AS)."),
         NUM("MAX_PROCESSES", KEY_COUNT, max_processes, 64, 1, 4096,
                 "Processes and threads one run may have at once."),
+        NUM("CPU_LIMIT_PERCENT", KEY_COUNT, cpu_limit_percent, 100, 1, 102400,
+                "CPU one run may use, in percent of one core (100 = one core, 50 = half a core); "
+                "enforced by the cpu cgroup's quota, where there is one."),
         NUM("TMP_SIZE_MB", KEY_MEGABYTES, tmp_size_bytes, 64, 1, 1048576,
                 "Megabytes of the run's tmpfs (/tmp, the working directory and /dev/shm together)."),
         NUM("MAX_FILE_SIZE_MB", KEY_MEGABYTES, max_file_size_bytes, 64, 1, 1048576,

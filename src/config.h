@@ -30,6 +30,9 @@ typedef struct Config {
         uint64_t memory_limit_bytes;
         /* MAX_PROCESSES: processes and threads of one run. */
         uint32_t max_processes;
+        /* CPU_LIMIT_PERCENT: CPU time one run may use per second of wall time, in percent of one
+         * core (the cpu cgroup's quota). */
+        uint32_t cpu_limit_percent;
         /* TMP_SIZE_MB: the run's tmpfs (/tmp, working directory, /dev/shm together). */
         uint64_t tmp_size_bytes;
         /* MAX_FILE_SIZE_MB: largest file a run may write (RLIMIT_FSIZE). */

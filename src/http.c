@@ -332,9 +332,18 @@ static enum MHD_Result send_health(Req *req) {
                 "isolation", "memory_limit",
                 cg->mode == CGROUP_V2   ? "cgroup v2"
                 : cg->mode == CGROUP_V1 ? "cgroup v1"
-                                        : "rlimit",
+                                        : "watchdog + rlimit",
                 "pids_cgroup", cg->pids, "user_namespace", 1, "pid_namespace", 1, "mount_namespace", 1,
                 "network_namespace", 1, "ipc_namespace", 1, "uts_namespace", 1, "seccomp", 1);
+        json_t *lim = o ? json_object_get(o, "limits") : NULL,
+               *iso = o ? json_object_get(o, "isolation") : NULL;
+        if (lim && iso) {
+                json_object_set_new(
+                        lim, "cpu_limit_percent", json_integer((json_int_t)h->cfg.cpu_limit_percent));
+                json_object_set_new(lim, "memory_bound_mb",
+                        json_integer((json_int_t)(cgroup_memory_bound(cg, &h->cfg) >> 20)));
+                json_object_set_new(iso, "cpu_limit", json_string(cgroup_cpu_name(cg)));
+        }
         if (o && st.fatal[0])
                 json_object_set_new(o, "error", json_string(st.fatal));
         char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;

@@ -22,6 +22,7 @@
 #include "api.h"
 #include "auth.h"
 #include "cgroup.h"
+#include "memwatch.h"
 #include "config.h"
 #include "http.h"
 #include "pool.h"
@@ -92,10 +93,14 @@ static int cmd_serve(void) {
         }
         const CgroupRoot *cg = pool_cgroups(pool);
         if (cg->mode == CGROUP_NONE)
-                log_info("memory limit: RLIMIT_AS fallback (%s)", cg->why_not);
+                log_info("memory limit: %llu MB per run, sampled every %d ms; between samples a run can "
+                         "hold up to %llu MB (RLIMIT_AS per process x MAX_PROCESSES): no memory cgroup (%s)",
+                        (unsigned long long)(c.memory_limit_bytes >> 20), MEMWATCH_INTERVAL_MS,
+                        (unsigned long long)(cgroup_memory_bound(cg, &c) >> 20), cg->why_not);
         else
                 log_info("memory limit: cgroup v%d%s", cg->mode,
                         cg->pids ? ", process limit: pids cgroup" : "");
+        log_info("CPU limit: %s, %u%% of a core per run", cgroup_cpu_name(cg), c.cpu_limit_percent);
         r = http_start(&c, pool, TAKE_PTR(auth), &http, &port, why, sizeof why);
         if (r < 0) {
                 log_error("cannot start: %s", why);
@@ -175,10 +180,19 @@ static int cmd_check(void) {
         }
         const CgroupRoot *cg = pool_cgroups(pool);
         if (cg->mode == CGROUP_NONE)
-                printf("memory limit: RLIMIT_AS fallback (%s)\n", cg->why_not);
+                printf("memory limit: %llu MB per run, sampled every %d ms; between samples a run can hold "
+                       "up to %llu MB (RLIMIT_AS per process x MAX_PROCESSES): no memory cgroup (%s)\n",
+                        (unsigned long long)(c.memory_limit_bytes >> 20), MEMWATCH_INTERVAL_MS,
+                        (unsigned long long)(cgroup_memory_bound(cg, &c) >> 20), cg->why_not);
         else
-                printf("memory limit: cgroup v%d (%s)\n", cg->mode, cg->mem_base);
+                printf("memory limit: %llu MB per run, cgroup v%d (%s)\n",
+                        (unsigned long long)(c.memory_limit_bytes >> 20), cg->mode, cg->mem_base);
         printf("process limit: %s\n", cg->pids ? "pids cgroup + RLIMIT_NPROC" : "RLIMIT_NPROC only");
+        if (cg->cpu != CGROUP_NONE)
+                printf("CPU limit: %s (equal weight per run, at most %u%% of a core each)\n",
+                        cgroup_cpu_name(cg), c.cpu_limit_percent);
+        else
+                printf("CPU limit: %s\n", cgroup_cpu_name(cg));
         printf("sandbox: sealed (user, pid, mount, net, ipc, uts, cgroup namespaces; seccomp; no "
                "capabilities)\n");
 

@@ -56,6 +56,7 @@
 #include <jansson.h>
 
 #include "frame.h"
+#include "memwatch.h"
 #include "proto.h"
 #include "report.h"
 #include "rootfs.h"
@@ -117,6 +118,9 @@ typedef struct Sandbox {
         uint64_t report_maxrss; /* from the runner's 'Z' frame */
         bool report_ok; /* a well-formed 'Z' came: report_code is the runner's exit code */
         int report_code;
+        /* Without a memory cgroup (memwatch.c): the Pss the sandbox held before its run (its
+         * share of the zygote), and the most the run held beyond it. */
+        uint64_t mem_before, mem_peak;
         RunOutcome kill_reason; /* RUN_EXITED when we did not kill it */
         SealFailure failure;
         bool failed;
@@ -426,6 +430,7 @@ static void sb_retire(Pool *p, Sandbox *sb) {
         /* Its teardown (freeing its copy of the zygote's memory) runs in its own context:
          * at the lowest priority it takes CPU only from nobody, not from the next run. */
         setpriority(PRIO_PROCESS, (id_t)sb->pid, 19);
+        cgroup_cpu_weight(&p->cgroups, &sb->cg, CGROUP_CPU_DYING);
         syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
         sb->sock = safe_close(sb->sock);
         sb->out = safe_close(sb->out);
@@ -458,7 +463,8 @@ static int sb_new(Pool *p, Kind *k) {
         sb->kind = k;
         sb->pidfd = sb->timer = -1;
         sb->kill_reason = RUN_EXITED;
-        sb->cg.procs_fds[0] = sb->cg.procs_fds[1] = -1;
+        for (size_t i = 0; i < CGROUP_PROCS_MAX; i++)
+                sb->cg.procs_fds[i] = -1;
         r = slot_take(p, sb);
         if (r < 0) {
                 free(sb);
@@ -478,7 +484,9 @@ static int sb_new(Pool *p, Kind *k) {
                 free(sb);
                 return r;
         }
-        int fds[5] = {sv[1], po[1], pe[1], sb->cg.procs_fds[0], sb->cg.procs_fds[1]};
+        _Static_assert(CGROUP_PROCS_MAX <= SPAWN_CGROUPS_MAX, "the zygote takes fewer cgroup fds");
+        int fds[3 + CGROUP_PROCS_MAX] = {sv[1], po[1], pe[1]};
+        memcpy(fds + 3, sb->cg.procs_fds, sizeof sb->cg.procs_fds);
         r = zygote_request_spawn(&k->zyg, sb->id, sb->uid, sb->gid, fds, (size_t)sb->cg.nprocs_fds);
         cgroup_close_fds(&sb->cg);
         if (r < 0) {
@@ -552,7 +560,8 @@ static void sb_output(Pool *p, Sandbox *sb, int stream, const char *data, size_t
                 sb_kill(sb, RUN_OUTPUT_LIMIT);
 }
 
-/* CPU time of the sandbox's init and its waited-for children, in ms, from /proc/<pid>/stat. */
+/* CPU time of the sandbox's init and its waited-for children, in ms, from /proc/<pid>/stat:
+ * the fallback when no cgroup counts the run's CPU (it misses children nobody waited for). */
 static uint64_t proc_cpu_ms(pid_t pid) {
         char path[64], buf[1024];
         snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -575,15 +584,31 @@ static uint64_t proc_cpu_ms(pid_t pid) {
         return (v[0] + v[1] + v[2] + v[3]) * 1000 / (uint64_t)(hz > 0 ? hz : 100);
 }
 
+/* CPU time of the run so far, in ms: every process of it when a cgroup counts it, otherwise
+ * the init and its waited-for children. */
+static uint64_t sb_cpu_ms(Pool *p, Sandbox *sb) {
+        uint64_t us;
+        if (cgroup_cpu_usage_us(&p->cgroups, &sb->cg, &us) == 0)
+                return us / 1000;
+        if (sb->reaped)
+                return (uint64_t)(sb->ru.ru_utime.tv_sec + sb->ru.ru_stime.tv_sec) * 1000 +
+                       (uint64_t)(sb->ru.ru_utime.tv_usec + sb->ru.ru_stime.tv_usec) / 1000;
+        return proc_cpu_ms(sb->pid);
+}
+
 static void sb_assign(Pool *p, Sandbox *sb, Job *job) {
         sb_set_state(p, sb, SB_RUNNING);
         sb->job = job;
         job->sandbox = sb;
         sb->start_ms = now_ms();
         job->result.queue_ms = sb->start_ms - job->enqueued_ms;
-        sb->cpu_base_ms = proc_cpu_ms(sb->pid); /* sealing is not the run's time */
-        /* Back to normal priority from the zygote's lower one (see zygote.c). */
+        sb->cpu_base_ms = sb_cpu_ms(p, sb); /* sealing is not the run's time */
+        MemSample ms;
+        if (p->cgroups.mode == CGROUP_NONE && memwatch_sample(sb->pid, 1, &ms) == 0)
+                sb->mem_before = ms.pss_bytes - MIN(ms.private_bytes, ms.pss_bytes);
+        /* Back to normal priority from the zygote's lower one (see zygote.c, cgroup.c). */
         setpriority(PRIO_PROCESS, (id_t)sb->pid, 0);
+        cgroup_cpu_weight(&p->cgroups, &sb->cg, CGROUP_CPU_RUNNING);
         uint64_t timeout_ms = job->timeout_ms ? job->timeout_ms : (uint64_t)p->cfg.timeout_sec * 1000;
         job->result.timeout_ms = (uint32_t)timeout_ms;
         job->result.memory_bytes = p->cfg.memory_limit_bytes;
@@ -607,18 +632,14 @@ static void sb_complete(Pool *p, Sandbox *sb) {
         CgroupStats cs;
 
         r->duration_ms = now_ms() - sb->start_ms;
-        uint64_t cpu = sb->reaped
-                               ? (uint64_t)(sb->ru.ru_utime.tv_sec + sb->ru.ru_stime.tv_sec) * 1000 +
-                                         (uint64_t)(sb->ru.ru_utime.tv_usec + sb->ru.ru_stime.tv_usec) / 1000
-                               : proc_cpu_ms(sb->pid);
+        uint64_t cpu = sb_cpu_ms(p, sb);
         r->cpu_ms = cpu > sb->cpu_base_ms ? cpu - sb->cpu_base_ms : 0;
         cgroup_read_stats(&p->cgroups, &sb->cg, &cs);
         if (p->cgroups.mode != CGROUP_NONE)
                 r->memory_peak_bytes = cs.memory_peak_bytes;
-        else if (sb->reaped)
-                r->memory_peak_bytes = (uint64_t)sb->ru.ru_maxrss * 1024;
         else
-                r->memory_peak_bytes = sb->report_maxrss;
+                r->memory_peak_bytes = MAX(
+                        sb->mem_peak, sb->reaped ? (uint64_t)sb->ru.ru_maxrss * 1024 : sb->report_maxrss);
         r->process_limit_hit = cs.pids_max_hits > 0;
         if (!sb->reaped) {
                 r->signal = 0;
@@ -1078,6 +1099,21 @@ static void sweep_children(Pool *p) {
         }
 }
 
+/* Without a memory cgroup: sums what each run's processes hold and kills a run past its limit,
+ * as the cgroup's OOM killer would (memwatch.c says what is counted). */
+static void watch_memory(Pool *p) {
+        for (Sandbox *sb = p->sandboxes; sb; sb = sb->next) {
+                MemSample ms;
+                if (sb->state != SB_RUNNING || sb->reaped || sb->kill_reason != RUN_EXITED ||
+                        memwatch_sample(sb->pid, p->cfg.max_processes, &ms) < 0)
+                        continue;
+                uint64_t used = ms.pss_bytes > sb->mem_before ? ms.pss_bytes - sb->mem_before : 0;
+                sb->mem_peak = MAX(sb->mem_peak, used);
+                if (used > sb->job->result.memory_bytes)
+                        sb_kill(sb, RUN_MEMORY_LIMIT);
+        }
+}
+
 static void on_tick(Pool *p) {
         uint64_t ticks, now = now_ms();
         ssize_t k _unused_ = read(p->tick_fd, &ticks, sizeof ticks);
@@ -1097,6 +1133,8 @@ static void on_tick(Pool *p) {
                 }
         }
         sweep_children(p);
+        if (p->cgroups.mode == CGROUP_NONE)
+                watch_memory(p);
         size_t keep = 0;
         for (size_t i = 0; i < p->nstale; i++)
                 if (cgroup_destroy(&p->stale[i]) < 0)
@@ -1516,8 +1554,9 @@ int pool_start(const Config *c, Pool **ret, char *why, size_t whyn) {
                 snprintf(why, whyn, "cannot set up the event loop: %s", strerror(-r));
                 goto fail;
         }
-        struct itimerspec tick = {
-                .it_interval = {0, TICK_MS * 1000000L}, .it_value = {0, TICK_MS * 1000000L}};
+        /* Without a memory cgroup the tick also samples the runs' memory: more often. */
+        long tick_ns = (p->cgroups.mode == CGROUP_NONE ? MEMWATCH_INTERVAL_MS : TICK_MS) * 1000000L;
+        struct itimerspec tick = {.it_interval = {0, tick_ns}, .it_value = {0, tick_ns}};
         timerfd_settime(p->tick_fd, 0, &tick, NULL);
         p->t_wake = (Tag){T_WAKE, NULL};
         p->t_tick = (Tag){T_TICK, NULL};

@@ -52,6 +52,7 @@ typedef struct ZygoteReady {
  * socket, the stdout pipe, the stderr pipe, then optional cgroup.procs fds (ncgroups). uid and
  * gid: the host ids of the sandbox's slot (a root zygote maps the run to them and makes them
  * the owner of its user namespace; an unprivileged one can only map its own and ignores them). */
+#define SPAWN_CGROUPS_MAX 4
 typedef struct SpawnRequest {
         uint32_t magic;
         uint32_t ncgroups;

@@ -394,7 +394,7 @@ static void learn_prefault(Zygote *z) {
 static int serve_requests(Zygote *z) {
         for (;;) {
                 SpawnRequest req;
-                int fds[3 + 2];
+                int fds[3 + SPAWN_CGROUPS_MAX];
                 size_t nfds = ELEMENTSOF(fds);
                 ssize_t k = fd_recv(z->ctl, &req, sizeof req, fds, &nfds);
                 if (k == 0)
@@ -407,7 +407,7 @@ static int serve_requests(Zygote *z) {
                  * may well be 0). */
                 bool bad_ids = geteuid() == 0 && (req.uid == 0 || req.gid == 0 || req.uid == UINT32_MAX ||
                                                          req.gid == UINT32_MAX);
-                if ((size_t)k != sizeof req || req.magic != PROTO_MAGIC || req.ncgroups > 2 ||
+                if ((size_t)k != sizeof req || req.magic != PROTO_MAGIC || req.ncgroups > SPAWN_CGROUPS_MAX ||
                         nfds != 3 + req.ncgroups || bad_ids)
                         rep.error = -EBADMSG;
                 else {

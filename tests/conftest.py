@@ -410,7 +410,8 @@ def host_processes(token):
 def cgroup_dirs(pid):
     """Every directory snakebox-<pid> (or snakebox-server-<pid>) in the cgroup hierarchies."""
     names = (f"snakebox-{pid}", f"snakebox-server-{pid}")
-    roots = [r for r in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified")
+    roots = [r for r in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu",
+                         "/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup/unified")
              if os.path.isdir(r)] or ["/sys/fs/cgroup"]
     found = []
     for root in roots:

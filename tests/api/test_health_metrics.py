@@ -355,7 +355,7 @@ def test_validator_rejects_invalid_expositions(name):
 HEALTH_KEYS = {"status", "pool", "zygote", "limits", "isolation"}
 POOL_KEYS = {"ready", "busy", "queued", "starting"}
 LIMIT_KEYS = {"timeout_sec", "memory_mb", "max_processes", "tmp_size_mb", "max_output_bytes",
-              "max_concurrency"}
+              "max_concurrency", "cpu_limit_percent", "memory_bound_mb"}
 
 
 def get_health(server, headers=None):
@@ -383,12 +383,18 @@ def test_health_ok_with_pool_zygote_limits_and_isolation(server):
     assert h["limits"]["max_output_bytes"] == int(TEST_LIMITS["MAX_OUTPUT_BYTES"]), show(h)
     assert h["limits"]["max_concurrency"] == 16, show(h)  # the default
     iso = h["isolation"]
-    assert iso["memory_limit"] in ("cgroup v1", "cgroup v2", "rlimit"), show(h)
+    assert iso["memory_limit"] in ("cgroup v1", "cgroup v2", "watchdog + rlimit"), show(h)
+    assert iso["cpu_limit"] in ("cgroup v1", "cgroup v2", "none (RLIMIT_CPU only)"), show(h)
+    assert h["limits"]["cpu_limit_percent"] == 100, show(h)  # the default
+    # The bound stated is what holds: the limit itself with a memory cgroup; without one, what
+    # RLIMIT_AS lets MAX_PROCESSES processes hold between two samples.
+    mem, procs = int(TEST_LIMITS["MEMORY_LIMIT_MB"]), int(TEST_LIMITS["MAX_PROCESSES"])
+    assert h["limits"]["memory_bound_mb"] == (mem if iso["memory_limit"].startswith("cgroup") else mem * procs), show(h)
     assert isinstance(iso["pids_cgroup"], bool), show(h)
     assert iso["user_namespace"] is True, show(h)
     assert iso["seccomp"] is True, show(h)
     for k, v in iso.items():
-        if k != "memory_limit":
+        if k not in ("memory_limit", "cpu_limit"):
             assert isinstance(v, bool), show(h)
 
 
@@ -407,7 +413,7 @@ def test_health_isolation_matches_the_cgroups_the_server_made(server):
     pids_v1 = _own_cgroup_dirs(server.pid, "/sys/fs/cgroup/pids")
     if mem_v1 or iso["memory_limit"] == "cgroup v1":
         assert iso["memory_limit"] == "cgroup v1" and mem_v1, (iso, mem_v1)
-    if iso["memory_limit"] == "rlimit":
+    if iso["memory_limit"] == "watchdog + rlimit":
         assert not mem_v1, (iso, mem_v1)
     if pids_v1:
         assert iso["pids_cgroup"] is True, (iso, pids_v1)

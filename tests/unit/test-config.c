@@ -44,6 +44,7 @@ static const NumSpec numbers[] = {
         SPEC("LEAN_POOL_SIZE", lean_pool_size, 4, 0, 256, 1, NULL),
         SPEC("MEMORY_LIMIT_MB", memory_limit_bytes, 512, 16, 1048576, MIB, "megabytes"),
         SPEC("MAX_PROCESSES", max_processes, 64, 1, 4096, 1, NULL),
+        SPEC("CPU_LIMIT_PERCENT", cpu_limit_percent, 100, 1, 102400, 1, NULL),
         SPEC("TMP_SIZE_MB", tmp_size_bytes, 64, 1, 1048576, MIB, "megabytes"),
         SPEC("MAX_FILE_SIZE_MB", max_file_size_bytes, 64, 1, 1048576, MIB, "megabytes"),
         SPEC("PREFAULT_MB", prefault_bytes, 16, 0, 1024, MIB, "megabytes"),
@@ -79,6 +80,7 @@ static const char *const key_order[] = {
         "LEAN_POOL_SIZE",
         "MEMORY_LIMIT_MB",
         "MAX_PROCESSES",
+        "CPU_LIMIT_PERCENT",
         "TMP_SIZE_MB",
         "MAX_FILE_SIZE_MB",
         "PREFAULT_MB",
@@ -323,7 +325,7 @@ static void test_number_message_exact(void **state) {
 
 static void test_number_forms_accepted(void **state) {
         const NumSpec *timeout = &numbers[0];
-        const NumSpec *uid = &numbers[22];
+        const NumSpec *uid = &numbers[23];
         Config c;
         char *err = NULL;
 

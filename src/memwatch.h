@@ -1,0 +1,21 @@
+/* The memory a run holds when no memory cgroup counts it: a sample of its processes' Pss. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* How often the pool samples each running run without a memory cgroup. */
+#define MEMWATCH_INTERVAL_MS 100
+
+typedef struct MemSample {
+        uint64_t pss_bytes; /* proportional set size, summed over the processes */
+        uint64_t private_bytes; /* pages mapped by one process only */
+        uint32_t nprocs; /* processes counted */
+        bool truncated; /* more than max_procs were found; the rest are not counted */
+} MemSample;
+
+/* Sums /proc/<pid>/smaps_rollup over init and all its descendants (found through
+ * /proc/<pid>/task/<tid>/children), at most max_procs processes. Returns 0, or -errno when
+ * init's own figures cannot be read (it is gone, or we may not read them). Does not log. */
+int memwatch_sample(pid_t init, uint32_t max_procs, MemSample *ret);

@@ -1,0 +1,76 @@
+"""Attack on the memory limit: it bounds the run, not each of its processes. Every fork gets its
+own RLIMIT_AS, so without a memory cgroup (an unprivileged server, `make api-unprivileged`)
+MEMORY_LIMIT_MB used to bound each process only: before the watchdog (memwatch.c), the
+8 processes below held 960 MB together under a 256 MB limit and the run came back a Success.
+As root the memory cgroup already counted them together; the test holds either way."""
+
+from conftest import TEST_LIMITS, assert_healthy, code, request, run, show
+
+MEMORY_LIMIT_MB = int(TEST_LIMITS["MEMORY_LIMIT_MB"])
+CHILD_MB = 120
+CHILDREN = 8
+
+# Each child touches its block, says so on the pipe, and holds it for 1 s; the parent counts
+# the children that held their block. A child killed on the way never says so.
+HOARD = code('''
+    import os, sys, time
+    r, w = os.pipe()
+    kids = []
+    for _ in range({children}):
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            block = b"x" * ({mb} << 20)
+            os.write(w, b"+")
+            time.sleep(1)
+            os._exit(0)
+        kids.append(pid)
+    os.close(w)
+    held = 0
+    while True:
+        got = os.read(r, 64)
+        if not got:
+            break
+        held += len(got)
+    failed = sum(os.waitpid(k, 0)[1] != 0 for k in kids)
+    print("held", held, "all held" if held == {children} else "not all held")
+    sys.exit(1 if failed else 0)
+''')
+
+
+def test_forked_processes_cannot_together_hold_more_than_the_limit(start_server):
+    assert CHILDREN * CHILD_MB > 3 * MEMORY_LIMIT_MB
+    # Time enough for a server without the limit to show it: the hoard takes ~5 s there.
+    server = start_server({"EXECUTION_TIMEOUT": "30"})
+    status, body = run(server, HOARD.format(children=CHILDREN, mb=CHILD_MB), timeout=90)
+    assert status == 200, show((status, body))
+    assert "all held" not in body["stdout"].replace("not all held", ""), show(body)
+    assert body["status"] == "Error", show(body)
+    assert body["error"]["type"] == "MemoryLimit", show(body)
+    assert f"({MEMORY_LIMIT_MB} MB)" in body["error"]["message"], show(body)
+    assert_healthy(server)
+
+
+def test_processes_within_the_limit_together_succeed(server):
+    """The count is of what the run allocated: four processes of 30 MB, and the zygote's memory
+    they share, stay well under the limit."""
+    status, body = run(server, HOARD.format(children=4, mb=30), timeout=60)
+    assert status == 200 and body["status"] == "Success", show(body)
+    assert body["stdout"] == "held 4 all held\n", show(body)
+
+
+def test_full_zygote_processes_within_the_limit_succeed(server):
+    """The same with the full zygote's clones, which share ~100 MB of imported libraries."""
+    status, body = run(server, "import numpy\n" + HOARD.format(children=4, mb=30), timeout=60)
+    assert status == 200 and body["status"] == "Success", show(body)
+    assert body["stdout"] == "held 4 all held\n", show(body)
+
+
+def test_health_states_the_bound_that_holds(server):
+    h = request(server, "GET", "/health", timeout=10).json
+    procs = int(TEST_LIMITS["MAX_PROCESSES"])
+    if h["isolation"]["memory_limit"].startswith("cgroup"):
+        assert h["limits"]["memory_bound_mb"] == MEMORY_LIMIT_MB, show(h)
+    else:
+        assert h["isolation"]["memory_limit"] == "watchdog + rlimit", show(h)
+        assert h["limits"]["memory_bound_mb"] == MEMORY_LIMIT_MB * procs, show(h)
