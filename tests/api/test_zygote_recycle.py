@@ -207,3 +207,31 @@ def test_stop_during_a_recycle(start_server):
     assert s.wait_exit(30) == 0, s.stderr()[-3000:]
     for z in both:
         wait_for(lambda: not os.path.exists(f"/proc/{z}") or comm(z) is None, 10, f"zygote {z} outlived the server")
+
+
+def test_zygote_killed_while_its_successor_imports(start_server):
+    """The full zygote is SIGKILLed while its successor imports: the successor takes its place
+    (no third zygote is started for the restart), and every request of a concurrent stream
+    succeeds. On the old code no successor appeared: 'no successor of the full zygote
+    appeared'."""
+    s = start_server({"PREINSTALL_LIBS": "numpy", "ZYGOTE_MAX_AGE": "2", "POOL_SIZE": "2",
+                      "EXECUTION_TIMEOUT": "20"})
+    first = full_zygotes(s)
+    assert len(first) == 1, f"expected one snakebox-zygote among the server's children: {first}"
+    load = Load(s, [HELLO, FULL_HASH])
+    try:
+        succ = wait_for(lambda: [z for z in full_zygotes(s) if z not in first], 30,
+                        "no successor of the full zygote appeared")
+        assert recycles(s).get("full", 0) == 0, "the successor took over before the zygote was killed"
+        os.kill(first[0], signal.SIGKILL)
+        wait_for(lambda: first[0] not in full_zygotes(s), 10, f"killed zygote {first[0]} not reaped")
+        wait_for(lambda: request(s, "GET", "/health", timeout=10).json.get("zygote") == "up", 60,
+                 "the zygote did not come up again")
+        # Up again: the adopted successor serves, and its own successor is 2 s away.
+        assert full_zygotes(s) == succ, f"not the successor {succ} alone: {full_zygotes(s)}"
+    finally:
+        load.stop()
+    out = load.check()
+    assert all(o == "Hello, World!\n" for o in out[HELLO]), show(out[HELLO])
+    text = request(s, "GET", "/metrics", timeout=10).body.decode()
+    assert re.search(r"^snakebox_zygote_restarts_total 1$", text, re.M), text
