@@ -136,6 +136,12 @@ static const Key keys[] = {
                 "Megabytes of the zygote's memory each waiting sandbox copies before it is used: "
                 "the pages typical runs write, learned at start-up. More is faster and costs that much "
                 "memory per ready sandbox; 0 turns it off."),
+        NUM("ZYGOTE_MAX_SPAWNS", KEY_COUNT, zygote_max_spawns, 10000, 0, 1000000000,
+                "Sandboxes one zygote makes before a fresh one replaces it (new hash secret, new address "
+                "layout; runs are not interrupted); 0 = no limit."),
+        NUM("ZYGOTE_MAX_AGE", KEY_SECONDS, zygote_max_age_sec, 3600, 0, 2592000,
+                "Seconds a zygote serves before a fresh one replaces it, as ZYGOTE_MAX_SPAWNS; 0 = no "
+                "limit."),
         NUM("MAX_OPEN_FILES", KEY_COUNT, max_open_files, 256, 16, 65536,
                 "Open files of one process of a run (RLIMIT_NOFILE)."),
         NUM("MAX_OUTPUT_BYTES", KEY_BYTES, max_output_bytes, 1048576, 1024, 1073741824,

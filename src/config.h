@@ -39,6 +39,10 @@ typedef struct Config {
         uint64_t max_file_size_bytes;
         /* PREFAULT_MB: memory each waiting sandbox copies in advance (0 = none). */
         uint64_t prefault_bytes;
+        /* ZYGOTE_MAX_SPAWNS, ZYGOTE_MAX_AGE: a zygote is replaced by a fresh one (new hash
+         * secret, new address layout) after this many sandboxes or seconds; 0 = never. */
+        uint32_t zygote_max_spawns;
+        uint32_t zygote_max_age_sec;
         /* MAX_OPEN_FILES: open files of one process of a run (RLIMIT_NOFILE). */
         uint32_t max_open_files;
         /* MAX_OUTPUT_BYTES: stdout + stderr kept from a run; beyond it the run is stopped. */

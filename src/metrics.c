@@ -154,6 +154,14 @@ char *metrics_render(const PoolStatus *st, size_t *ret_len) {
                 "# TYPE snakebox_zygote_restarts_total counter\nsnakebox_zygote_restarts_total %llu\n",
                 (unsigned long long)st->zygote_restarts);
         printf_buf(&b,
+                "# HELP snakebox_zygote_recycles_total Zygotes replaced by a fresh one (ZYGOTE_MAX_SPAWNS, "
+                "ZYGOTE_MAX_AGE), by kind.\n"
+                "# TYPE snakebox_zygote_recycles_total counter\n"
+                "snakebox_zygote_recycles_total{zygote=\"full\"} %llu\n"
+                "snakebox_zygote_recycles_total{zygote=\"lean\"} %llu\n",
+                (unsigned long long)st->zygote_recycles[POOL_FULL],
+                (unsigned long long)st->zygote_recycles[POOL_LEAN]);
+        printf_buf(&b,
                 "# HELP snakebox_sandboxes_created_total Sandboxes requested from the zygotes.\n"
                 "# TYPE snakebox_sandboxes_created_total counter\nsnakebox_sandboxes_created_total %llu\n",
                 (unsigned long long)st->sandboxes_created);

@@ -76,6 +76,7 @@ typedef struct PoolStatus {
         bool zygote_up;
         uint32_t ready, busy, queued, spawning;
         uint64_t zygote_restarts, sandboxes_created;
+        uint64_t zygote_recycles[_POOL_KINDS]; /* replaced by a fresh one (ZYGOTE_MAX_SPAWNS/AGE) */
         char fatal[512]; /* why no sandbox can be sealed, if so */
 } PoolStatus;
 

@@ -149,6 +149,12 @@ def _reseed():
     np = sys.modules.get("numpy")
     if np is not None:
         np.random.seed()
+    # multiprocessing's authkey (what its managers and connections authenticate with) was drawn
+    # at import, in the zygote when a library imported it: every run would share it. When it is
+    # not imported yet, the run's own import draws a fresh one.
+    mp = sys.modules.get("multiprocessing.process")
+    if mp is not None:
+        mp.current_process().authkey = os.urandom(32)
 
 
 def _exit_code(e):

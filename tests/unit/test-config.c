@@ -65,6 +65,9 @@ static const NumSpec numbers[] = {
         SPEC("MAX_RETURN_FILES", max_return_files, 256, 0, 100000, 1, NULL),
         SPEC("MAX_CONNECTIONS_PER_IP", max_connections_per_ip, 128, 0, 1024, 1, NULL),
         SPEC("HEADER_TIMEOUT", header_timeout_sec, 30, 1, 300, 1, "seconds"),
+        /* Not in key order: tests below pick entries by index. */
+        SPEC("ZYGOTE_MAX_SPAWNS", zygote_max_spawns, 10000, 0, 1000000000, 1, NULL),
+        SPEC("ZYGOTE_MAX_AGE", zygote_max_age_sec, 3600, 0, 2592000, 1, "seconds"),
 };
 
 /* Every key, in the order the summary and the example list them. */
@@ -84,6 +87,8 @@ static const char *const key_order[] = {
         "TMP_SIZE_MB",
         "MAX_FILE_SIZE_MB",
         "PREFAULT_MB",
+        "ZYGOTE_MAX_SPAWNS",
+        "ZYGOTE_MAX_AGE",
         "MAX_OPEN_FILES",
         "MAX_OUTPUT_BYTES",
         "MAX_REQUEST_BYTES",
