@@ -1046,7 +1046,11 @@ static void on_spawn_reply(Pool *p, Kind *k, const SpawnReply *rep) {
                 if (sb->pidfd >= 0) {
                         fcntl(sb->pidfd, F_SETFD, FD_CLOEXEC);
                         ep_add(p, sb->pidfd, EPOLLIN, &sb->t_pid);
-                }
+                } else
+                        /* Retired below, which frees its uid slot: it must not live on holding
+                         * that uid. Still unreaped, so the pid is still ours; sweep_children
+                         * reaps it. */
+                        kill(rep->pid, SIGKILL);
         }
         if (rep->error < 0 || sb->pidfd < 0) {
                 if (rep->error < 0 && p->seal_failures++ == 0)

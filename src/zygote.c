@@ -407,8 +407,8 @@ static int serve_requests(Zygote *z) {
                  * may well be 0). */
                 bool bad_ids = geteuid() == 0 && (req.uid == 0 || req.gid == 0 || req.uid == UINT32_MAX ||
                                                          req.gid == UINT32_MAX);
-                if ((size_t)k != sizeof req || req.magic != PROTO_MAGIC || req.ncgroups > SPAWN_CGROUPS_MAX ||
-                        nfds != 3 + req.ncgroups || bad_ids)
+                if ((size_t)k != sizeof req || req.magic != PROTO_MAGIC ||
+                        req.ncgroups > SPAWN_CGROUPS_MAX || nfds != 3 + req.ncgroups || bad_ids)
                         rep.error = -EBADMSG;
                 else {
                         pid_t pid;
