@@ -170,8 +170,17 @@ static int cmd_check(void) {
         block_signals(&set);
         uname(&u);
         printf("kernel: %s %s\n", u.sysname, u.release);
-        printf("running as: uid %u%s\n", (unsigned)geteuid(),
-                geteuid() == 0 ? " (runs map to SANDBOX_UID in a user namespace)" : "");
+        uint32_t first, last;
+        if (geteuid() != 0)
+                printf("running as: uid %u (every run maps to this uid in its own user namespace)\n",
+                        (unsigned)geteuid());
+        else if (config_uid_range(&c, &first, &last))
+                printf("running as: uid 0 (each concurrent run maps to its own host uid from "
+                       "SANDBOX_UID_RANGE %u-%u)\n",
+                        first, last);
+        else
+                printf("running as: uid 0 (every run maps to SANDBOX_UID %u in its own user namespace)\n",
+                        first);
         c.pool_size = 1;
         int r = pool_start(&c, &pool, why, sizeof why);
         if (r < 0) {
