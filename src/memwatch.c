@@ -56,9 +56,13 @@ static int read_small(const char *path, char *buf, size_t n) {
         return (int)len;
 }
 
-/* Appends the children of every thread of pid to pids[*n..max). */
+/* Appends the children of every thread of pid to pids[*n..max). A thread's list is read whole
+ * up to CHILDREN_MAX bytes (about 8,000 pids); when it fills the buffer, its last number may be
+ * cut, so it is dropped and the sample marked truncated. */
+#define CHILDREN_MAX 65536
 static void add_children(pid_t pid, pid_t *pids, uint32_t *n, uint32_t max, bool *truncated) {
-        char path[64], buf[4096];
+        char path[64];
+        static char buf[CHILDREN_MAX]; /* only the pool thread samples */
         snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
         DIR *d = opendir(path);
         if (!d)
@@ -69,8 +73,14 @@ static void add_children(pid_t pid, pid_t *pids, uint32_t *n, uint32_t max, bool
                         continue;
                 char cpath[300];
                 snprintf(cpath, sizeof cpath, "/proc/%d/task/%s/children", (int)pid, e->d_name);
-                if (read_small(cpath, buf, sizeof buf) <= 0)
+                int len = read_small(cpath, buf, sizeof buf);
+                if (len <= 0)
                         continue;
+                if ((size_t)len == sizeof buf - 1) {
+                        char *last = strrchr(buf, ' ');
+                        *(last ? last : buf) = 0;
+                        *truncated = true;
+                }
                 for (char *s = buf, *end; *s; s = end) {
                         long c = strtol(s, &end, 10);
                         if (end == s)
@@ -102,8 +112,11 @@ int memwatch_sample(pid_t init, uint32_t max_procs, MemSample *ret) {
                 snprintf(path, sizeof path, "/proc/%d/smaps_rollup", (int)pids[i]);
                 int r = read_small(path, text, sizeof text);
                 if (r <= 0) {
-                        /* A child may be gone, or a zombie with no memory left. */
-                        if (i == 0) {
+                        /* A child may be gone, or a zombie with no memory left: skipped. One that
+                         * is there but may not be read (the run made itself non-dumpable, with
+                         * prctl(PR_SET_DUMPABLE, 0)) cannot be accounted for: the whole sample
+                         * fails, and the pool ends the run rather than let it go unmeasured. */
+                        if (i == 0 || (r < 0 && r != -ENOENT && r != -ESRCH)) {
                                 free(pids);
                                 return r < 0 ? r : -ESRCH;
                         }

@@ -16,6 +16,7 @@ typedef struct MemSample {
 } MemSample;
 
 /* Sums /proc/<pid>/smaps_rollup over init and all its descendants (found through
- * /proc/<pid>/task/<tid>/children), at most max_procs processes. Returns 0, or -errno when
- * init's own figures cannot be read (it is gone, or we may not read them). Does not log. */
+ * /proc/<pid>/task/<tid>/children), at most max_procs processes. Returns 0; -ESRCH or -ENOENT
+ * when init is gone; another -errno (-EACCES, -EPERM) when a process of the run is there but
+ * its figures may not be read. Does not log. */
 int memwatch_sample(pid_t init, uint32_t max_procs, MemSample *ret);

@@ -201,6 +201,7 @@ struct Pool {
         uint32_t seal_failures;
         bool stopped; /* the thread's copy of stopping */
         bool started; /* every kind sealed a sandbox once */
+        bool memwatch_warned; /* logged once: a run's memory figures could not be read */
         char fatal[512];
         uint64_t next_id;
         char *rbuf; /* receive buffer, one per pool */
@@ -1424,9 +1425,20 @@ static void sweep_children(Pool *p) {
 static void watch_memory(Pool *p) {
         for (Sandbox *sb = p->sandboxes; sb; sb = sb->next) {
                 MemSample ms;
-                if (sb->state != SB_RUNNING || sb->reaped || sb->kill_reason != RUN_EXITED ||
-                        memwatch_sample(sb->pid, p->cfg.max_processes, &ms) < 0)
+                if (sb->state != SB_RUNNING || sb->reaped || sb->kill_reason != RUN_EXITED)
                         continue;
+                int r = memwatch_sample(sb->pid, p->cfg.max_processes, &ms);
+                if (r == -ESRCH || r == -ENOENT)
+                        continue; /* exiting: its reap comes next */
+                if (r < 0) {
+                        /* A run we cannot measure would be a run without a memory limit. */
+                        if (!p->memwatch_warned) {
+                                log_errno(r, "cannot read a run's memory figures; ending it (memory limit)");
+                                p->memwatch_warned = true;
+                        }
+                        sb_kill(sb, RUN_MEMORY_LIMIT);
+                        continue;
+                }
                 uint64_t used = ms.pss_bytes > sb->mem_before ? ms.pss_bytes - sb->mem_before : 0;
                 sb->mem_peak = MAX(sb->mem_peak, used);
                 if (used > sb->job->result.memory_bytes)

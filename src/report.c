@@ -44,10 +44,11 @@ uint64_t report_cap(const Config *c) {
 
 /* Structural bytes ('{', '[', ':', ',') a well-formed report has at most: each value or key but
  * the first of the whole text follows one of them. An object of m members costs 2m, an array of
- * k elements k. Top level: error, result, images, images_dropped, files, files_dropped. */
+ * k elements k: so an array of k objects of m members costs k * (2m + 1). Top level: error,
+ * result, images (objects of 4 members), images_dropped, files (at most 5), files_dropped. */
 static uint64_t tokens_max(const Config *c) {
-        return 32 + 2 * 6 + 2 * 3 /* error */ + 2 * 2 /* result */ + 1 + (uint64_t)c->max_images * 2 * 4 +
-               1 + (uint64_t)c->max_return_files * 2 * 5;
+        return 32 + 2 * 6 + 2 * 3 /* error */ + 2 * 2 /* result */ + 1 +
+               (uint64_t)c->max_images * (2 * 4 + 1) + 1 + (uint64_t)c->max_return_files * (2 * 5 + 1);
 }
 
 /* The longest string, as JSON text, a well-formed report holds: a figure's base64, a file's

@@ -280,7 +280,14 @@ static int build_arg_rules(scmp_filter_ctx ctx) {
 
 /* Returns 0, or -EEXIST when the table names one call twice (directly or through an alias),
  * since two verdicts for one call would leave the outcome to libseccomp's merging. */
-static int build_rules(scmp_filter_ctx ctx) {
+/* Without a memory cgroup the run's memory is measured from its processes' mappings
+ * (memwatch.c): SysV shared memory that no process maps any more, and a memfd written but never
+ * mapped, hold pages no process shows. So in that mode these two calls are EPERM. */
+static bool unmeasurable(const char *name) {
+        return strcmp(name, "shmget") == 0 || strcmp(name, "memfd_create") == 0;
+}
+
+static int build_rules(scmp_filter_ctx ctx, bool no_memory_cgroup) {
         int nrs[ELEMENTSOF(syscalls)];
         size_t n_nrs = 0;
         int r;
@@ -294,7 +301,10 @@ static int build_rules(scmp_filter_ctx ctx) {
                                 return -EEXIST;
                 nrs[n_nrs++] = nr;
 
-                switch (syscalls[i].verdict) {
+                Verdict v = syscalls[i].verdict;
+                if (v == ALLOW && no_memory_cgroup && unmeasurable(syscalls[i].name))
+                        v = DENY;
+                switch (v) {
                 case ALLOW:
                         r = add_rule(ctx, SCMP_ACT_ALLOW, nr, 0, NULL);
                         break;
@@ -314,7 +324,7 @@ static int build_rules(scmp_filter_ctx ctx) {
         return build_arg_rules(ctx);
 }
 
-int seccomp_build(struct sock_fprog *ret) {
+int seccomp_build(bool no_memory_cgroup, struct sock_fprog *ret) {
         scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(ENOSYS));
         if (!ctx)
                 return -ENOMEM;
@@ -327,7 +337,7 @@ int seccomp_build(struct sock_fprog *ret) {
         if (r >= 0)
                 r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
         if (r >= 0)
-                r = build_rules(ctx);
+                r = build_rules(ctx, no_memory_cgroup);
         if (r < 0) {
                 seccomp_release(ctx);
                 return r;

@@ -149,8 +149,16 @@ static int step_identity(const SealPlan *p) {
         return 0;
 }
 
-static int step_nnp(void) {
+static int step_nnp(const SealPlan *p) {
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return -errno;
+        /* Without a memory cgroup the server measures the run from /proc/<pid>/smaps_rollup
+         * (memwatch.c), which a non-dumpable process hides from a server without
+         * CAP_SYS_PTRACE; the uid change above made us non-dumpable when the host uid changed
+         * (a root server). Dumpable only lets processes of the same host uid read us, and in
+         * their own pid namespace and under seccomp no other run can reach us. A run that
+         * makes itself non-dumpable again is ended by the server as unmeasurable. */
+        if (p->rlimit_as && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
                 return -errno;
         /* Set after the uid change, which resets it. The parent is the server (CLONE_PARENT):
          * if it dies, the run dies with it. */
@@ -202,7 +210,7 @@ int seal_run(const SealPlan *plan, int sock_fd, int out_fd, int err_fd, int sync
         if (r < 0)
                 goto fail;
         step = SEAL_NNP;
-        r = step_nnp();
+        r = step_nnp(plan);
         if (r < 0)
                 goto fail;
         step = SEAL_SECCOMP;
@@ -246,7 +254,7 @@ int seal_plan_init(SealPlan *plan, const ZygoteConfig *c) {
                                 plan->cap_last = v;
                 }
         }
-        r = seccomp_build(&plan->filter);
+        r = seccomp_build(plan->rlimit_as, &plan->filter);
         if (r < 0)
                 return r;
         return 0;

@@ -63,7 +63,7 @@ int seal_mounts(const SealPlan *plan);
 /* --- sandbox-seccomp.c --- */
 /* Compiles the allow-list filter to classic BPF in a malloc'ed program. Returns 0, -EEXIST
  * when its table names a call twice, or another -errno. */
-int seccomp_build(struct sock_fprog *ret);
+int seccomp_build(bool no_memory_cgroup, struct sock_fprog *ret);
 /* Loads a compiled filter on the calling thread (needs no_new_privs). Child; no allocation. */
 int seccomp_load_prog(const struct sock_fprog *prog);
 

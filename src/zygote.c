@@ -38,6 +38,7 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <linux/capability.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -282,6 +283,22 @@ _noreturn_ static void child_main(Zygote *z, int *fds, int sync_fd) {
  * the slot's uid: it switches only its effective uid around the clone and keeps real and saved
  * uid 0, to switch back and write the id maps as root. Per-user counts kept by the real uid
  * (pipe buffers, fds in flight) follow the slot uid once the child's setresuid runs. */
+/* Leaving euid 0 cleared our effective capabilities (the kernel's set-uid fix-up), but not the
+ * permitted ones, since real and saved uid stay 0. The clone must keep CAP_SYS_ADMIN: hosts
+ * that restrict user namespaces to privileged callers (kernel.unprivileged_userns_clone=0,
+ * Ubuntu's AppArmor userns restriction) would refuse it, or fence the namespace, otherwise. */
+static int effective_caps_from_permitted(void) {
+        struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+        struct __user_cap_data_struct d[2];
+        if (syscall(SYS_capget, &h, d) < 0)
+                return -errno;
+        d[0].effective = d[0].permitted;
+        d[1].effective = d[1].permitted;
+        if (syscall(SYS_capset, &h, d) < 0)
+                return -errno;
+        return 0;
+}
+
 static int spawn_one(Zygote *z, int *fds, size_t ncgroups, uint32_t uid, uint32_t gid, pid_t *ret_pid) {
         _cleanup_close_pair_ int sync[2] = {-1, -1};
         char buf[32];
@@ -294,6 +311,13 @@ static int spawn_one(Zygote *z, int *fds, size_t ncgroups, uint32_t uid, uint32_
         bool as_slot = geteuid() == 0;
         if (as_slot && setresuid((uid_t)-1, (uid_t)uid, (uid_t)-1) < 0)
                 return -errno;
+        if (as_slot && (r = effective_caps_from_permitted()) < 0) {
+                /* Back to euid 0 (which restores the effective set); failing that the zygote
+                 * must not go on, as below. */
+                if (setresuid((uid_t)-1, 0, (uid_t)-1) < 0)
+                        return -ENOTRECOVERABLE;
+                return r;
+        }
         PyOS_BeforeFork();
         pid_t pid = (pid_t)syscall(SYS_clone,
                 CLONE_PARENT | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC |

@@ -74,3 +74,47 @@ def test_health_states_the_bound_that_holds(server):
     else:
         assert h["isolation"]["memory_limit"] == "watchdog + rlimit", show(h)
         assert h["limits"]["memory_bound_mb"] == MEMORY_LIMIT_MB * procs, show(h)
+
+
+def _no_memory_cgroup(server):
+    h = request(server, "GET", "/health", timeout=10).json
+    return not h["isolation"]["memory_limit"].startswith("cgroup")
+
+
+def test_a_run_that_hides_its_memory_from_the_watchdog_is_ended(server):
+    """Without a memory cgroup the watchdog reads each process's smaps_rollup. A run that made
+    itself non-dumpable (prctl PR_SET_DUMPABLE 0) hid it from an unprivileged server, which then
+    skipped the run: the per-process RLIMIT_AS was its only limit. Seen failing on the first
+    watchdog (the hoard below printed "all held" and came back Success, unprivileged). Now a
+    run that cannot be measured is ended as over its memory limit. With a cgroup the kernel
+    counts the run whatever it does, so there the hoard fails on the limit as in the test above."""
+    hide = "import ctypes\nctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\n"
+    status, body = run(server, hide + HOARD.format(children=CHILDREN, mb=CHILD_MB), timeout=90)
+    assert status == 200, show((status, body))
+    assert "all held" not in body["stdout"].replace("not all held", ""), show(body)
+    assert body["status"] == "Error" and body["error"]["type"] == "MemoryLimit", show(body)
+    assert_healthy(server)
+
+
+def test_memory_no_process_maps_is_refused_without_a_memory_cgroup(server):
+    """SysV shared memory left detached, and a memfd written but never mapped, hold pages no
+    process's figures show: without a memory cgroup they escaped the watchdog entirely (a
+    detached 200 MB segment per shmget, seen with the first watchdog). There, shmget and
+    memfd_create are EPERM; with a cgroup they are allowed (the cgroup is charged for them)."""
+    probe = code('''
+        import ctypes, errno, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        r = libc.shmget(0, 1 << 20, 0o1600)
+        print("shmget", "ok" if r >= 0 else errno.errorcode[ctypes.get_errno()])
+        try:
+            os.close(os.memfd_create("x"))
+            print("memfd ok")
+        except OSError as e:
+            print("memfd", errno.errorcode[e.errno])
+    ''')
+    status, body = run(server, probe, timeout=30)
+    assert status == 200 and body["status"] == "Success", show(body)
+    if _no_memory_cgroup(server):
+        assert body["stdout"] == "shmget EPERM\nmemfd EPERM\n", show(body)
+    else:
+        assert body["stdout"] == "shmget ok\nmemfd ok\n", show(body)

@@ -41,7 +41,7 @@
 static struct sock_fprog prog;
 
 static int setup(void **state) {
-        int r = seccomp_build(&prog);
+        int r = seccomp_build(false, &prog);
         if (r < 0)
                 print_error("seccomp_build: %s\n", strerror(-r));
         return r < 0 ? -1 : 0;
