@@ -281,10 +281,12 @@ static int build_arg_rules(scmp_filter_ctx ctx) {
 /* Returns 0, or -EEXIST when the table names one call twice (directly or through an alias),
  * since two verdicts for one call would leave the outcome to libseccomp's merging. */
 /* Without a memory cgroup the run's memory is measured from its processes' mappings
- * (memwatch.c): SysV shared memory that no process maps any more, and a memfd written but never
- * mapped, hold pages no process shows. So in that mode these two calls are EPERM. */
+ * (memwatch.c): SysV shared memory that no process maps any more holds pages no process shows,
+ * so in that mode shmget is EPERM. memfd_create stays: the runner gives the request's stdin as
+ * a memfd; what a memfd holds unmapped is bounded by MAX_FILE_SIZE_MB per memfd and the open
+ * files of the run (SECURITY.md, weaker when unprivileged). */
 static bool unmeasurable(const char *name) {
-        return strcmp(name, "shmget") == 0 || strcmp(name, "memfd_create") == 0;
+        return strcmp(name, "shmget") == 0;
 }
 
 static int build_rules(scmp_filter_ctx ctx, bool no_memory_cgroup) {
