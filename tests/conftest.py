@@ -172,6 +172,18 @@ class Server:
         return self.proc.poll() is None
 
 
+def ready_server(env):
+    """A started Server that is listening; the test fails (no traceback) if it does not start.
+    For module- and session-scoped fixtures, which stop it themselves."""
+    s = Server(env)
+    try:
+        s.wait_ready()
+    except ServerStartError as e:
+        s.stop()
+        pytest.fail(str(e), pytrace=False)
+    return s
+
+
 @pytest.fixture(scope="session")
 def server():
     """The shared server: defaults, plus TEST_LIMITS and a secret in its environment that no
@@ -179,12 +191,7 @@ def server():
     secret = "s3cr3t-" + secrets.token_hex(16)
     env = dict(TEST_LIMITS)
     env[SECRET_KEY] = secret
-    s = Server(env)
-    try:
-        s.wait_ready()
-    except ServerStartError as e:
-        s.stop()
-        pytest.fail(str(e), pytrace=False)
+    s = ready_server(env)
     s.secret = secret
     yield s
     s.stop()

@@ -60,16 +60,11 @@ def runs_total(server):
 @pytest.fixture(scope="module")
 def keyed():
     """A server with two keys in API_KEYS (started once for this module's tests)."""
-    from conftest import Server, ServerStartError, TEST_LIMITS
+    from conftest import TEST_LIMITS, ready_server
     k1, k2 = new_key("kone"), new_key("ktwo")
     env = dict(TEST_LIMITS)
     env["API_KEYS"] = f"{k1},{k2}"
-    s = Server(env)
-    try:
-        s.wait_ready()
-    except ServerStartError as e:
-        s.stop()
-        pytest.fail(str(e), pytrace=False)
+    s = ready_server(env)
     s.keys = (k1, k2)
     yield s
     s.stop()

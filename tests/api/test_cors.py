@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from conftest import Server, ServerStartError, TEST_LIMITS, request, show
+from conftest import TEST_LIMITS, ready_server, request, show
 
 A = "https://a.example"
 B = "http://b.example:8080"
@@ -48,12 +48,7 @@ def assert_no_cors(r):
 def cors():
     env = dict(TEST_LIMITS)
     env["CORS_ORIGINS"] = f"{A},{B}"
-    s = Server(env)
-    try:
-        s.wait_ready()
-    except ServerStartError as e:
-        s.stop()
-        pytest.fail(str(e), pytrace=False)
+    s = ready_server(env)
     yield s
     s.stop()
 

@@ -618,15 +618,10 @@ def test_one_address_at_its_connection_limit_does_not_shut_out_another(start_ser
 @pytest.fixture(scope="module")
 def short_headers():
     """A server whose header deadline (HEADER_TIMEOUT=2) is shorter than its runs and slow bodies."""
-    from conftest import Server, ServerStartError
+    from conftest import ready_server
     env = dict(TEST_LIMITS)
     env["HEADER_TIMEOUT"] = "2"
-    s = Server(env)
-    try:
-        s.wait_ready()
-    except ServerStartError as e:
-        s.stop()
-        pytest.fail(str(e), pytrace=False)
+    s = ready_server(env)
     yield s
     s.stop()
 
