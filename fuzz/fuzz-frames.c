@@ -84,6 +84,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         r.report_end_bad = true;
                         ph = FRAME_PHASE_REPORTED;
                         break;
+                case FRAME_IS_RUNNER_KILLED:
+                        /* the init exits right after it: the run ends killed by that signal */
+                        r.signal = f.signal;
+                        r.exit_code = -1;
+                        ended = true;
+                        break;
                 case FRAME_IS_HOSTILE:
                         ended = true;
                         break;

@@ -27,6 +27,19 @@ static void parse_end(const char *m, size_t n, Frame *ret) {
         ret->maxrss_bytes = rss;
 }
 
+/* A 'K' frame: exactly FRAME_KILLED_SIZE bytes naming a signal that exists. The program can
+ * forge one as well as the init can send it; the server believes it only when the init's exit
+ * status agrees (pool.c), so a forgery can at most relabel the run's own exit status 128+n. */
+static void parse_killed(const char *m, size_t n, Frame *ret) {
+        if (n != FRAME_KILLED_SIZE)
+                return;
+        int32_t sig = (int32_t)(uint32_t)le(m + 1, 4);
+        if (sig < 1 || sig > 64)
+                return;
+        ret->verdict = FRAME_IS_RUNNER_KILLED;
+        ret->signal = sig;
+}
+
 void frame_parse(FramePhase ph, const char *m, size_t n, Frame *ret) {
         *ret = (Frame){.verdict = FRAME_IS_HOSTILE};
         if (n == 0) {
@@ -53,6 +66,8 @@ void frame_parse(FramePhase ph, const char *m, size_t n, Frame *ret) {
                         ret->verdict = FRAME_IS_REPORT;
                 else if (m[0] == FRAME_RESULT_END)
                         parse_end(m, n, ret);
+                else if (m[0] == FRAME_RUNNER_KILLED)
+                        parse_killed(m, n, ret);
                 if (ret->verdict == FRAME_IS_OUTPUT || ret->verdict == FRAME_IS_REPORT) {
                         ret->data = m + 1;
                         ret->len = n - 1;

@@ -27,6 +27,7 @@ typedef enum FrameVerdict {
         FRAME_IS_REPORT, /* a piece of the report: data, len */
         FRAME_IS_REPORT_END, /* a well-formed 'Z': Frame.exit_code, maxrss_bytes */
         FRAME_IS_REPORT_BAD_END, /* a 'Z' of the wrong size or exit code: not believed */
+        FRAME_IS_RUNNER_KILLED, /* the init's 'K': Frame.signal ended the runner */
         FRAME_IS_HOSTILE, /* not a frame this phase can send: kill the sandbox */
 } FrameVerdict;
 
@@ -38,6 +39,7 @@ typedef struct Frame {
         SealFailure failure;
         int exit_code; /* FRAME_IS_REPORT_END: 0..255 */
         uint64_t maxrss_bytes; /* FRAME_IS_REPORT_END: the runner's peak RSS, or 0 */
+        int signal; /* FRAME_IS_RUNNER_KILLED: 1..64 */
 } Frame;
 
 /* Classifies one message (one SEQPACKET datagram) received in phase ph. */

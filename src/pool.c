@@ -105,7 +105,8 @@ typedef struct Sandbox {
         uint64_t id;
         Kind *kind;
         SbState state;
-        pid_t pid;
+        pid_t pid; /* its init, pid 1 of its namespace and leader of its process group */
+        pid_t runner_pid; /* the runner, its init's child (0 when unknown) */
         int pidfd, sock, out, err, timer;
         Cgroup cg;
         uint32_t uid, gid; /* host ids of its slot, held until it is released (reaped) */
@@ -119,6 +120,7 @@ typedef struct Sandbox {
         uint64_t report_maxrss; /* from the runner's 'Z' frame */
         bool report_ok; /* a well-formed 'Z' came: report_code is the runner's exit code */
         int report_code;
+        int runner_signal; /* from the init's 'K' frame: the runner died of it */
         /* Without a memory cgroup (memwatch.c): the Pss the sandbox held before its run (its
          * share of the zygote), and the most the run held beyond it. */
         uint64_t mem_before, mem_peak;
@@ -443,8 +445,9 @@ static void sb_retire(Pool *p, Sandbox *sb) {
                 return;
         }
         /* Its teardown (freeing its copy of the zygote's memory) runs in its own context:
-         * at the lowest priority it takes CPU only from nobody, not from the next run. */
-        setpriority(PRIO_PROCESS, (id_t)sb->pid, 19);
+         * at the lowest priority it takes CPU only from nobody, not from the next run. Its
+         * processes share the init's process group (SEAL_SESSION), unless they left it. */
+        setpriority(PRIO_PGRP, (id_t)sb->pid, 19);
         cgroup_cpu_weight(&p->cgroups, &sb->cg, CGROUP_CPU_DYING);
         syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
         sb->sock = safe_close(sb->sock);
@@ -600,7 +603,8 @@ static uint64_t proc_cpu_ms(pid_t pid) {
 }
 
 /* CPU time of the run so far, in ms: every process of it when a cgroup counts it, otherwise
- * the init and its waited-for children. */
+ * the runner and the init, each with its waited-for children (the runner's are the program's;
+ * the init's are the orphans it reaped, and the runner itself once it ended). */
 static uint64_t sb_cpu_ms(Pool *p, Sandbox *sb) {
         uint64_t us;
         if (cgroup_cpu_usage_us(&p->cgroups, &sb->cg, &us) == 0)
@@ -608,7 +612,26 @@ static uint64_t sb_cpu_ms(Pool *p, Sandbox *sb) {
         if (sb->reaped)
                 return (uint64_t)(sb->ru.ru_utime.tv_sec + sb->ru.ru_stime.tv_sec) * 1000 +
                        (uint64_t)(sb->ru.ru_utime.tv_usec + sb->ru.ru_stime.tv_usec) / 1000;
-        return proc_cpu_ms(sb->pid);
+        /* The runner first: should the init reap it in between, it is counted twice (a few ms
+         * at the very end of a run), never missed. */
+        uint64_t runner = sb->runner_pid > 0 ? proc_cpu_ms(sb->runner_pid) : 0;
+        return runner + proc_cpu_ms(sb->pid);
+}
+
+/* The first child of pid (the runner, when pid is a sandbox's init that has just said it is
+ * ready: nothing else runs in it yet), or 0. */
+static pid_t proc_first_child(pid_t pid) {
+        char path[64], buf[32];
+        snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        ssize_t k = read(fd, buf, sizeof buf - 1);
+        if (k <= 0)
+                return 0;
+        buf[k] = 0;
+        long v = strtol(buf, NULL, 10); /* kernel-written */
+        return v > 0 && v <= INT32_MAX ? (pid_t)v : 0;
 }
 
 static void sb_assign(Pool *p, Sandbox *sb, Job *job) {
@@ -619,10 +642,11 @@ static void sb_assign(Pool *p, Sandbox *sb, Job *job) {
         job->result.queue_ms = sb->start_ms - job->enqueued_ms;
         sb->cpu_base_ms = sb_cpu_ms(p, sb); /* sealing is not the run's time */
         MemSample ms;
-        if (p->cgroups.mode == CGROUP_NONE && memwatch_sample(sb->pid, 1, &ms) == 0)
+        /* Before the request nothing runs in it but its init and the runner. */
+        if (p->cgroups.mode == CGROUP_NONE && memwatch_sample(sb->pid, 2, &ms) == 0)
                 sb->mem_before = ms.pss_bytes - MIN(ms.private_bytes, ms.pss_bytes);
         /* Back to normal priority from the zygote's lower one (see zygote.c, cgroup.c). */
-        setpriority(PRIO_PROCESS, (id_t)sb->pid, 0);
+        setpriority(PRIO_PGRP, (id_t)sb->pid, 0);
         cgroup_cpu_weight(&p->cgroups, &sb->cg, CGROUP_CPU_RUNNING);
         uint64_t timeout_ms = job->timeout_ms ? job->timeout_ms : (uint64_t)p->cfg.timeout_sec * 1000;
         job->result.timeout_ms = (uint32_t)timeout_ms;
@@ -658,6 +682,11 @@ static void sb_complete(Pool *p, Sandbox *sb) {
         r->process_limit_hit = cs.pids_max_hits > 0;
         if (!sb->reaped) {
                 r->signal = 0;
+        } else if (sb->si.si_code == CLD_EXITED && sb->runner_signal &&
+                   sb->si.si_status == 128 + sb->runner_signal) {
+                /* The init exits with 128 + the signal that killed the runner, and said which. */
+                r->exit_code = -1;
+                r->signal = sb->runner_signal;
         } else if (sb->si.si_code == CLD_EXITED) {
                 r->exit_code = sb->si.si_status;
                 r->signal = 0;
@@ -759,6 +788,7 @@ static void on_frame(Pool *p, Sandbox *sb, const char *m, size_t n) {
         case FRAME_IGNORE:
                 break;
         case FRAME_IS_READY:
+                sb->runner_pid = proc_first_child(sb->pid);
                 sb_set_state(p, sb, SB_READY);
                 p->seal_failures = 0;
                 p->fatal[0] = 0;
@@ -786,6 +816,9 @@ static void on_frame(Pool *p, Sandbox *sb, const char *m, size_t n) {
         case FRAME_IS_REPORT_BAD_END:
                 sb->job->result.report_done = true;
                 sb->job->result.report_end_bad = true;
+                break;
+        case FRAME_IS_RUNNER_KILLED:
+                sb->runner_signal = f.signal;
                 break;
         case FRAME_IS_HOSTILE:
                 sb_kill(sb, RUN_EXITED);

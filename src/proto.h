@@ -77,7 +77,13 @@ enum {
         FRAME_STDERR = 'E', /* followed by bytes written to sys.stderr */
         FRAME_RESULT = 'R', /* followed by a piece of the report (JSON, runner.py main) */
         FRAME_RESULT_END = 'Z', /* + FRAME_END_SIZE - 1 bytes: the report is complete */
+        FRAME_RUNNER_KILLED = 'K', /* + int32 signal: from the init, the runner died of it */
 };
+
+/* 'K' + int32 signal number, little-endian: the init's last word when the runner was killed by
+ * a signal. The init itself can only exit (pid 1 cannot die of a signal it sends itself), with
+ * 128 + the signal; this frame lets the server report the signal, as a shell would. */
+#define FRAME_KILLED_SIZE 5
 
 /* 'Z' + int32 exit code (0..255) + uint64 peak RSS in bytes, little-endian, nothing else: the
  * runner's status travels in binary so that the pool's thread decides on it without parsing

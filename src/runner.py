@@ -205,6 +205,10 @@ def _prepare():
     json.dumps({"exit_code": 0, "error": None})
     import threading
     threading.active_count()
+    # threading read the main thread's kernel id in the zygote; this is another process.
+    set_native_id = getattr(threading.main_thread(), "_set_native_id", None)
+    if set_native_id is not None:
+        set_native_id()
     atexit._ncallbacks()
     exec(compile("x = 1\n", FILENAME, "exec", dont_inherit=True), {"__builtins__": builtins})
     _split_last_expression("x = 1\nx\n")
@@ -443,7 +447,14 @@ def _apply_limits(req):
             resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
 
 
+# The runner's pid (2: the sandbox's init is 1, sandbox-init.c). Only the runner reports: a
+# process the code forked and that returns from it instead of exiting must not.
+_RUNNER_PID = None
+
+
 def main():
+    global _RUNNER_PID
+    _RUNNER_PID = os.getpid()
     mod, out, err = _prepare()
     os.write(SOCK, b"Y")
     _finish(out, err, _run(_read_request(), mod, err))
@@ -531,7 +542,7 @@ def _finish(out, err, report):
     except BaseException:
         pass
     status = report.pop("exit_code")
-    if os.getpid() == 1:
+    if os.getpid() == _RUNNER_PID:
         maxrss = 0
         try:
             import resource

@@ -26,6 +26,7 @@
 static const char *const step_names[_SEAL_MAX] = {
         [SEAL_SYNC] = "wait for id maps and cgroups",
         [SEAL_FDS] = "file descriptors",
+        [SEAL_SESSION] = "session and process group",
         [SEAL_CGROUPNS] = "cgroup namespace",
         [SEAL_MOUNTS] = "mounts and pivot_root",
         [SEAL_HOSTNAME] = "hostname",
@@ -33,6 +34,7 @@ static const char *const step_names[_SEAL_MAX] = {
         [SEAL_IDENTITY] = "unprivileged uid/gid and capabilities",
         [SEAL_NNP] = "no_new_privs",
         [SEAL_SECCOMP] = "seccomp filter",
+        [SEAL_RUNNER] = "start the runner under an init",
 };
 
 const char *seal_step_name(int step) {
@@ -187,6 +189,14 @@ int seal_run(const SealPlan *plan, int sock_fd, int out_fd, int err_fd, int sync
         r = step_fds(&sock_fd, out_fd, err_fd, sync_fd);
         if (r < 0)
                 goto fail;
+        /* kill(0, sig), and a terminal's signals, address a process group by its kernel
+         * object, across pid namespaces: a run left in the zygote's group could signal every
+         * other sandbox of the same host uid (all of them, for an unprivileged server). */
+        step = SEAL_SESSION;
+        if (setsid() < 0) {
+                r = -errno;
+                goto fail;
+        }
         step = SEAL_CGROUPNS;
         if (unshare(CLONE_NEWCGROUP) < 0) {
                 r = -errno;
@@ -217,6 +227,16 @@ int seal_run(const SealPlan *plan, int sock_fd, int out_fd, int err_fd, int sync
         r = seccomp_load_prog(&plan->filter);
         if (r < 0)
                 goto fail;
+        /* Everything above binds both processes: the fork inherits namespaces, limits, identity
+         * and the filter. */
+        step = SEAL_RUNNER;
+        pid_t runner = init_fork_runner();
+        if (runner < 0) {
+                r = (int)runner;
+                goto fail;
+        }
+        if (runner > 0)
+                init_serve(runner, sock_fd);
         /* FRAME_READY is sent by the runner, once it has prepared what does not depend on the
          * request. */
         return 0;

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "proto.h"
+#include "util/macro.h"
 
 /* The uid and gid a run has inside its user namespace; mapped outside to the host ids of the
  * sandbox's slot (SANDBOX_UID_RANGE, or SANDBOX_UID/GID). */
@@ -18,13 +19,15 @@
 typedef enum SealStep {
         SEAL_SYNC, /* wait until the zygote wrote the id maps and placed us in cgroups */
         SEAL_FDS, /* 0 = /dev/null, 1 = stdout pipe, 2 = stderr pipe, 3 = socket; close rest */
+        SEAL_SESSION, /* a session and process group of our own */
         SEAL_CGROUPNS, /* a cgroup namespace rooted at the run's own cgroup */
         SEAL_MOUNTS, /* the built root, pivot_root into it */
         SEAL_HOSTNAME,
         SEAL_RLIMITS,
         SEAL_IDENTITY, /* drop the bounding set, groups, uid, gid; verify no capability is left */
         SEAL_NNP, /* no_new_privs, parent-death signal */
-        SEAL_SECCOMP, /* last: after it, the filter also binds us */
+        SEAL_SECCOMP, /* after it, the filter also binds us */
+        SEAL_RUNNER, /* fork the runner; we stay its init (sandbox-init.c) */
         _SEAL_MAX,
 } SealStep;
 
@@ -51,10 +54,20 @@ typedef struct SealPlan {
 int seal_plan_init(SealPlan *plan, const ZygoteConfig *init);
 
 /* Runs every step on the calling process, a fresh clone in new namespaces. fds: the socket,
- * stdout and stderr pipes; sync_fd: read end of the zygote's "maps written" pipe. Returns 0
- * when sealed; on failure reports FRAME_FAIL on the socket and returns -errno. Runs in the
- * child; allocates nothing. */
+ * stdout and stderr pipes; sync_fd: read end of the zygote's "maps written" pipe. The last step
+ * forks: the calling process stays pid 1 of the namespace and never returns from here (it
+ * serves as the run's init, sandbox-init.c); seal_run returns 0 in the child, pid 2, which is
+ * to become the runner. On failure it reports FRAME_FAIL on the socket and returns -errno.
+ * Runs in the child; allocates nothing. */
 int seal_run(const SealPlan *plan, int sock_fd, int out_fd, int err_fd, int sync_fd);
+
+/* --- sandbox-init.c --- */
+/* Blocks every signal and forks the runner, which gets an empty signal mask back. Returns the
+ * runner's pid in the caller (the init), 0 in the runner, or -errno. */
+pid_t init_fork_runner(void);
+/* pid 1's loop: forwards signals to the runner, reaps every process that ends, and exits with
+ * the runner's status once it has ended. */
+_noreturn_ void init_serve(pid_t runner, int sock_fd);
 
 /* --- sandbox-mount.c --- */
 /* Builds the run's root from the skeleton and pivots into it; cwd ends as /work. Child. */

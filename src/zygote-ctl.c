@@ -72,9 +72,35 @@ static void build_env(char **env, size_t max, char storage[][128]) {
         env[n] = NULL;
 }
 
+/* The zygote starts with no signal blocked, every disposition at its default, and a session of
+ * its own. Everything it has, every sandbox inherits: the server blocks SIGHUP, SIGINT and SIGTERM
+ * for its sigwait thread and ignores SIGPIPE, and a run that inherited that mask could not be
+ * interrupted or terminated (Popen.terminate() did nothing, Pool.terminate() hung). Its own
+ * session keeps it and every sandbox out of the server's process group, which a terminal's
+ * Ctrl-C and kill(0, sig) address across pid namespaces (each sandbox takes a session of its
+ * own too: sandbox.c, SEAL_SESSION). Returns 0 or a positive error number, as posix_spawn. */
+static int spawn_attr_init(posix_spawnattr_t *attr) {
+        sigset_t none, all;
+        sigemptyset(&none);
+        sigfillset(&all);
+        int r = posix_spawnattr_init(attr);
+        if (r != 0)
+                return r;
+        r = posix_spawnattr_setsigmask(attr, &none);
+        if (r == 0)
+                r = posix_spawnattr_setsigdefault(attr, &all);
+        if (r == 0)
+                r = posix_spawnattr_setflags(
+                        attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
+        if (r != 0)
+                posix_spawnattr_destroy(attr);
+        return r;
+}
+
 int zygote_start(int image_fd, const ZygoteConfig *init, ZygoteProc *ret) {
         _cleanup_close_pair_ int sv[2] = {-1, -1};
         posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
         char path[64], storage[2][128];
         char *env[16];
         char *argv[] = {(char *)ZYGOTE_ARGV0, NULL};
@@ -100,7 +126,11 @@ int zygote_start(int image_fd, const ZygoteConfig *init, ZygoteProc *ret) {
         if (r == 0)
                 r = posix_spawn_file_actions_adddup2(&fa, sv[1], ZYGOTE_CTL_FD);
         if (r == 0)
-                r = posix_spawn(&pid, path, &fa, NULL, argv, env);
+                r = spawn_attr_init(&attr);
+        if (r == 0) {
+                r = posix_spawn(&pid, path, &fa, &attr, argv, env);
+                posix_spawnattr_destroy(&attr);
+        }
         posix_spawn_file_actions_destroy(&fa);
         if (r != 0)
                 return -r;

@@ -21,9 +21,10 @@
  * its effective uid switched to the host uid of the sandbox's slot (SpawnRequest.uid), so that
  * the namespace's owner, which the kernel charges per-user counts to, differs between
  * concurrent runs (spawn_one). The zygote writes the child's id maps and cgroup membership,
- * then releases it through a pipe; the child seals itself (sandbox.c), says FRAME_READY on its
- * socket to the server, and blocks in the runner until the server sends the request. The
- * zygote keeps no fd of any sandbox.
+ * then releases it through a pipe; the child seals itself (sandbox.c), forks the runner and
+ * stays behind as the run's init (sandbox-init.c); the runner says FRAME_READY on the socket to
+ * the server, and blocks until the server sends the request. The zygote keeps no fd of any
+ * sandbox.
  *
  * Whatever the zygote holds, every run can read in its own memory (it is a fork): so the
  * zygote starts in "/" with a fixed environment and argv, receives only ZygoteConfig (no key,
@@ -247,15 +248,22 @@ static int thread_count(void) {
 }
 
 _noreturn_ static void child_main(Zygote *z, int *fds, int sync_fd) {
-        /* First copy, in one call per range, the pages this child is going to write anyway
-         * (see learn_prefault): PyOS_AfterFork_Child and the runner's preparation write
-         * hundreds of pages, and a copy-on-write fault costs this VM two to three times more
-         * per page than MADV_POPULATE_WRITE. Failures only mean the faults happen later. */
+        /* Before the seal: the fork hooks libraries registered may still need what the seal
+         * closes (matplotlib's clears its font cache, whose FreeType faces close their font
+         * files; with those fds gone FreeType crashed). Python then stays untouched until the
+         * runner, a plain copy of this process, starts: it needs no second PyOS_AfterFork. */
+        PyOS_AfterFork_Child();
+        /* Returns in the runner only: the sealed child stays behind as the run's init. */
+        if (seal_run(&z->plan, fds[0], fds[1], fds[2], sync_fd) < 0)
+                _exit(127);
+        /* First copy, in one call per range, the pages the runner is going to write anyway
+         * (see learn_prefault): its preparation writes hundreds of pages, and a copy-on-write
+         * fault costs this VM two to three times more per page than MADV_POPULATE_WRITE.
+         * Failures only mean the faults happen later. */
         long page = sysconf(_SC_PAGESIZE);
         for (size_t i = 0; i < z->nprefault; i++)
                 (void)madvise((void *)(uintptr_t)z->prefault[i].start, z->prefault[i].pages * (size_t)page,
                         MADV_POPULATE_WRITE);
-        PyOS_AfterFork_Child();
 #if defined(__SANITIZE_ADDRESS__)
         /* A sanitizer build (tests only): a crash in user code must look as it does in a normal
          * build (killed by SIGSEGV), not be turned into ASan's report and exit status 1. */
@@ -265,8 +273,6 @@ _noreturn_ static void child_main(Zygote *z, int *fds, int sync_fd) {
         signal(SIGILL, SIG_DFL);
         signal(SIGABRT, SIG_DFL);
 #endif
-        if (seal_run(&z->plan, fds[0], fds[1], fds[2], sync_fd) < 0)
-                _exit(127);
         PyObject *r = PyObject_CallNoArgs(z->runner_main);
         /* main() leaves with os._exit; reaching here is a runner bug. */
         if (!r)

@@ -115,6 +115,31 @@ static void test_end_frame(void **state) {
                         assert_int_equal(verdict(FRAME_PHASE_RUNNING, m, k), FRAME_IS_REPORT_BAD_END);
 }
 
+/* The init's 'K': a signal that exists, in exactly FRAME_KILLED_SIZE bytes, while running;
+ * anything else is ignored (a running program can write it) or, sealing, hostile. */
+static void test_killed_frame(void **state) {
+        char m[FRAME_KILLED_SIZE + 1] = {FRAME_RUNNER_KILLED, 6, 0, 0, 0, 0};
+        Frame f;
+        (void)state;
+        frame_parse(FRAME_PHASE_RUNNING, m, FRAME_KILLED_SIZE, &f);
+        assert_int_equal(f.verdict, FRAME_IS_RUNNER_KILLED);
+        assert_int_equal(f.signal, 6);
+        assert_int_equal(verdict(FRAME_PHASE_RUNNING, m, FRAME_KILLED_SIZE - 1), FRAME_IGNORE);
+        assert_int_equal(verdict(FRAME_PHASE_RUNNING, m, FRAME_KILLED_SIZE + 1), FRAME_IGNORE);
+        static const uint8_t bad[][4] = {
+                {0, 0, 0, 0}, {65, 0, 0, 0}, {0xff, 0xff, 0xff, 0xff}, {6, 0, 0, 1}};
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+                memcpy(m + 1, bad[i], 4);
+                assert_int_equal(verdict(FRAME_PHASE_RUNNING, m, FRAME_KILLED_SIZE), FRAME_IGNORE);
+        }
+        m[1] = 9;
+        memset(m + 2, 0, 3);
+        assert_int_equal(verdict(FRAME_PHASE_RUNNING, m, FRAME_KILLED_SIZE), FRAME_IS_RUNNER_KILLED);
+        assert_int_equal(verdict(FRAME_PHASE_REPORTED, m, FRAME_KILLED_SIZE), FRAME_IGNORE);
+        assert_int_equal(verdict(FRAME_PHASE_SEALING, m, FRAME_KILLED_SIZE), FRAME_IS_HOSTILE);
+        assert_int_equal(verdict(FRAME_PHASE_QUIET, m, FRAME_KILLED_SIZE), FRAME_IS_HOSTILE);
+}
+
 /* After 'Z' the verdict is taken: no more report, and no second end, but output still counts
  * (the program may run on after a forged end). */
 static void test_reported(void **state) {
@@ -158,6 +183,7 @@ int main(void) {
                 cmocka_unit_test(test_quiet),
                 cmocka_unit_test(test_output_cap_counts_both_streams),
                 cmocka_unit_test(test_end_frame),
+                cmocka_unit_test(test_killed_frame),
                 cmocka_unit_test(test_reported),
                 cmocka_unit_test(test_report),
         };
