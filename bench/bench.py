@@ -477,6 +477,18 @@ class Server:
         return None
 
 
+def sandbox_rollup_kib(pid):
+    """smaps_rollup of a sandbox: its init and the runner it forked (and anything else alive in
+    it), summed key by key; None if the init is gone."""
+    total = proc_rollup_kib(pid)
+    if not total:
+        return None
+    for p in proc_descendants(pid):
+        for k, v in (proc_rollup_kib(p) or {}).items():
+            total[k] = total.get(k, 0) + v
+    return total
+
+
 def start_server(binary, config):
     s = Server(binary, config)
     try:
@@ -843,7 +855,7 @@ class Bench:
             out["zygote_pss_kib"] = main_z.get("pss_kib")
             ready = []
             for p in s.sandbox_pids():
-                r = proc_rollup_kib(p)
+                r = sandbox_rollup_kib(p)
                 if r:
                     ready.append({"pid": p, "kind": sandbox_kind(p), "pss_kib": r.get("Pss"),
                                   "rss_kib": r.get("Rss"), "pss_anon_kib": r.get("Pss_Anon"),
