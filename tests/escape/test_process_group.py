@@ -4,7 +4,8 @@ could signal every process of that group that its host uid may signal.
 
 Failed before (the sandboxes, the zygotes and the server shared one process group):
 - under an unprivileged server, every sandbox runs as the server's uid: os.kill(0, SIGKILL) in a
-  run killed the server itself, its zygotes and every run in flight;
+  run killed the server itself, its zygotes, every run in flight, and pytest (the server was in
+  its process group: the unprivileged suite died with "Killed");
 - under a root server with SANDBOX_UID_RANGE=off (every run as one host uid), it killed the other
   runs in flight."""
 
