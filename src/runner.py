@@ -65,6 +65,15 @@ def _send(tag, data):
             return  # the server stopped reading (output cap): the run is being ended
 
 
+def _as_bytes(b):
+    """A copy of a bytes-like object (the caller may reuse it), or the TypeError that Python's
+    own buffered writer raises (bytes(5) would be five NULs)."""
+    try:
+        return memoryview(b).tobytes()
+    except TypeError:
+        raise TypeError("a bytes-like object is required, not '%s'" % type(b).__name__) from None
+
+
 class _Raw(io.RawIOBase):
     """sys.stdout.buffer.raw: each write is one piece on the socket, after everything written
     before it on either stream."""
@@ -89,7 +98,7 @@ class _Raw(io.RawIOBase):
     def write(self, b):
         if self.closed:
             raise ValueError("write to closed file")
-        data = bytes(b)
+        data = b if type(b) is bytes else _as_bytes(b)
         buf = self.buffer
         if buf.peer._parts or not buf.peer.text.write_through:
             buf.peer._drain()
@@ -138,7 +147,7 @@ class _Buffer(io.BufferedIOBase):
         # hold text: flushing it keeps the order then too.
         if peer._parts or not peer.text.write_through:
             peer._drain()
-        data = bytes(b)
+        data = b if type(b) is bytes else _as_bytes(b)
         parts = self._parts
         if b"\n" in data:
             if parts:
@@ -248,10 +257,19 @@ def _exit_code(e):
 
 def _user_tb(tb):
     """The traceback from the user's first frame on: ours (and the parser's, for a syntax
-    error) come before it."""
+    error) come before it. Frames of ours at the end (a stream's write that raised, where
+    Python's own streams are C code and show none) are cut too."""
     first = tb
     while first is not None and first.tb_frame.f_code.co_filename != SCRIPT:
         first = first.tb_next
+    last = None
+    t = first
+    while t is not None:
+        if t.tb_frame.f_code.co_filename != RUNNER_FILE:
+            last = t
+        t = t.tb_next
+    if last is not None:
+        last.tb_next = None
     return first
 
 

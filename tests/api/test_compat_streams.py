@@ -165,6 +165,28 @@ def test_a_closed_stream_is_closed_and_the_traceback_still_shows(server):
     assert body["output"].endswith("KeyError: 'k'\n"), show(body)
 
 
+def test_buffer_takes_bytes_like_objects_and_refuses_the_rest_as_python_does(server):
+    """memoryview and bytearray are written; a str or an int raises Python's TypeError, and the
+    traceback ends at the user's line (Python's streams are C code: no frame of theirs).
+    Before: buffer.write(5) wrote five NUL bytes, then raised "object of type 'int' has no
+    len()"; a str raised "string argument without an encoding" with a "<snakebox-runner>" frame
+    in the traceback."""
+    body = run_error(server, code('''
+        import sys
+        sys.stdout.buffer.write(memoryview(b"mv "))
+        sys.stdout.buffer.write(bytearray(b"ba\\n"))
+        try:
+            sys.stdout.buffer.write(5)
+        except TypeError as e:
+            print(e)
+        sys.stdout.buffer.write("text")
+    '''))
+    assert body["stdout"] == "mv ba\na bytes-like object is required, not 'int'\n", show(body)
+    assert body["error"]["message"] == "a bytes-like object is required, not 'str'", show(body)
+    tb = body["error"]["traceback"]
+    assert re.findall(r'^  File "([^"]*)", line (\d+)', tb, re.M) == [(SCRIPT, "8")], show(tb)
+
+
 # --- item 5: the code is a script file -----------------------------------------------------------
 
 def test_code_runs_as_a_script_file(server):
