@@ -568,14 +568,15 @@ def main():
 
 
 def _write_script(fd, code):
-    """The code into SCRIPT (fd from _open_script). The run goes on without it when it
-    cannot be written (the tmpfs full): only spawn's workers and reading __file__ need it."""
+    """The code into SCRIPT (fd from _open_script); False if it could not be written. The run
+    goes on without it then: only spawn's workers, tracebacks and reading __file__ need it."""
     try:
         view = memoryview(code.encode("utf-8", "surrogatepass"))
         while view:
             view = view[os.write(fd, view):]
+        return True
     except OSError:
-        pass
+        return False
     finally:
         os.close(fd)
 
@@ -585,10 +586,10 @@ def _run(req, mod, err, script):
     that _open_script returned."""
     code = req["code"]
     limits = req.get("limits") or {}
-    _write_script(script, code)
-    # The source for tracebacks, even if the program changes or deletes its file (an mtime
-    # of None: linecache.checkcache keeps the entry).
-    linecache.cache[SCRIPT] = (len(code), None, code.splitlines(True), SCRIPT)
+    # Tracebacks read their lines from the file, as python3's do (and only when there is one
+    # to show); without the file, from linecache (an mtime of None: checkcache keeps it).
+    if not _write_script(script, code):
+        linecache.cache[SCRIPT] = (len(code), None, code.splitlines(True), SCRIPT)
     figures = _Figures(req.get("image_format", "png"), limits) if limits else None
     if figures:
         figures.install()
