@@ -195,14 +195,16 @@ class _Buffer(io.BufferedIOBase):
                 self.raw.close()
 
 
-def _stream(tag, fd, name):
-    """A TextIOWrapper as Python's own sys.stdout is, over a _Buffer: UTF-8 and, as today's
-    server expects and Python's stderr does, backslashreplace for what cannot be encoded (a
-    program that reconfigures to another encoding gets those bytes; the server shows invalid
-    UTF-8 as U+FFFD, as it does for os.write)."""
+def _stream(tag, fd, name, line_buffering):
+    """A TextIOWrapper as Python's own sys.stdout is, over a _Buffer: UTF-8 and, as the server
+    expects and Python's stderr does, backslashreplace for what cannot be encoded (a program
+    that reconfigures to another encoding gets those bytes; the server shows invalid UTF-8 as
+    U+FFFD, as it does for os.write). line_buffering as python3 sets it when the streams are
+    pipes: on for stderr only (the _Buffer sends each line anyway; on, the wrapper also flushes
+    at a carriage return, and costs a flush() call per line)."""
     buf = _Buffer(_Raw(tag, fd, name))
     text = io.TextIOWrapper(buf, encoding="utf-8", errors="backslashreplace", newline="\n",
-                            line_buffering=True, write_through=True)
+                            line_buffering=line_buffering, write_through=True)
     text.mode = "w"
     buf.text = text
     return text
@@ -284,8 +286,8 @@ def _prepare():
     os.environ.clear()
     os.environ.update(ENV)
 
-    out = _stream(b"O", 1, "<stdout>")
-    err = _stream(b"E", 2, "<stderr>")
+    out = _stream(b"O", 1, "<stdout>", False)
+    err = _stream(b"E", 2, "<stderr>", True)
     out.buffer.peer, err.buffer.peer = err.buffer, out.buffer
     sys.stdout = sys.__stdout__ = out
     sys.stderr = sys.__stderr__ = err
