@@ -2,11 +2,15 @@
 # runs the user's code as __main__, and reports. It is compiled once in the zygote, so a run
 # pays no import; only main() runs in the child, after the C sealing pipeline.
 #
-# Output: sys.stdout and sys.stderr are replaced by streams that send each flushed piece as one
+# Output: sys.stdout and sys.stderr are real io.TextIOWrappers (reconfigure, .buffer.raw,
+# detach work as scripts expect) over a small binary layer that sends each flushed piece as one
 # SOCK_SEQPACKET message tagged 'O' or 'E'. One socket for both keeps the order in which the
 # program wrote (a line of stdout, then a traceback on stderr) exact, which two pipes cannot.
-# A stream is flushed at each newline and before the other stream writes. Writes that bypass
-# Python (subprocesses, C code, os.write(1, ...)) go to the raw pipes at fds 1 and 2.
+# A stream's bytes go out at each newline and before the other stream writes. Writes that
+# bypass Python (subprocesses, C code, os.write(1, ...)) go to the raw pipes at fds 1 and 2.
+#
+# The code runs as a script file, SCRIPT, so that __file__, sys.argv[0] and multiprocessing's
+# spawn and forkserver (whose workers re-run the main file) work as under `python3 file`.
 #
 # The 'R' frame with the exception is a report, not the verdict: the server takes the exit
 # status from the kernel, so user code that forges frames only misleads itself.
@@ -23,8 +27,17 @@ import types
 
 SOCK = 3
 CHUNK = 60000  # well under the socket's buffer: one message per chunk
-FILENAME = "<code>"
 RUNNER_FILE = "<snakebox-runner>"
+# The user's code, written there before it runs. Not in /work: users upload files there, list
+# it and get its files back (return_files "*"), so an extra file would be seen, returned or
+# clobber one of theirs. /tmp is the run's own: the same capped tmpfs as /work (sandbox-mount.c),
+# private to this run and gone with it. A hidden directory keeps it out of `ls /tmp` and of
+# globs, and a name without "snakebox" keeps tracebacks about the user's code only.
+SCRIPT_DIR = "/tmp/.main"
+SCRIPT = SCRIPT_DIR + "/main.py"
+# sys.path[0]: under `python3 file` it is the file's directory; here the program's directory is
+# its working directory, where its uploaded modules are, as if the file were /work/main.py.
+WORKDIR = "/work"
 
 ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -52,76 +65,149 @@ def _send(tag, data):
             return  # the server stopped reading (output cap): the run is being ended
 
 
-class _Bytes(io.RawIOBase):
-    """sys.stdout.buffer: bytes written straight through, after the text already buffered."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def writable(self):
-        return True
-
-    def fileno(self):
-        return self._stream.fileno()
-
-    def write(self, b):
-        self._stream._write_bytes(bytes(b))
-        return len(b)
+def _as_bytes(b):
+    """A copy of a bytes-like object (the caller may reuse it), or the TypeError that Python's
+    own buffered writer raises (bytes(5) would be five NULs)."""
+    try:
+        return memoryview(b).tobytes()
+    except TypeError:
+        raise TypeError("a bytes-like object is required, not '%s'" % type(b).__name__) from None
 
 
-class _Stream(io.TextIOBase):
+class _Raw(io.RawIOBase):
+    """sys.stdout.buffer.raw: each write is one piece on the socket, after everything written
+    before it on either stream."""
+
     def __init__(self, tag, fd, name):
         self._tag = tag
         self._fd = fd
-        self._name = name
-        self._parts = []
-        self._size = 0
-        self.peer = None
-        self.buffer = _Bytes(self)
+        self.name = name
+        self.buffer = None
 
-    encoding = "utf-8"
-    errors = "backslashreplace"
-    line_buffering = True
-
-    @property
-    def name(self):
-        return self._name
+    mode = "wb"
 
     def writable(self):
         return True
-
-    def isatty(self):
-        return False
 
     def fileno(self):
         return self._fd
 
-    def write(self, s):
-        if not isinstance(s, str):
-            raise TypeError("write() argument must be str, not %s" % type(s).__name__)
-        if self.peer._parts:
-            self.peer.flush()
-        self._parts.append(s)
-        self._size += len(s)
-        if "\n" in s or self._size >= CHUNK:
-            self.flush()
-        return len(s)
+    def isatty(self):
+        return False
 
-    def _write_bytes(self, b):
-        if self.peer._parts:
-            self.peer.flush()
-        self.flush()
-        _send(self._tag, b)
+    def write(self, b):
+        if self.closed:
+            raise ValueError("write to closed file")
+        data = b if type(b) is bytes else _as_bytes(b)
+        buf = self.buffer
+        if buf.peer._parts or not buf.peer.text.write_through:
+            buf.peer._drain()
+        if buf._parts:
+            buf._send()
+        _send(self._tag, data)
+        return len(data)
+
+
+class _Buffer(io.BufferedIOBase):
+    """sys.stdout.buffer. It holds bytes until a newline, an explicit flush, CHUNK bytes, or
+    the other stream writing: before that, whatever this stream holds is sent, so the order
+    between the two is exact. The text layer above writes through (it holds nothing), so text
+    reaches here in the order it was written, and bytes written to .buffer after it follow it."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        raw.buffer = self
+        self._tag = raw._tag
+        self._parts = []
+        self._size = 0
+        self._open = True  # self.closed, without IOBase's attribute lookup on each write
+        self.peer = None  # the other stream's _Buffer
+        self.text = None  # the TextIOWrapper over this one
+
+    mode = "wb"
+
+    @property
+    def name(self):
+        return self.raw.name
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        return self.raw._fd
+
+    def isatty(self):
+        return False
+
+    def write(self, b):
+        if not self._open:
+            raise ValueError("write to closed file")
+        peer = self.peer
+        # write_through False (the program's choice, by reconfigure) lets the peer's text layer
+        # hold text: flushing it keeps the order then too.
+        if peer._parts or not peer.text.write_through:
+            peer._drain()
+        data = b if type(b) is bytes else _as_bytes(b)
+        parts = self._parts
+        if b"\n" in data:
+            if parts:
+                parts.append(data)
+                data = b"".join(parts)
+                parts.clear()
+                self._size = 0
+            _send(self._tag, data)
+        else:
+            parts.append(data)
+            self._size += len(data)
+            if self._size >= CHUNK:
+                self._send()
+        return len(data)
 
     def flush(self):
+        if not self._open:
+            raise ValueError("flush of closed file")
         if self._parts:
-            text = "".join(self._parts)
-            self._parts.clear()
-            self._size = 0
-            _send(self._tag, text.encode("utf-8", "backslashreplace"))
+            self._send()
+
+    def _send(self):
+        data = b"".join(self._parts)
+        self._parts.clear()
+        self._size = 0
+        _send(self._tag, data)
+
+    def _drain(self):
+        """Sends what this stream holds, in its text layer too."""
+        text = self.text
+        if not text.write_through:
+            try:
+                text.flush()  # its text, then (through our write and flush) its bytes
+            except ValueError:
+                pass  # closed or detached: it holds nothing
+        if self._parts:
+            self._send()
 
     def close(self):
-        self.flush()
+        if self._open:
+            try:
+                super().close()  # flushes
+            finally:
+                self._open = False
+                self.raw.close()
+
+
+def _stream(tag, fd, name, line_buffering):
+    """A TextIOWrapper as Python's own sys.stdout is, over a _Buffer: UTF-8 and, as the server
+    expects and Python's stderr does, backslashreplace for what cannot be encoded (a program
+    that reconfigures to another encoding gets those bytes; the server shows invalid UTF-8 as
+    U+FFFD, as it does for os.write). line_buffering as python3 sets it when the streams are
+    pipes: on for stderr only (the _Buffer sends each line anyway; on, the wrapper also flushes
+    at a carriage return, and costs a flush() call per line)."""
+    buf = _Buffer(_Raw(tag, fd, name))
+    text = io.TextIOWrapper(buf, encoding="utf-8", errors="backslashreplace", newline="\n",
+                            line_buffering=line_buffering, write_through=True)
+    text.mode = "w"
+    buf.text = text
+    return text
 
 
 def _read_request():
@@ -164,16 +250,28 @@ def _exit_code(e):
     if isinstance(code, int):
         return code & 0xFF, None
     # sys.exit("message"): Python prints it to stderr and exits 1.
-    print(code, file=sys.stderr)
+    try:
+        print(code, file=sys.stderr)
+    except Exception:
+        pass  # the program closed its stderr: Python prints nothing then either
     return 1, str(code)
 
 
 def _user_tb(tb):
     """The traceback from the user's first frame on: ours (and the parser's, for a syntax
-    error) come before it."""
+    error) come before it. Frames of ours at the end (a stream's write that raised, where
+    Python's own streams are C code and show none) are cut too."""
     first = tb
-    while first is not None and first.tb_frame.f_code.co_filename != FILENAME:
+    while first is not None and first.tb_frame.f_code.co_filename != SCRIPT:
         first = first.tb_next
+    last = None
+    t = first
+    while t is not None:
+        if t.tb_frame.f_code.co_filename != RUNNER_FILE:
+            last = t
+        t = t.tb_next
+    if last is not None:
+        last.tb_next = None
     return first
 
 
@@ -188,18 +286,24 @@ def _prepare():
     os.environ.clear()
     os.environ.update(ENV)
 
-    out = _Stream(b"O", 1, "<stdout>")
-    err = _Stream(b"E", 2, "<stderr>")
-    out.peer, err.peer = err, out
+    out = _stream(b"O", 1, "<stdout>", False)
+    err = _stream(b"E", 2, "<stderr>", True)
+    out.buffer.peer, err.buffer.peer = err.buffer, out.buffer
     sys.stdout = sys.__stdout__ = out
     sys.stderr = sys.__stderr__ = err
 
+    # __main__ as `python3 SCRIPT` makes it: spawn's workers find the file through __file__
+    # (with __spec__ None) and re-run it as __mp_main__.
+    import importlib.machinery
     mod = types.ModuleType("__main__")
-    mod.__dict__["__builtins__"] = builtins
+    mod.__dict__.update(__builtins__=builtins, __file__=SCRIPT, __cached__=None,
+                        __loader__=importlib.machinery.SourceFileLoader("__main__", SCRIPT))
     sys.modules["__main__"] = mod
-    sys.argv = ["-c"]
-    if sys.path[:1] != [""]:
-        sys.path.insert(0, "")
+    sys.argv = [SCRIPT]
+    if sys.path[:1] == [""]:
+        del sys.path[0]
+    if sys.path[:1] != [WORKDIR]:
+        sys.path.insert(0, WORKDIR)
     # Touch the paths a request takes (decode, compile, exec, report) once, on scratch objects.
     json.loads('{"code": "x = 1"}')
     json.dumps({"exit_code": 0, "error": None})
@@ -210,7 +314,7 @@ def _prepare():
     if set_native_id is not None:
         set_native_id()
     atexit._ncallbacks()
-    exec(compile("x = 1\n", FILENAME, "exec", dont_inherit=True), {"__builtins__": builtins})
+    exec(compile("x = 1\n", SCRIPT, "exec", dont_inherit=True), {"__builtins__": builtins})
     _split_last_expression("x = 1\nx\n")
     return mod, out, err
 
@@ -422,12 +526,12 @@ def _split_last_expression(code):
     """(module code, expression code) when the code ends with an expression, as a notebook
     cell does; (None, None) otherwise. Line numbers stay the user's."""
     import ast
-    tree = ast.parse(code, FILENAME)
+    tree = ast.parse(code, SCRIPT)
     if not tree.body or not isinstance(tree.body[-1], ast.Expr):
         return None, None
     last = tree.body.pop()
-    body = compile(tree, FILENAME, "exec", dont_inherit=True)
-    expr = compile(ast.Expression(last.value), FILENAME, "eval", dont_inherit=True)
+    body = compile(tree, SCRIPT, "exec", dont_inherit=True)
+    expr = compile(ast.Expression(last.value), SCRIPT, "eval", dont_inherit=True)
     return body, expr
 
 
@@ -447,6 +551,21 @@ def _apply_limits(req):
             resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
 
 
+def _open_script():
+    """Creates SCRIPT, empty, and returns an fd to write the code into: the directory and the
+    file cost nothing on the request's path. Read-only for the program (it may chmod them
+    back: they are its own), so that a cleanup of /tmp does not delete its main file from
+    under spawn's workers."""
+    try:
+        os.mkdir(SCRIPT_DIR, 0o700)
+        fd = os.open(SCRIPT, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o444)
+        os.chmod(SCRIPT_DIR, 0o555)
+        return fd
+    except OSError:
+        # Not expected (the tmpfs is new and empty); the run still works, without the file.
+        return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+
+
 # The runner's pid (2: the sandbox's init is 1, sandbox-init.c). Only the runner reports: a
 # process the code forked and that returns from it instead of exiting must not.
 _RUNNER_PID = None
@@ -456,15 +575,34 @@ def main():
     global _RUNNER_PID
     _RUNNER_PID = os.getpid()
     mod, out, err = _prepare()
+    script = _open_script()
     os.write(SOCK, b"Y")
-    _finish(out, err, _run(_read_request(), mod, err))
+    _finish(out, err, _run(_read_request(), mod, err, script))
 
 
-def _run(req, mod, err):
-    """Runs one request's code in mod and returns the report (without maxrss)."""
+def _write_script(fd, code):
+    """The code into SCRIPT (fd from _open_script); False if it could not be written. The run
+    goes on without it then: only spawn's workers, tracebacks and reading __file__ need it."""
+    try:
+        view = memoryview(code.encode("utf-8", "surrogatepass"))
+        while view:
+            view = view[os.write(fd, view):]
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _run(req, mod, err, script):
+    """Runs one request's code in mod and returns the report (without maxrss). script: the fd
+    that _open_script returned."""
     code = req["code"]
     limits = req.get("limits") or {}
-    linecache.cache[FILENAME] = (len(code), None, code.splitlines(True), FILENAME)
+    # Tracebacks read their lines from the file, as python3's do (and only when there is one
+    # to show); without the file, from linecache (an mtime of None: checkcache keeps it).
+    if not _write_script(script, code):
+        linecache.cache[SCRIPT] = (len(code), None, code.splitlines(True), SCRIPT)
     figures = _Figures(req.get("image_format", "png"), limits) if limits else None
     if figures:
         figures.install()
@@ -478,7 +616,7 @@ def _run(req, mod, err):
             uploaded = _write_files(req["files"])
         body, expr = _split_last_expression(code) if limits else (None, None)
         if expr is None:
-            exec(compile(code, FILENAME, "exec", dont_inherit=True), mod.__dict__)
+            exec(compile(code, SCRIPT, "exec", dont_inherit=True), mod.__dict__)
         else:
             exec(body, mod.__dict__)
             value = eval(expr, mod.__dict__)
@@ -489,7 +627,13 @@ def _run(req, mod, err):
     except BaseException as e:
         tb = _user_tb(e.__traceback__)
         text = "".join(traceback.format_exception(type(e), e, tb))
-        err.write(text)
+        try:
+            err.write(text)
+            err.flush()
+        except Exception:
+            # The program closed, detached or re-encoded (errors="strict") its stderr: the
+            # traceback still goes into the output.
+            _send(b"E", text.encode("utf-8", "backslashreplace"))
         status = 1
         try:
             message = str(e)
@@ -536,11 +680,16 @@ def _finish(out, err, report):
             atexit._run_exitfuncs()
     except BaseException:
         pass
-    try:
-        out.flush()
-        err.flush()
-    except BaseException:
-        pass
+    # The program's current streams (a TextIOWrapper of its own over sys.stdout.buffer holds
+    # text until Python flushes it at exit), then ours; each alone: one closed or detached
+    # must not hold back the others' output.
+    streams = [sys.stdout, sys.stderr]
+    streams += [s for s in (out, err) if s is not streams[0] and s is not streams[1]]
+    for stream in streams:
+        try:
+            stream.flush()
+        except BaseException:
+            pass
     status = report.pop("exit_code")
     if os.getpid() == _RUNNER_PID:
         maxrss = 0
@@ -631,7 +780,9 @@ def _learn(fd, steps):
         "images": 1, "image_bytes": 1 << 20, "return_file_bytes": 1 << 20, "return_bytes": 1 << 20,
         "result_bytes": 1 << 16}})
     try:
-        json.dumps(_run(json.loads(hello), mod, err), ensure_ascii=False).encode("utf-8", "replace")
+        # The code goes to /dev/null: this child is not sandboxed, SCRIPT would be the host's.
+        script = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
+        json.dumps(_run(json.loads(hello), mod, err, script), ensure_ascii=False).encode("utf-8", "replace")
     except Exception:
         pass
     now = exclusive()

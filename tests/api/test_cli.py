@@ -29,7 +29,7 @@ def test_script_from_standard_input_and_traceback(tmp_path):
     p = cli(["-"], stdin=b"print('a')\n1/0\n", cwd=tmp_path)
     assert p.returncode == 1
     assert p.stdout == b"a\n"
-    assert b"ZeroDivisionError" in p.stderr and b'File "<code>", line 2' in p.stderr
+    assert b"ZeroDivisionError" in p.stderr and b'File "/tmp/.main/main.py", line 2' in p.stderr
 
 
 def test_timeout_is_124_and_says_so(tmp_path):
