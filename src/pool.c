@@ -1440,6 +1440,19 @@ static void watch_memory(Pool *p) {
                         continue;
                 }
                 uint64_t used = ms.pss_bytes > sb->mem_before ? ms.pss_bytes - sb->mem_before : 0;
+                uint64_t files = 0;
+                r = memwatch_tmpfs_bytes(sb->pid, &files);
+                if (r == -ESRCH || r == -ENOENT)
+                        continue;
+                if (r < 0) {
+                        if (!p->memwatch_warned) {
+                                log_errno(r, "cannot read a run's tmpfs usage; ending it (memory limit)");
+                                p->memwatch_warned = true;
+                        }
+                        sb_kill(sb, RUN_MEMORY_LIMIT);
+                        continue;
+                }
+                used += files;
                 sb->mem_peak = MAX(sb->mem_peak, used);
                 if (used > sb->job->result.memory_bytes)
                         sb_kill(sb, RUN_MEMORY_LIMIT);
