@@ -655,7 +655,7 @@ static void sb_complete(Pool *p, Sandbox *sb) {
         else
                 r->memory_peak_bytes = MAX(
                         sb->mem_peak, sb->reaped ? (uint64_t)sb->ru.ru_maxrss * 1024 : sb->report_maxrss);
-        r->process_limit_hit = cs.pids_max_hits > 0;
+        r->process_limit_hit = cs.pids_max_hits > 0 || cs.pids_peak >= p->cfg.max_processes;
         if (!sb->reaped) {
                 r->signal = 0;
         } else if (sb->si.si_code == CLD_EXITED) {
