@@ -382,9 +382,10 @@ static int error_errno(json_t *error) {
 /* Appends to msg (a line of its own) the limit behind a failure that shows only inside the
  * program, when the server can tell which: on the only file system a run can write (its
  * tmpfs), EFBIG or SIGXFSZ is RLIMIT_FSIZE, ENOSPC the tmpfs's size (or its inodes, which
- * follow the size), EMFILE RLIMIT_NOFILE; a pids cgroup counts the forks and threads it
- * refused. A thread or fork refused with EAGAIN and no such count may be the process limit
- * (RLIMIT_NPROC, counted by no one) or memory for the new stack, and is said as both. */
+ * follow the size), EMFILE RLIMIT_NOFILE; a pids cgroup's peak at the cap is the process
+ * limit (process_limit_hit). A thread or fork refused with EAGAIN and no pids cgroup to say so
+ * may be the process limit (RLIMIT_NPROC, which nothing outside counts) or memory for the new
+ * stack (RLIMIT_AS), and is said as both. */
 static void add_limit_note(const RunResult *r, const Config *c, json_t *error, char *msg, size_t size) {
         char note[300];
         int e = error_errno(error);
@@ -395,7 +396,7 @@ static void add_limit_note(const RunResult *r, const Config *c, json_t *error, c
         if (r->process_limit_hit)
                 snprintf(note, sizeof note,
                         "Process Limit: the program reached MAX_PROCESSES (%u processes and threads, the "
-                        "run's own included); a thread or process could not be created",
+                        "run's own included), where a new thread or process is refused",
                         c->max_processes);
         else if (e == EFBIG || r->signal == SIGXFSZ)
                 snprintf(note, sizeof note, "File Size Limit: a file reached MAX_FILE_SIZE_MB (%llu MB)",

@@ -1,4 +1,4 @@
-/* The memory a run holds when no memory cgroup counts it: a sample of its processes' Pss. */
+/* The memory a run holds when no memory cgroup counts it: its processes' Pss, and its tmpfs. */
 #pragma once
 
 #include <stdbool.h>

@@ -1420,8 +1420,8 @@ static void sweep_children(Pool *p) {
         }
 }
 
-/* Without a memory cgroup: sums what each run's processes hold and kills a run past its limit,
- * as the cgroup's OOM killer would (memwatch.c says what is counted). */
+/* Without a memory cgroup: sums what each run's processes and its tmpfs hold and kills a run
+ * past its limit, as the cgroup's OOM killer would (memwatch.c says what is counted). */
 static void watch_memory(Pool *p) {
         for (Sandbox *sb = p->sandboxes; sb; sb = sb->next) {
                 MemSample ms;
