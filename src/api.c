@@ -385,7 +385,9 @@ static int error_errno(json_t *error) {
  * follow the size), EMFILE RLIMIT_NOFILE; a pids cgroup's peak at the cap is the process
  * limit (process_limit_hit). A thread or fork refused with EAGAIN and no pids cgroup to say so
  * may be the process limit (RLIMIT_NPROC, which nothing outside counts) or memory for the new
- * stack (RLIMIT_AS), and is said as both. */
+ * stack (RLIMIT_AS), and is said as both; so is a MemoryError (numpy's is a subclass), which a
+ * memory cgroup never raises (it kills) but RLIMIT_AS does, and so may a request the kernel's
+ * overcommit check refuses. */
 static void add_limit_note(const RunResult *r, const Config *c, json_t *error, char *msg, size_t size) {
         char note[300];
         int e = error_errno(error);
@@ -409,6 +411,15 @@ static void add_limit_note(const RunResult *r, const Config *c, json_t *error, c
                 snprintf(note, sizeof note,
                         "Open Files Limit: a process reached MAX_OPEN_FILES (%u open files)",
                         c->max_open_files);
+        else if (type && (strcmp(type, "MemoryError") == 0 || strcmp(type, "_ArrayMemoryError") == 0))
+                snprintf(note, sizeof note,
+                        "Memory Limit: an allocation failed: the run may have reached %s (%llu MB; "
+                        "without a memory cgroup, of address space per process)",
+                        r->memory_bytes && r->memory_bytes < c->memory_limit_bytes
+                                ? "the request's memory_mb"
+                                : "MEMORY_LIMIT_MB",
+                        (unsigned long long)((r->memory_bytes ? r->memory_bytes : c->memory_limit_bytes) >>
+                                             20));
         else if (e == EAGAIN || (type && m && strcmp(type, "RuntimeError") == 0 &&
                                         strcmp(m, "can't start new thread") == 0))
                 snprintf(note, sizeof note,

@@ -225,3 +225,13 @@ def test_a_run_hung_by_the_process_limit_names_it(small_server):
     assert "Timeout Error: Code execution exceeded 2 seconds\n" in body["output"], show(body)
     assert "the request's timeout, EXECUTION_TIMEOUT=5" in body["error"]["message"], show(body)
     assert last_line(body).startswith("Process Limit: the program reached MAX_PROCESSES (12 "), show(body)
+
+
+def test_a_refused_allocation_names_the_memory_limit(small_server):
+    """A MemoryError (what RLIMIT_AS gives without a memory cgroup; an 8 TiB request gets it
+    everywhere) gets a note naming MEMORY_LIMIT_MB. On main: the traceback alone."""
+    status, body = run(small_server, "block = bytearray(1 << 43)\n")
+    assert status == 200 and body["status"] == "Error", show(body)
+    assert body["error"]["type"] == "MemoryError", show(body)
+    assert last_line(body).startswith(
+        "Memory Limit: an allocation failed: the run may have reached MEMORY_LIMIT_MB (256 MB;"), show(body)

@@ -971,6 +971,21 @@ static void test_answer_errno_notes(void **state) {
         j = answer(r, &c, 200);
         expect_note(j, "File Size Limit", "MAX_FILE_SIZE_MB (3 MB)");
 
+        /* An allocation refused (RLIMIT_AS without a memory cgroup), numpy's subclass too. */
+        r = new_result();
+        r->exit_code = 1;
+        set_report(r,
+                "{\"error\":{\"type\":\"_ArrayMemoryError\",\"message\":\"Unable to allocate 900. MiB\","
+                "\"traceback\":\"t\"}}");
+        j = answer(r, &c, 200);
+        expect_note(j, "Memory Limit", "MEMORY_LIMIT_MB (1024 MB;");
+        r = new_result();
+        r->exit_code = 1;
+        r->memory_bytes = UINT64_C(64) << 20;
+        set_report(r, "{\"error\":{\"type\":\"MemoryError\",\"message\":\"\",\"traceback\":\"t\"}}");
+        j = answer(r, &c, 200);
+        expect_note(j, "Memory Limit", "the request's memory_mb (64 MB;");
+
         /* A thread that could not start, with no pids cgroup to say why. */
         r = new_result();
         r->exit_code = 1;
