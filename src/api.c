@@ -368,6 +368,70 @@ static json_t *limit_error(const char *type, const char *message) {
         return json_pack("{sssssn}", "type", type, "message", message, "traceback");
 }
 
+/* The reported exception's errno, when its message is an OSError's "[Errno N] ...", else 0. */
+static int error_errno(json_t *error) {
+        const char *m = json_string_value(json_object_get(error, "message"));
+        int e = 0;
+        if (!m || strncmp(m, "[Errno ", 7) != 0)
+                return 0;
+        for (m += 7; *m >= '0' && *m <= '9' && e < 10000; m++)
+                e = e * 10 + (*m - '0');
+        return *m == ']' ? e : 0;
+}
+
+/* Appends to msg (a line of its own) the limit behind a failure that shows only inside the
+ * program, when the server can tell which: on the only file system a run can write (its
+ * tmpfs), EFBIG or SIGXFSZ is RLIMIT_FSIZE, ENOSPC the tmpfs's size (or its inodes, which
+ * follow the size), EMFILE RLIMIT_NOFILE; a pids cgroup's peak at the cap is the process
+ * limit (process_limit_hit). A thread or fork refused with EAGAIN and no pids cgroup to say so
+ * may be the process limit (RLIMIT_NPROC, which nothing outside counts) or memory for the new
+ * stack (RLIMIT_AS), and is said as both; so is a MemoryError (numpy's is a subclass), which a
+ * memory cgroup never raises (it kills) but RLIMIT_AS does, and so may a request the kernel's
+ * overcommit check refuses. */
+static void add_limit_note(const RunResult *r, const Config *c, json_t *error, char *msg, size_t size) {
+        char note[300];
+        int e = error_errno(error);
+        const char *type = json_string_value(json_object_get(error, "type"));
+        const char *m = json_string_value(json_object_get(error, "message"));
+
+        note[0] = 0;
+        if (r->process_limit_hit)
+                snprintf(note, sizeof note,
+                        "Process Limit: the program reached MAX_PROCESSES (%u processes and threads, the "
+                        "run's own included), where a new thread or process is refused",
+                        c->max_processes);
+        else if (e == EFBIG || r->signal == SIGXFSZ)
+                snprintf(note, sizeof note, "File Size Limit: a file reached MAX_FILE_SIZE_MB (%llu MB)",
+                        (unsigned long long)(c->max_file_size_bytes >> 20));
+        else if (e == ENOSPC)
+                snprintf(note, sizeof note,
+                        "Disk Limit: /work, /tmp and /dev/shm together are full at TMP_SIZE_MB (%llu MB)",
+                        (unsigned long long)(c->tmp_size_bytes >> 20));
+        else if (e == EMFILE)
+                snprintf(note, sizeof note,
+                        "Open Files Limit: a process reached MAX_OPEN_FILES (%u open files)",
+                        c->max_open_files);
+        else if (type && (strcmp(type, "MemoryError") == 0 || strcmp(type, "_ArrayMemoryError") == 0))
+                snprintf(note, sizeof note,
+                        "Memory Limit: an allocation failed: the run may have reached %s (%llu MB; "
+                        "without a memory cgroup, of address space per process)",
+                        r->memory_bytes && r->memory_bytes < c->memory_limit_bytes
+                                ? "the request's memory_mb"
+                                : "MEMORY_LIMIT_MB",
+                        (unsigned long long)((r->memory_bytes ? r->memory_bytes : c->memory_limit_bytes) >>
+                                             20));
+        else if (e == EAGAIN || (type && m && strcmp(type, "RuntimeError") == 0 &&
+                                        strcmp(m, "can't start new thread") == 0))
+                snprintf(note, sizeof note,
+                        "Process Limit: a thread or process could not be created: the run may have "
+                        "reached MAX_PROCESSES (%u processes and threads) or its memory limit",
+                        c->max_processes);
+        if (!note[0])
+                return;
+        size_t n = strlen(msg);
+        snprintf(msg + n, size - n, "%s%s", n ? "\n" : "", note);
+}
+
 /* rep's value of key when it is of the wanted kind (rep was checked by report_parse, so a
  * present value is), else a new empty or zero one. */
 static json_t *taken(json_t *rep, const char *key, json_type type) {
@@ -391,7 +455,7 @@ static int add_results(json_t *o, json_t *rep, const RunResult *r) {
 }
 
 int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *ret_len) {
-        char msg[256], sig[32];
+        char msg[768], sig[32], why[200];
         *ret = NULL;
 
         switch (r->outcome) {
@@ -430,11 +494,20 @@ int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *re
                         snprintf(msg, sizeof msg, "Timeout Error: Code execution exceeded %g seconds",
                                 r->timeout_ms / 1000.0);
                 suffix = msg;
-                error = limit_error("Timeout", msg + strlen("Timeout Error: "));
+                /* The output line is the old project's, word for word; the message names the
+                 * limit and its key. */
+                snprintf(why, sizeof why, "%s (%s, EXECUTION_TIMEOUT=%u)", msg + strlen("Timeout Error: "),
+                        r->timeout_ms && r->timeout_ms < c->timeout_sec * 1000U ? "the request's timeout"
+                                                                                : "the server's limit",
+                        c->timeout_sec);
+                error = limit_error("Timeout", why);
+                /* A thread the program waits for that could not be started hangs it. */
+                add_limit_note(r, c, NULL, msg, sizeof msg);
                 break;
         case RUN_MEMORY_LIMIT:
                 snprintf(msg, sizeof msg,
-                        "Memory Limit Error: the program used more than %s (%llu MB) and was killed",
+                        "Memory Limit Error: the program used more than %s (%llu MB) and was killed; files "
+                        "in /work, /tmp and /dev/shm count as memory",
                         r->memory_bytes && r->memory_bytes < c->memory_limit_bytes
                                 ? "the request's memory_mb"
                                 : "MEMORY_LIMIT_MB",
@@ -473,13 +546,9 @@ int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *re
                         snprintf(code, sizeof code, "exit code %d", r->exit_code);
                         error = limit_error("SystemExit", code);
                 }
-                /* A failed run that also hit the process cap: the cap is the likely cause. */
-                if (r->process_limit_hit) {
-                        size_t n = strlen(msg);
-                        snprintf(msg + n, sizeof msg - n,
-                                "%sProcess Limit: the program reached MAX_PROCESSES (%u)", n ? "\n" : "",
-                                c->max_processes);
-                }
+                /* A failed run that hit a limit it could only see as an exception or a signal:
+                 * the limit is the likely cause, and the note names its key. */
+                add_limit_note(r, c, error, msg, sizeof msg);
                 if (msg[0])
                         suffix = msg;
                 break;

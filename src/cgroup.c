@@ -481,12 +481,15 @@ void cgroup_read_stats(const CgroupRoot *root, const Cgroup *cg, CgroupStats *re
         if (root->mode == CGROUP_V1) {
                 ret->memory_peak_bytes = read_u64(cg->mem, "memory.max_usage_in_bytes");
                 ret->oom_kills = read_key(cg->mem, "memory.oom_control", "oom_kill");
-                if (cg->pids[0])
+                if (cg->pids[0]) {
                         ret->pids_max_hits = read_key(cg->pids, "pids.events", "max");
+                        ret->pids_peak = read_u64(cg->pids, "pids.peak");
+                }
         } else {
                 ret->memory_peak_bytes = read_u64(cg->mem, "memory.peak");
                 ret->oom_kills = read_key(cg->mem, "memory.events", "oom_kill");
                 ret->pids_max_hits = read_key(cg->mem, "pids.events", "max");
+                ret->pids_peak = read_u64(cg->mem, "pids.peak");
         }
 }
 

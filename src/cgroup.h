@@ -47,6 +47,10 @@ typedef struct CgroupStats {
         uint64_t memory_peak_bytes;
         uint64_t oom_kills;
         uint64_t pids_max_hits;
+        /* Most tasks the run had at once (pids.peak, Linux 6.12+; 0 when absent). RLIMIT_NPROC
+         * has the same value and is checked before the cgroup, so it refuses the task first and
+         * pids.events never counts: reaching the cap is what shows. */
+        uint64_t pids_peak;
 } CgroupStats;
 
 /* Finds our own cgroups and creates "snakebox-<pid>" under them, after removing those of dead

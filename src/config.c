@@ -121,16 +121,19 @@ static const Key keys[] = {
                 "Sealed sandboxes of the lean zygote (standard library only) kept ready; code that names "
                 "no module of PREINSTALL_LIBS runs there, much faster. 0 runs everything in the full "
                 "zygote."),
-        NUM("MEMORY_LIMIT_MB", KEY_MEGABYTES, memory_limit_bytes, 512, 16, 1048576,
-                "Memory of one run in megabytes (cgroup memory.max, else RLIMIT_AS)."),
-        NUM("MAX_PROCESSES", KEY_COUNT, max_processes, 64, 1, 4096,
-                "Processes and threads one run may have at once."),
+        NUM("MEMORY_LIMIT_MB", KEY_MEGABYTES, memory_limit_bytes, 1024, 16, 1048576,
+                "Memory of one run in megabytes, its tmpfs files included (cgroup memory.max, else "
+                "sampled with RLIMIT_AS per process)."),
+        NUM("MAX_PROCESSES", KEY_COUNT, max_processes, 256, 1, 4096,
+                "Processes and threads one run may have at once (every thread counts: a pids cgroup or "
+                "RLIMIT_NPROC counts tasks)."),
         NUM("CPU_LIMIT_PERCENT", KEY_COUNT, cpu_limit_percent, 100, 1, 102400,
                 "CPU one run may use, in percent of one core (100 = one core, 50 = half a core); "
                 "enforced by the cpu cgroup's quota, where there is one."),
-        NUM("TMP_SIZE_MB", KEY_MEGABYTES, tmp_size_bytes, 64, 1, 1048576,
-                "Megabytes of the run's tmpfs (/tmp, the working directory and /dev/shm together)."),
-        NUM("MAX_FILE_SIZE_MB", KEY_MEGABYTES, max_file_size_bytes, 64, 1, 1048576,
+        NUM("TMP_SIZE_MB", KEY_MEGABYTES, tmp_size_bytes, 512, 1, 1048576,
+                "Megabytes of the run's tmpfs (/tmp, the working directory and /dev/shm together); what "
+                "it holds counts against MEMORY_LIMIT_MB too."),
+        NUM("MAX_FILE_SIZE_MB", KEY_MEGABYTES, max_file_size_bytes, 512, 1, 1048576,
                 "Largest file a run may write, in megabytes (RLIMIT_FSIZE)."),
         NUM("PREFAULT_MB", KEY_MEGABYTES, prefault_bytes, 16, 0, 1024,
                 "Megabytes of the zygote's memory each waiting sandbox copies before it is used: "

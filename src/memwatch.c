@@ -10,7 +10,15 @@
  * part. The pool subtracts the part a sandbox held before its run (its share of the zygote):
  * what remains is, like a cgroup's charge, what the run allocated or copied, give or take the
  * drift of that share as other sandboxes come and go (never more than the zygote's resident
- * size). Kernel memory (page tables, socket buffers) is not counted; the tmpfs has its own cap.
+ * size). Kernel memory (page tables, socket buffers) is not counted.
+ *
+ * Files in the run's tmpfs are memory too (shmem pages, with no swap nowhere else to go), but
+ * Pss sees only the pages some process maps: 60 MB written to /dev/shm under a 32 MB limit went
+ * unnoticed. A memory cgroup charges them to the writer; here the pool adds the tmpfs's used
+ * blocks (statfs through /proc/<init>/root), so files count against MEMORY_LIMIT_MB in both
+ * modes. A tmpfs file that is also mapped is then counted twice (once in Pss): an over-count
+ * bounded by TMP_SIZE_MB, chosen over subtracting Pss_Shmem, which would also hide mapped
+ * memfds and shared anonymous memory, that no statfs shows.
  *
  * The server may read the figures: the sandbox runs as the server's own uid (unprivileged), or
  * the server is root; and it owns the sandbox's user namespace either way. */
@@ -22,7 +30,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
 
 #include "util/macro.h"
 
@@ -130,5 +143,19 @@ int memwatch_sample(pid_t init, uint32_t max_procs, MemSample *ret) {
         }
         free(pids);
         *ret = s;
+        return 0;
+}
+
+int memwatch_tmpfs_bytes(pid_t init, uint64_t *ret) {
+        char path[64];
+        struct statfs st;
+
+        /* The magic link is the init's root, so the walk crosses its mounts, not ours. */
+        snprintf(path, sizeof path, "/proc/%d/root/dev/shm", (int)init);
+        if (statfs(path, &st) < 0)
+                return -errno;
+        if (st.f_type != TMPFS_MAGIC)
+                return -EMEDIUMTYPE;
+        *ret = (uint64_t)(st.f_blocks - st.f_bfree) * (uint64_t)st.f_bsize;
         return 0;
 }

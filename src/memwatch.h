@@ -1,4 +1,4 @@
-/* The memory a run holds when no memory cgroup counts it: a sample of its processes' Pss. */
+/* The memory a run holds when no memory cgroup counts it: its processes' Pss, and its tmpfs. */
 #pragma once
 
 #include <stdbool.h>
@@ -20,3 +20,8 @@ typedef struct MemSample {
  * when init is gone; another -errno (-EACCES, -EPERM) when a process of the run is there but
  * its figures may not be read. Does not log. */
 int memwatch_sample(pid_t init, uint32_t max_procs, MemSample *ret);
+
+/* Bytes held by the tmpfs mounted at /dev/shm as init sees it (/proc/<init>/root/dev/shm): in a
+ * sandbox, the one tmpfs behind /work, /tmp and /dev/shm. Returns 0; -ESRCH or -ENOENT when
+ * init is gone; -EMEDIUMTYPE when that is not a tmpfs; another -errno. Does not log. */
+int memwatch_tmpfs_bytes(pid_t init, uint64_t *ret);

@@ -679,7 +679,7 @@ static void sb_complete(Pool *p, Sandbox *sb) {
         else
                 r->memory_peak_bytes = MAX(
                         sb->mem_peak, sb->reaped ? (uint64_t)sb->ru.ru_maxrss * 1024 : sb->report_maxrss);
-        r->process_limit_hit = cs.pids_max_hits > 0;
+        r->process_limit_hit = cs.pids_max_hits > 0 || cs.pids_peak >= p->cfg.max_processes;
         if (!sb->reaped) {
                 r->signal = 0;
         } else if (sb->si.si_code == CLD_EXITED && sb->runner_signal &&
@@ -1453,8 +1453,8 @@ static void sweep_children(Pool *p) {
         }
 }
 
-/* Without a memory cgroup: sums what each run's processes hold and kills a run past its limit,
- * as the cgroup's OOM killer would (memwatch.c says what is counted). */
+/* Without a memory cgroup: sums what each run's processes and its tmpfs hold and kills a run
+ * past its limit, as the cgroup's OOM killer would (memwatch.c says what is counted). */
 static void watch_memory(Pool *p) {
         for (Sandbox *sb = p->sandboxes; sb; sb = sb->next) {
                 MemSample ms;
@@ -1473,6 +1473,19 @@ static void watch_memory(Pool *p) {
                         continue;
                 }
                 uint64_t used = ms.pss_bytes > sb->mem_before ? ms.pss_bytes - sb->mem_before : 0;
+                uint64_t files = 0;
+                r = memwatch_tmpfs_bytes(sb->pid, &files);
+                if (r == -ESRCH || r == -ENOENT)
+                        continue;
+                if (r < 0) {
+                        if (!p->memwatch_warned) {
+                                log_errno(r, "cannot read a run's tmpfs usage; ending it (memory limit)");
+                                p->memwatch_warned = true;
+                        }
+                        sb_kill(sb, RUN_MEMORY_LIMIT);
+                        continue;
+                }
+                used += files;
                 sb->mem_peak = MAX(sb->mem_peak, used);
                 if (used > sb->job->result.memory_bytes)
                         sb_kill(sb, RUN_MEMORY_LIMIT);

@@ -855,7 +855,7 @@ static void expect_process_limit_note(json_t *j, const char *program_output) {
                 fail_msg("output \"%s\" does not start with the program's \"%s\"", o, program_output);
         const char *last = strrchr(o, '\n');
         last = last ? last + 1 : o;
-        if (strncmp(last, "Process Limit", 13) != 0 || !strstr(last, "MAX_PROCESSES (17)"))
+        if (strncmp(last, "Process Limit", 13) != 0 || !strstr(last, "MAX_PROCESSES (17 "))
                 fail_msg("output \"%s\": the last line is not the process-limit note", o);
 }
 
@@ -910,6 +910,117 @@ static void test_answer_process_limit_with_report(void **state) {
         expect_answer_shape(j);
         assert_string_equal(error_field(j, "type"), "BlockingIOError");
         expect_process_limit_note(j, "Traceback\n");
+}
+
+/* The last line of output; fails unless it starts with prefix and names key and value. */
+static void expect_note(json_t *j, const char *prefix, const char *key_and_value) {
+        const char *o = str(j, "output");
+        const char *last = strrchr(o, '\n');
+        last = last ? last + 1 : o;
+        if (strncmp(last, prefix, strlen(prefix)) != 0 || !strstr(last, key_and_value))
+                fail_msg("output \"%s\": the last line is not \"%s ... %s ...\"", o, prefix, key_and_value);
+}
+
+/* A limit that shows only as an OSError inside the program: the errno says which, and the
+ * note names its key and value; the exception itself is left as it was. */
+static void test_answer_errno_notes(void **state) {
+        static const struct {
+                const char *message, *prefix, *key;
+        } cases[] = {
+                {"[Errno 27] File too large", "File Size Limit", "MAX_FILE_SIZE_MB (3 MB)"},
+                {"[Errno 28] No space left on device: 'big.bin'", "Disk Limit", "TMP_SIZE_MB (5 MB)"},
+                {"[Errno 24] Too many open files", "Open Files Limit", "MAX_OPEN_FILES (19 "},
+                {"[Errno 11] Resource temporarily unavailable", "Process Limit", "MAX_PROCESSES (17 "},
+        };
+        Config c;
+        config_init(&c);
+        c.max_processes = 17;
+        c.max_open_files = 19;
+        c.max_file_size_bytes = UINT64_C(3) << 20;
+        c.tmp_size_bytes = UINT64_C(5) << 20;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                char rep[256];
+                RunResult *r = new_result();
+                err(r, "Traceback\n");
+                r->exit_code = 1;
+                snprintf(rep, sizeof rep,
+                        "{\"error\":{\"type\":\"OSError\",\"message\":\"%s\",\"traceback\":\"Traceback\\n\"}"
+                        "}",
+                        cases[i].message);
+                set_report(r, rep);
+                json_t *j = answer(r, &c, 200);
+                expect_answer_shape(j);
+                assert_string_equal(error_field(j, "type"), "OSError");
+                assert_string_equal(error_field(j, "message"), cases[i].message);
+                expect_note(j, cases[i].prefix, cases[i].key);
+        }
+
+        /* Another errno, or none: no note. */
+        RunResult *r = new_result();
+        err(r, "Traceback\n");
+        r->exit_code = 1;
+        set_report(r, "{\"error\":{\"type\":\"OSError\",\"message\":\"[Errno 2] No such "
+                      "file\",\"traceback\":\"t\"}}");
+        json_t *j = answer(r, &c, 200);
+        assert_string_equal(str(j, "output"), "Traceback\n");
+
+        /* A subprocess killed by SIGXFSZ (Python ignores it, a shell tool does not). */
+        r = new_result();
+        r->exit_code = -1;
+        r->signal = SIGXFSZ;
+        j = answer(r, &c, 200);
+        expect_note(j, "File Size Limit", "MAX_FILE_SIZE_MB (3 MB)");
+
+        /* An allocation refused (RLIMIT_AS without a memory cgroup), numpy's subclass too. */
+        r = new_result();
+        r->exit_code = 1;
+        set_report(r,
+                "{\"error\":{\"type\":\"_ArrayMemoryError\",\"message\":\"Unable to allocate 900. MiB\","
+                "\"traceback\":\"t\"}}");
+        j = answer(r, &c, 200);
+        expect_note(j, "Memory Limit", "MEMORY_LIMIT_MB (1024 MB;");
+        r = new_result();
+        r->exit_code = 1;
+        r->memory_bytes = UINT64_C(64) << 20;
+        set_report(r, "{\"error\":{\"type\":\"MemoryError\",\"message\":\"\",\"traceback\":\"t\"}}");
+        j = answer(r, &c, 200);
+        expect_note(j, "Memory Limit", "the request's memory_mb (64 MB;");
+
+        /* A thread that could not start, with no pids cgroup to say why. */
+        r = new_result();
+        r->exit_code = 1;
+        set_report(r, "{\"error\":{\"type\":\"RuntimeError\",\"message\":\"can't start new "
+                      "thread\",\"traceback\":\"t\"}}");
+        j = answer(r, &c, 200);
+        expect_note(j, "Process Limit", "MAX_PROCESSES (17 ");
+}
+
+/* The timeout's output line is the old project's; its message names EXECUTION_TIMEOUT, and a
+ * process-limit hit that made the program hang is noted after it. */
+static void test_answer_timeout_names_key(void **state) {
+        Config c;
+        config_init(&c);
+        c.timeout_sec = 30;
+        c.max_processes = 17;
+        RunResult *r = new_result();
+        r->exit_code = -1;
+        r->signal = SIGKILL;
+        r->outcome = RUN_TIMEOUT;
+        r->timeout_ms = 30000;
+        json_t *j = answer(r, &c, 200);
+        assert_string_equal(str(j, "output"), "Timeout Error: Code execution exceeded 30 seconds");
+        assert_string_equal(error_field(j, "message"),
+                "Code execution exceeded 30 seconds (the server's limit, EXECUTION_TIMEOUT=30)");
+
+        r = new_result();
+        r->exit_code = -1;
+        r->signal = SIGKILL;
+        r->outcome = RUN_TIMEOUT;
+        r->timeout_ms = 2000;
+        r->process_limit_hit = true;
+        j = answer(r, &c, 200);
+        assert_non_null(strstr(error_field(j, "message"), "the request's timeout, EXECUTION_TIMEOUT=30"));
+        expect_process_limit_note(j, "Timeout Error: Code execution exceeded 2 seconds\n");
 }
 
 /* Program bytes that are not UTF-8 are repaired; NUL bytes are kept (as \u0000 in the text). */
@@ -1873,6 +1984,8 @@ int main(void) {
                 T(test_answer_process_limit_with_signal),
                 T(test_answer_process_limit_with_exit_code),
                 T(test_answer_process_limit_with_report),
+                T(test_answer_errno_notes),
+                T(test_answer_timeout_names_key),
                 T(test_answer_invalid_utf8_and_nul),
                 T(test_answer_queue_timeout_and_shutdown),
                 T(test_answer_internal),

@@ -42,11 +42,11 @@ static const NumSpec numbers[] = {
         SPEC("QUEUE_TIMEOUT", queue_timeout_sec, 60, 1, 3600, 1, "seconds"),
         SPEC("POOL_SIZE", pool_size, 4, 0, 256, 1, NULL),
         SPEC("LEAN_POOL_SIZE", lean_pool_size, 4, 0, 256, 1, NULL),
-        SPEC("MEMORY_LIMIT_MB", memory_limit_bytes, 512, 16, 1048576, MIB, "megabytes"),
-        SPEC("MAX_PROCESSES", max_processes, 64, 1, 4096, 1, NULL),
+        SPEC("MEMORY_LIMIT_MB", memory_limit_bytes, 1024, 16, 1048576, MIB, "megabytes"),
+        SPEC("MAX_PROCESSES", max_processes, 256, 1, 4096, 1, NULL),
         SPEC("CPU_LIMIT_PERCENT", cpu_limit_percent, 100, 1, 102400, 1, NULL),
-        SPEC("TMP_SIZE_MB", tmp_size_bytes, 64, 1, 1048576, MIB, "megabytes"),
-        SPEC("MAX_FILE_SIZE_MB", max_file_size_bytes, 64, 1, 1048576, MIB, "megabytes"),
+        SPEC("TMP_SIZE_MB", tmp_size_bytes, 512, 1, 1048576, MIB, "megabytes"),
+        SPEC("MAX_FILE_SIZE_MB", max_file_size_bytes, 512, 1, 1048576, MIB, "megabytes"),
         SPEC("PREFAULT_MB", prefault_bytes, 16, 0, 1024, MIB, "megabytes"),
         SPEC("MAX_OPEN_FILES", max_open_files, 256, 16, 65536, 1, NULL),
         SPEC("MAX_OUTPUT_BYTES", max_output_bytes, 1048576, 1024, 1073741824, 1, "bytes"),
@@ -181,10 +181,10 @@ static void test_defaults(void **state) {
         assert_int_equal(c.queue_size, 64);
         assert_int_equal(c.queue_timeout_sec, 60);
         assert_int_equal(c.pool_size, 4);
-        assert_int_equal(c.memory_limit_bytes, 512 * MIB);
-        assert_int_equal(c.max_processes, 64);
-        assert_int_equal(c.tmp_size_bytes, 64 * MIB);
-        assert_int_equal(c.max_file_size_bytes, 64 * MIB);
+        assert_int_equal(c.memory_limit_bytes, 1024 * MIB);
+        assert_int_equal(c.max_processes, 256);
+        assert_int_equal(c.tmp_size_bytes, 512 * MIB);
+        assert_int_equal(c.max_file_size_bytes, 512 * MIB);
         assert_int_equal(c.max_open_files, 256);
         assert_int_equal(c.max_output_bytes, 1048576);
         assert_int_equal(c.max_request_bytes, 1048576);
@@ -899,7 +899,7 @@ static void test_example(void **state) {
         assert_int_equal(settings, ELEMENTSOF(key_order));
 
         assert_contains(text, "\n# default: 30, range: 1..3600 seconds\nEXECUTION_TIMEOUT=30\n");
-        assert_contains(text, "\n# default: 512, range: 16..1048576 megabytes\nMEMORY_LIMIT_MB=512\n");
+        assert_contains(text, "\n# default: 1024, range: 16..1048576 megabytes\nMEMORY_LIMIT_MB=1024\n");
         assert_contains(text, "\n# default: 8080, range: 0..65535\nPORT=8080\n");
         assert_contains(text, "\nPREINSTALL_LIBS=\"pandas numpy matplotlib scikit-learn\"\n");
         assert_contains(text, "\nHOST=127.0.0.1\n");
@@ -930,8 +930,8 @@ static void test_summary(void **state) {
         config_init(&c);
         text = capture(config_write_summary, NULL, &c);
         assert_contains(text, "EXECUTION_TIMEOUT=30\n");
-        assert_contains(text, "\nMEMORY_LIMIT_MB=512\n");
-        assert_contains(text, "\nTMP_SIZE_MB=64\n");
+        assert_contains(text, "\nMEMORY_LIMIT_MB=1024\n");
+        assert_contains(text, "\nTMP_SIZE_MB=512\n");
         assert_contains(text, "\nMAX_OUTPUT_BYTES=1048576\n");
         assert_contains(text, "\nSANDBOX_UID=65534\n");
 
