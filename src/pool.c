@@ -57,6 +57,7 @@
 
 #include "frame.h"
 #include "memwatch.h"
+#include "pool-sched.h"
 #include "proto.h"
 #include "report.h"
 #include "rootfs.h"
@@ -72,7 +73,6 @@
 #define RBUF_SIZE (256 * 1024)
 #define DRAIN_GRACE_MS 1000
 #define TICK_MS 250
-#define SEAL_FAILURES_FATAL 3
 #define START_TIMEOUT_MS (600 * 1000)
 #define STALE_CGROUPS_MAX 64
 #define UID_SLOTS_MAX 65536
@@ -172,6 +172,9 @@ struct Kind {
         Tag t_recycle;
 };
 
+/* What set the pool's fatal message (see struct Pool). */
+typedef enum FatalCause { FATAL_NONE, FATAL_ZYGOTE, FATAL_SANDBOX } FatalCause;
+
 struct Pool {
         Config cfg;
         pthread_t thread;
@@ -201,6 +204,10 @@ struct Pool {
         Cgroup stale[STALE_CGROUPS_MAX];
         size_t nstale;
         uint32_t seal_failures;
+        /* Why no request can be served (fatal, when set), and what set it: a zygote that
+         * could not start is cleared by the next one that does; a host that cannot seal, by
+         * the next sandbox that seals. */
+        FatalCause fatal_cause;
         bool stopped; /* the thread's copy of stopping */
         bool started; /* every kind sealed a sandbox once */
         bool memwatch_warned; /* logged once: a run's memory figures could not be read */
@@ -260,6 +267,11 @@ static void publish_status(Pool *p) {
                              p->kinds[POOL_LEAN].n_spawning + p->kinds[POOL_LEAN].n_sealing;
         snprintf(p->status.fatal, sizeof p->status.fatal, "%s", p->fatal);
         pthread_mutex_unlock(&p->lock);
+}
+
+static void set_fatal(Pool *p, FatalCause cause, const char *why) {
+        p->fatal_cause = cause;
+        snprintf(p->fatal, sizeof p->fatal, "%s", cause == FATAL_NONE ? "" : why);
 }
 
 static void start_failed(Pool *p, const char *why);
@@ -743,10 +755,10 @@ static void seal_failed(Pool *p, Sandbox *sb) {
                 snprintf(why, sizeof why, "a sandbox died while sealing (status %d)", sb->si.si_status);
         p->seal_failures++;
         start_failed(p, why); /* at start-up, the first failure is the verdict */
-        if (p->seal_failures == 1 || p->seal_failures == SEAL_FAILURES_FATAL)
+        if (p->seal_failures == 1 || p->seal_failures == SCHED_SEAL_FAILURES_FATAL)
                 log_error("%s", why);
-        if (p->seal_failures >= SEAL_FAILURES_FATAL || !sb->kind->ever_up) {
-                snprintf(p->fatal, sizeof p->fatal, "%s", why);
+        if (p->seal_failures >= SCHED_SEAL_FAILURES_FATAL || !sb->kind->ever_up) {
+                set_fatal(p, FATAL_SANDBOX, why);
                 fail_queues(p, RUN_INTERNAL, why);
         }
 }
@@ -791,7 +803,7 @@ static void on_frame(Pool *p, Sandbox *sb, const char *m, size_t n) {
                 sb->runner_pid = proc_first_child(sb->pid);
                 sb_set_state(p, sb, SB_READY);
                 p->seal_failures = 0;
-                p->fatal[0] = 0;
+                set_fatal(p, FATAL_NONE, "");
                 start_progress(p);
                 break;
         case FRAME_IS_FAIL:
@@ -900,7 +912,25 @@ static Sandbox *find_sandbox(Pool *p, uint64_t id) {
         return NULL;
 }
 
-/* ---- scheduling ---- */
+/* ---- scheduling: pool-sched.c decides, this acts ---- */
+
+static SchedKind sched_view(const Kind *k) {
+        return (SchedKind){
+                .enabled = k->enabled,
+                .up = k->zstate == Z_UP,
+                .pool_size = k->pool_size,
+                .spawning = k->n_spawning,
+                .sealing = k->n_sealing,
+                .ready = k->n_ready,
+                .queued = k->queued,
+                .oldest_ms = k->queue_head ? k->queue_head->enqueued_ms : 0,
+        };
+}
+
+static void sched_views(const Pool *p, SchedKind ret[_POOL_KINDS]) {
+        for (int i = 0; i < _POOL_KINDS; i++)
+                ret[i] = sched_view(&p->kinds[i]);
+}
 
 static Sandbox *find_ready(Pool *p, Kind *k) {
         for (Sandbox *sb = p->sandboxes; sb; sb = sb->next)
@@ -909,53 +939,46 @@ static Sandbox *find_ready(Pool *p, Kind *k) {
         return NULL;
 }
 
-/* Requests waiting for the full zygote while it is down, with none of its sandboxes ready: the
- * lean zygote serves them while the full one re-imports (seconds); the libraries are importable
- * there too, only slower. New requests are routed the same way (take_inbox). */
+/* Requests already queued for the full zygote go to the lean one when sched_choose_kind would
+ * now send a new one there (the full zygote went down with none of its sandboxes ready). */
 static void reroute_to_lean(Pool *p) {
-        Kind *full = &p->kinds[POOL_FULL], *lean = &p->kinds[POOL_LEAN];
-        if (full->zstate == Z_UP || full->n_ready || !lean->enabled || lean->zstate != Z_UP)
+        SchedKind v[_POOL_KINDS];
+        sched_views(p, v);
+        if (sched_choose_kind(v, POOL_FULL) != POOL_LEAN)
                 return;
         Job *job;
-        while ((job = queue_pop(p, full))) {
+        while ((job = queue_pop(p, &p->kinds[POOL_FULL]))) {
                 job->kind = POOL_LEAN;
-                queue_push(p, lean, job);
+                queue_push(p, &p->kinds[POOL_LEAN], job);
         }
 }
 
 static void dispatch(Pool *p) {
         /* Requests that queued while the full zygote's last ready sandboxes were still there. */
         reroute_to_lean(p);
-        /* Oldest first across the two queues, while a slot and a sandbox of its kind exist. */
         for (;;) {
-                Kind *pick = NULL;
-                for (int i = 0; i < _POOL_KINDS; i++) {
-                        Kind *k = &p->kinds[i];
-                        if (!k->queue_head || !k->n_ready)
-                                continue;
-                        if (!pick || k->queue_head->enqueued_ms < pick->queue_head->enqueued_ms)
-                                pick = k;
-                }
-                if (!pick || p->n_running >= p->cfg.max_concurrency)
+                SchedKind v[_POOL_KINDS];
+                sched_views(p, v);
+                int pick = sched_next_queue(v, p->n_running, p->cfg.max_concurrency);
+                if (pick < 0)
                         break;
-                sb_assign(p, find_ready(p, pick), queue_pop(p, pick));
+                Kind *k = &p->kinds[pick];
+                sb_assign(p, find_ready(p, k), queue_pop(p, k));
         }
         if (p->stopped)
                 return;
-        /* Keep each kind's pool of sealed sandboxes full, plus one for each waiting request that
-         * a free slot could start now. After repeated sealing failures, one attempt per tick. */
-        uint32_t free_slots = p->cfg.max_concurrency - MIN(p->n_running, p->cfg.max_concurrency);
-        uint32_t limit = p->seal_failures >= SEAL_FAILURES_FATAL ? 1 : 4;
         for (int i = 0; i < _POOL_KINDS; i++) {
                 Kind *k = &p->kinds[i];
                 if (!k->enabled || k->zstate != Z_UP)
                         continue;
-                /* Until start-up is proven, each kind seals at least one sandbox. */
-                uint32_t want = MAX(k->pool_size, p->started ? 0u : 1u) + MIN(k->queued, free_slots);
-                /* Sandboxes of a replaced zygote are not counted: fresh ones replace them. */
+                SchedKind v = sched_view(k);
+                uint32_t want = sched_want(&v, p->started, p->n_running, p->cfg.max_concurrency);
+                /* Sandboxes of a replaced zygote are not counted: fresh ones replace them (and
+                 * its ready ones beyond want are retired, so the counts are read again). */
                 uint32_t stale = recycle_stale(p, k, want);
-                uint32_t have = k->n_spawning + k->n_sealing + k->n_ready - stale;
-                while (have < want && k->n_spawning < limit) {
+                v = sched_view(k);
+                v.stale = stale;
+                for (uint32_t n = sched_spawn_count(&v, want, p->seal_failures); n > 0; n--) {
                         int r = sb_new(p, k);
                         if (r == -EUSERS)
                                 break; /* every uid is held: retried when one is released */
@@ -963,7 +986,6 @@ static void dispatch(Pool *p) {
                                 log_errno(r, "cannot request a sandbox");
                                 break;
                         }
-                        have++;
                 }
         }
 }
@@ -988,7 +1010,7 @@ static void zygote_down(Pool *p, Kind *k, const char *why) {
         reroute_to_lean(p);
         if (!p->stopped) {
                 uint64_t now = now_ms();
-                k->backoff_ms = now - k->started_ms < 5000 ? MIN(MAX(k->backoff_ms * 2, 250), 5000) : 0;
+                k->backoff_ms = sched_restart_backoff(now, k->started_ms, k->backoff_ms);
                 k->retry_ms = now + k->backoff_ms;
                 pthread_mutex_lock(&p->lock);
                 p->status.zygote_restarts++;
@@ -1057,8 +1079,8 @@ static void on_zygote_ready(Pool *p, Kind *k, ZygoteReady *ready) {
         k->ever_up = true;
         k->up_ms = now_ms();
         k->spawned = 0;
-        if (strncmp(p->fatal, "the zygote", 10) == 0 || strncmp(p->fatal, "PREINSTALL", 10) == 0)
-                p->fatal[0] = 0;
+        if (p->fatal_cause == FATAL_ZYGOTE)
+                set_fatal(p, FATAL_NONE, "");
         if (k->id == POOL_FULL && !p->route && p->kinds[POOL_LEAN].enabled) {
                 ready->modules[sizeof ready->modules - 1] = 0;
                 if (route_new(ready->modules, &p->route) < 0)
@@ -1089,11 +1111,11 @@ static void on_spawn_reply(Pool *p, Kind *k, const SpawnReply *rep) {
         if (rep->error < 0 || sb->pidfd < 0) {
                 if (rep->error < 0 && p->seal_failures++ == 0)
                         log_errno(rep->error, "the %s could not create a sandbox", k->name);
-                if (!k->ever_up || p->seal_failures >= SEAL_FAILURES_FATAL) {
+                if (!k->ever_up || p->seal_failures >= SCHED_SEAL_FAILURES_FATAL) {
                         char why[300];
                         snprintf(why, sizeof why, "cannot create a sandbox: %s",
                                 strerror(rep->error < 0 ? -rep->error : errno));
-                        snprintf(p->fatal, sizeof p->fatal, "%s", why);
+                        set_fatal(p, FATAL_SANDBOX, why);
                         start_failed(p, why);
                 }
                 sb_retire(p, sb);
@@ -1141,7 +1163,7 @@ static void on_zctl(Pool *p, Kind *k) {
                                         strerror(-r));
                         else
                                 snprintf(why, sizeof why, "%s", ready.message);
-                        snprintf(p->fatal, sizeof p->fatal, "%s", why);
+                        set_fatal(p, FATAL_ZYGOTE, why);
                         start_failed(p, why);
                         fail_queues(p, RUN_INTERNAL, why);
                         zygote_down(p, k, "could not start");
@@ -1498,7 +1520,7 @@ static void on_tick(Pool *p) {
         uint64_t limit = (uint64_t)p->cfg.queue_timeout_sec * 1000;
         for (int i = 0; i < _POOL_KINDS; i++) {
                 Kind *kd = &p->kinds[i];
-                while (kd->queue_head && now - kd->queue_head->enqueued_ms >= limit)
+                while (kd->queue_head && sched_expired(now, kd->queue_head->enqueued_ms, limit))
                         job_finish(p, queue_pop(p, kd), RUN_QUEUE_TIMEOUT);
                 if (!kd->enabled)
                         continue;
@@ -1564,15 +1586,9 @@ static void take_inbox(Pool *p) {
                         job_finish(p, job, RUN_INTERNAL);
                         continue;
                 }
-                if (job->kind != POOL_LEAN || !p->kinds[POOL_LEAN].enabled)
-                        job->kind = POOL_FULL;
-                /* The full zygote is restarting (importing takes seconds) and none of its
-                 * sandboxes is left: the lean one serves; the libraries are importable there
-                 * too, only slower. */
-                Kind *full = &p->kinds[POOL_FULL], *lean = &p->kinds[POOL_LEAN];
-                if (job->kind == POOL_FULL && full->zstate != Z_UP && !full->n_ready && lean->enabled &&
-                        lean->zstate == Z_UP)
-                        job->kind = POOL_LEAN;
+                SchedKind views[_POOL_KINDS];
+                sched_views(p, views);
+                job->kind = sched_choose_kind(views, job->kind == POOL_LEAN ? POOL_LEAN : POOL_FULL);
                 if (job->client_fd >= 0) {
                         Watch *w = calloc(1, sizeof *w);
                         if (w) {
