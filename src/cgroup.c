@@ -459,7 +459,7 @@ void cgroup_cpu_weight(const CgroupRoot *root, const Cgroup *cg, CgroupCpuWeight
 uint64_t cgroup_memory_bound(const CgroupRoot *root, const Config *c) {
         if (root->mode != CGROUP_NONE)
                 return c->memory_limit_bytes;
-        return c->memory_limit_bytes * c->max_processes;
+        return (c->memory_limit_bytes + ADDRESS_SPACE_HEADROOM_BYTES) * c->max_processes;
 }
 
 const char *cgroup_cpu_name(const CgroupRoot *root) {

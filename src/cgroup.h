@@ -85,7 +85,7 @@ void cgroup_cpu_weight(const CgroupRoot *root, const Cgroup *cg, CgroupCpuWeight
 /* The most memory one run can hold at any instant: MEMORY_LIMIT_MB with a memory cgroup;
  * without one, the pool's sampling (memwatch.c) enforces MEMORY_LIMIT_MB only every
  * MEMWATCH_INTERVAL_MS, and between two samples only RLIMIT_AS per process bounds a run:
- * MAX_PROCESSES times MEMORY_LIMIT_MB. */
+ * MAX_PROCESSES times (MEMORY_LIMIT_MB + ADDRESS_SPACE_HEADROOM_BYTES). */
 uint64_t cgroup_memory_bound(const CgroupRoot *root, const Config *c);
 
 /* What limits CPU, for /health, `check` and the start-up line: "cgroup v1", "cgroup v2" or

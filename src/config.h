@@ -108,6 +108,12 @@ int config_load(Config *c, const char *dotenv_path, char *const *envp, char **re
 
 /* SANDBOX_UID_RANGE's default range: in the block systemd leaves unused (0x70000000 and up,
  * docs/UIDS-GIDS.md), 65536 ids. */
+/* Without a memory cgroup, each process of a run gets RLIMIT_AS = its memory limit plus this:
+ * address space is not memory. The full zygote's image is ~300 MB of it, each thread reserves an
+ * 8 MB stack and the first 16 a 64 MB malloc arena, so with the limit alone a hundred threads
+ * (or 11, with numpy loaded) could not start. What a run holds is bounded by the watchdog's
+ * samples (memwatch.c); this ceiling only bounds one process between two samples. */
+#define ADDRESS_SPACE_HEADROOM_BYTES (UINT64_C(2048) << 20)
 #define SANDBOX_UID_RANGE_AUTO_FIRST UINT32_C(1879048192)
 #define SANDBOX_UID_RANGE_AUTO_LAST UINT32_C(1879113727)
 

@@ -1918,7 +1918,7 @@ int pool_start(const Config *c, Pool **ret, char *why, size_t whyn) {
                 /* Field by field: the zygote and every sandbox get only what they use. */
                 k->init = (ZygoteConfig){
                         .magic = PROTO_MAGIC,
-                        .memory_limit_bytes = c->memory_limit_bytes,
+                        .memory_limit_bytes = c->memory_limit_bytes + ADDRESS_SPACE_HEADROOM_BYTES,
                         .tmp_size_bytes = c->tmp_size_bytes,
                         .max_file_size_bytes = c->max_file_size_bytes,
                         .prefault_bytes = c->prefault_bytes,

@@ -25,7 +25,7 @@ enum {
 typedef struct ZygoteConfig {
         uint32_t magic;
         uint32_t flags; /* ZYGOTE_F_* */
-        uint64_t memory_limit_bytes; /* RLIMIT_AS of a run, when ZYGOTE_F_RLIMIT_AS */
+        uint64_t memory_limit_bytes; /* RLIMIT_AS of a run's processes, when ZYGOTE_F_RLIMIT_AS */
         uint64_t tmp_size_bytes;
         uint64_t max_file_size_bytes;
         uint64_t prefault_bytes;

@@ -544,7 +544,8 @@ def _apply_limits(req):
         soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
         if soft == resource.RLIM_INFINITY or cpu < soft:
             resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1 if hard == resource.RLIM_INFINITY else min(hard, cpu + 1)))
-    mem = req.get("memory_bytes")
+    # memory_bytes plus the server's headroom for what is address space but not memory.
+    mem = req.get("address_space_bytes")
     if mem:
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         if soft != resource.RLIM_INFINITY and mem < soft:

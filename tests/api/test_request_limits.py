@@ -142,8 +142,13 @@ def test_memory_mb_bounds_are_accepted(server, value):
 
 def test_tighter_memory_limit_applies_to_the_run(start_server):
     srv = start_server({"MEMORY_LIMIT_MB": "512"})
+    # Held for a while before it says so: without a memory cgroup the limit is enforced by
+    # sampling every 100 ms (RLIMIT_AS has headroom), and a machine with cheap page faults
+    # fills 200 MB faster than that.
     alloc = code('''
+        import time
         block = b"x" * (200 << 20)
+        time.sleep(0.5)
         print("allocated", len(block) >> 20)
     ''')
     status, body = execute(srv, {"code": alloc})
@@ -166,7 +171,8 @@ def test_tighter_memory_limit_applies_to_subprocesses(start_server):
     child = code('''
         import subprocess, sys
         r = subprocess.run([sys.executable, "-c",
-                            "b = b'x' * (200 << 20); print('child allocated', len(b) >> 20)"],
+                            "import time; b = b'x' * (200 << 20); time.sleep(0.5); "
+                            "print('child allocated', len(b) >> 20)"],
                            capture_output=True, text=True, timeout=20)
         print("child exit", r.returncode, r.stdout.strip())
     ''')
@@ -181,8 +187,10 @@ def test_tighter_memory_limit_applies_to_subprocesses(start_server):
 def test_tighter_memory_limit_with_the_full_zygote(start_server):
     srv = start_server({"MEMORY_LIMIT_MB": "512"})
     alloc = code('''
+        import time
         import numpy as np
         a = np.ones((200 << 20) // 8)
+        time.sleep(0.5)
         print("allocated", a.nbytes >> 20)
     ''')
     status, body = execute(srv, {"code": alloc, "memory_mb": 64})

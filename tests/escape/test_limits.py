@@ -20,13 +20,16 @@ def run_error(server, src):
 
 
 @pytest.mark.parametrize("src", [
-    # One block four times the limit, every page touched.
-    "block = bytearray(1 << 30)\nprint('allocated', len(block))\n",
+    # One block four times the limit, every page touched. Each is held a moment before it says
+    # so: without a memory cgroup the limit is enforced by sampling every 100 ms.
+    "import time\nblock = bytearray(1 << 30)\ntime.sleep(0.5)\nprint('allocated', len(block))\n",
     # Growth in 10 MiB steps, bounded at 1 GiB.
     code('''
+        import time
         chunks = []
         for i in range(100):
             chunks.append(b"x" * (10 << 20))
+        time.sleep(0.5)
         print("allocated", len(chunks) * 10, "MiB")
     '''),
 ], ids=["one-block", "growing"])

@@ -1624,13 +1624,14 @@ static void test_decode_every_field(void **state) {
                 "\"content\": \"x\"}], \"return_files\": [\"*.csv\"], \"timeout\": 2, \"memory_mb\": 128, "
                 "\"image_format\": \"svg\"}",
                 &ar);
-        assert_int_equal(json_object_size(j), 8);
+        assert_int_equal(json_object_size(j), 9);
         expect_runner_field(j, "code", "\"print(input())\"");
         expect_runner_field(j, "stdin", "\"42\\n\"");
         expect_runner_field(j, "files", "[{\"name\": \"a.csv\", \"content\": \"x\"}]");
         expect_runner_field(j, "return_files", "[\"*.csv\"]");
         assert_true(json_number_value(json_object_get(j, "timeout_sec")) == 2.0);
         expect_runner_field(j, "memory_bytes", "134217728");
+        expect_runner_field(j, "address_space_bytes", "2281701376"); /* + ADDRESS_SPACE_HEADROOM_BYTES */
         expect_runner_field(j, "image_format", "\"svg\"");
         assert_true(json_is_object(json_object_get(j, "limits")));
         assert_int_equal(ar.timeout_ms, 2000);
