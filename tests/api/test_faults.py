@@ -9,7 +9,6 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 from conftest import runtime_dir as conftest_runtime_dir
 from conftest import assert_cgroups_only_for_live_sandboxes, children, comm, own_pid_namespace
