@@ -221,15 +221,18 @@ bench:
 
 # The developer's gate, for use while working (`make test` stays the full suite): build, format
 # check, pyflakes, clang-tidy on what changed, the unit tests and the fuzz corpus replay. Everything
-# is built in one parallel make (CHECK_JOBS, default: one per core), then the tests run. Not
-# `make test`'s clang build, libFuzzer run, pytest suites or soak.
+# is built in one parallel make (CHECK_JOBS, default: one per core), then the tests run; every
+# step runs even after a failure, so one run shows them all. Not `make test`'s clang build,
+# libFuzzer run, pytest suites or soak.
 CHECK_JOBS ?= $(shell nproc)
 check:
-	$(MAKE) --no-print-directory tidy-seed
-	$(MAKE) --no-print-directory -j$(CHECK_JOBS) --output-sync=target all format-check lint tidy-changed \
-	        $(UNIT_BINS) $(patsubst %,$(UNIT_BUILD)/replay-%,$(FUZZ_TARGETS))
-	$(MAKE) --no-print-directory unit
-	$(MAKE) --no-print-directory fuzz-replay
+	@$(MAKE) --no-print-directory tidy-seed
+	@fail=0; \
+	$(MAKE) --no-print-directory -k -j$(CHECK_JOBS) --output-sync=target all format-check lint tidy-changed \
+	        $(UNIT_BINS) $(patsubst %,$(UNIT_BUILD)/replay-%,$(FUZZ_TARGETS)) || fail=1; \
+	$(MAKE) --no-print-directory unit || fail=1; \
+	$(MAKE) --no-print-directory fuzz-replay || fail=1; \
+	if [ $$fail = 0 ]; then echo "check: passed"; else echo "check: FAILED (see above)"; fi; exit $$fail
 
 # The host self-check: what this host supports, and one sandbox sealed to prove it.
 host-check: $(BUILD)/snakebox
