@@ -922,7 +922,6 @@ class Bench:
         return env
 
     def phase_baselines(self):
-        a = self.args
         out = {}
         tmp = Path(tempfile.mkdtemp(prefix="snakebox-bench-base-"))
         try:

@@ -158,7 +158,7 @@ class Server:
             _live_servers.remove(self)
         log = self.stderr()
         shutil.rmtree(self.workdir, ignore_errors=True)
-        # A sanitizer build (make sanitize-api) reports memory errors, undefined behaviour and
+        # A sanitizer build (make api-sanitized) reports memory errors, undefined behaviour and
         # leaks of the server and its zygotes here; any report fails the test that ran it.
         m = SANITIZER_RE.search(log)
         if m:

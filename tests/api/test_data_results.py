@@ -12,7 +12,7 @@ import zlib
 
 import pytest
 
-from conftest import BINARY, code, post_json, run, show
+from conftest import BINARY, code, post_json, show
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 OLD_FIELDS = {"status", "output", "stdout", "stderr", "exit_code", "signal", "error", "truncated",

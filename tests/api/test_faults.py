@@ -9,7 +9,6 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 from conftest import runtime_dir as conftest_runtime_dir
 from conftest import assert_cgroups_only_for_live_sandboxes, children, comm, own_pid_namespace
@@ -42,14 +41,16 @@ def is_answer(status, body):
 def test_zygote_killed_with_16_runs_in_flight(start_server):
     """Half the runs use the full zygote (numpy), half the lean one. The full zygote is SIGKILLed
     while all 16 are in flight: every client gets an answer, and a new numpy request is served
-    within 2 s of the kill."""
-    s = start_server({"MAX_CONCURRENCY": "16", "EXECUTION_TIMEOUT": "20"})
+    without waiting for the restarted zygote: its answer comes while /health still says the
+    zygote is down (it once waited for the replacement's imports, seconds).
+
+    Order, not time: this used to assert "within 2 s of the kill" after waiting for the zygote to
+    outlive the crash-loop window (5 s, hard-coded here from src/pool.c). A crash-loop pause only
+    delays the restart, which can only make the order easier to meet, so neither is needed."""
+    # 17 slots: the probe below waits for no run's slot, only (if broken) for the restart.
+    s = start_server({"MAX_CONCURRENCY": "17", "EXECUTION_TIMEOUT": "20"})
     assert_healthy(s)
     run(s, "import numpy\nprint(numpy.__version__)", timeout=30)
-    # A zygote that dies within 5 s of its start is restarted after a pause (a crash loop guard,
-    # src/pool.c zygote_down): let this one be older, so that only the restart itself is measured.
-    old = full_zygote(s)
-    wait_for(lambda: process_age(old) >= 6, 10, "the zygote did not get 6 s old")
     token = new_token()
     results = {}
 
@@ -72,7 +73,9 @@ def test_zygote_killed_with_16_runs_in_flight(start_server):
     killed_at = time.monotonic()
     recovery = watch_recovery(s, zygote, killed_at)
 
-    # A new numpy request, sent right after the kill: its answer must come within 2 s.
+    # A new numpy request, sent right after the kill: it must be answered before the restarted
+    # zygote is up (the watcher's up_at is read at or after the real moment, so a late poll can
+    # only let a slow server pass, never fail a correct one).
     recovered_at, probe_answers = None, []
     while time.monotonic() - killed_at < 30:
         status, body = run(s, "import numpy\nprint(int(numpy.arange(4).sum()))", timeout=30)
@@ -97,9 +100,11 @@ def test_zygote_killed_with_16_runs_in_flight(start_server):
     took = recovered_at - killed_at
     recovery["stop"].set()
     recovery["thread"].join(timeout=5)
-    assert took <= 2.0, (
-        f"the first numpy request after the zygote's SIGKILL was served {took:.2f} s after the kill "
-        f"(at most 2 s); answers meanwhile (s after kill, HTTP, status, output): {probe_answers}; "
+    up_at = recovery.get("up_at")
+    assert up_at is None or took < up_at, (
+        f"the first numpy request after the zygote's SIGKILL was served {took:.2f} s after the kill, "
+        f"after the restarted zygote was up ({up_at} s): it waited for the restart; "
+        f"answers meanwhile (s after kill, HTTP, status, output): {probe_answers}; "
         f"seconds after the kill: new zygote process {recovery.get('new_pid_at')}, /health "
         f"zygote down {recovery.get('down_at')}, up again {recovery.get('up_at')}; "
         f"in-flight answers: {[(i, results[i][0], results[i][1].get('status')) for i in range(16)]}")
@@ -110,14 +115,6 @@ def test_zygote_killed_with_16_runs_in_flight(start_server):
     # Sandboxes the dead zygote had cloned but not yet reported still got cgroups: those go
     # too, once their processes have exited.
     assert_cgroups_only_for_live_sandboxes(s)
-
-
-def process_age(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
-    with open("/proc/uptime") as f:
-        uptime = float(f.read().split()[0])
-    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
 
 
 def watch_recovery(server, old_zygote, since):
@@ -226,11 +223,15 @@ def test_full_tmpfs_is_enospc_for_the_program_and_harmless_for_the_server(start_
 
 
 def test_sigterm_with_8_runs_in_flight(start_server):
-    s = start_server({"SHUTDOWN_GRACE": "1", "EXECUTION_TIMEOUT": "30"})
+    """SIGTERM with 8 runs in flight and SHUTDOWN_GRACE=1: every client gets a 503 and the server
+    exits before the runs would have ended (each sleeps 40 s, EXECUTION_TIMEOUT is 60 s, and the
+    waits here give up after 20 s), so exiting at all shows that it did not wait for them. This
+    used to time the exit ("within 9 s" of runs that slept 5 s)."""
+    s = start_server({"SHUTDOWN_GRACE": "1", "EXECUTION_TIMEOUT": "60"})
     runtime_dir = conftest_runtime_dir(s.pid)
     assert runtime_dir.exists(), f"{runtime_dir} does not exist while serving: the check after would prove nothing"
     token = new_token()
-    src = MARK_PRELUDE + f"mark({token!r})\n" + "import time\ntime.sleep(5)\nprint('should not get here')\n"
+    src = MARK_PRELUDE + f"mark({token!r})\n" + "import time\ntime.sleep(40)\nprint('should not get here')\n"
     results = {}
 
     def one(i):
@@ -244,9 +245,9 @@ def test_sigterm_with_8_runs_in_flight(start_server):
         t.start()
     wait_for(lambda: len(host_processes(token)) >= 8, 20, "the 8 runs did not all start")
     os.kill(s.pid, signal.SIGTERM)
-    sent = time.monotonic()
+    answered_by = time.monotonic() + 20  # one wait for all: half the runs' sleep(40)
     for t in threads:
-        t.join(timeout=20)
+        t.join(timeout=max(0.0, answered_by - time.monotonic()))
     assert not any(t.is_alive() for t in threads), "some clients got no answer"
     for i in range(8):
         r = results.get(i)
@@ -255,10 +256,10 @@ def test_sigterm_with_8_runs_in_flight(start_server):
         assert status == 503, f"run {i}: " + show((status, body))
         assert body.get("status") == "Error" and isinstance(body.get("output"), str) and body["output"], show(body)
         assert "should not get here" not in json.dumps(body)
+    # Order: the server is gone while the runs' sleep(40) would still go on (a wait bound, not a
+    # timing assertion: 20 s is half of what a server that let the runs finish would need).
     exit_status = s.wait_exit(timeout=20)
-    took = time.monotonic() - sent
     assert exit_status == 0, f"exit status {exit_status}\n" + s.stderr()[-3000:]
-    assert took < 1 + 8, f"the server took {took:.1f} s to exit with SHUTDOWN_GRACE=1"
     assert_no_processes_left(token)
     assert not runtime_dir.exists(), f"{runtime_dir} was left behind"
     left = cgroup_dirs(s.pid)

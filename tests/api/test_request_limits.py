@@ -105,7 +105,7 @@ def test_timeout_above_the_maximum_is_a_400_that_says_the_maximum(server, value)
 
 def test_timeout_maximum_follows_the_server_setting(start_server):
     srv = start_server({"EXECUTION_TIMEOUT": "7"})
-    output = assert_400(srv, {"code": RAN, "timeout": 8}, "timeout", "7")
+    assert_400(srv, {"code": RAN, "timeout": 8}, "timeout", "7")
     status, body = execute(srv, {"code": "print('ok')", "timeout": 7})
     assert status == 200 and body["status"] == "Success", show(body)
 

@@ -13,8 +13,6 @@ junk frame every few ms was re-parsed on each one, so a concurrent hello took se
 import threading
 import time
 
-import pytest
-
 from conftest import SANITIZED, assert_healthy, code, run, show
 
 # Caps small enough that forged reports up to the cap are quick to send: the server's report
