@@ -49,7 +49,6 @@ def _matplotlib():
 
 
 def _sklearn():
-    import numpy as np
     from sklearn.datasets import make_classification
     from sklearn.linear_model import LinearRegression, LogisticRegression
     from sklearn.model_selection import train_test_split
