@@ -11,6 +11,9 @@ Only the standard library is used, so the suite runs with Debian's pytest:
 
 Helpers meant for the tests (import them with `from conftest import ...`):
     run(server, code, **extra)       -> (http_status, json_body)
+    execute(server, obj)             -> (http_status, json_body), obj posted as it is
+    execute_ok(server, obj)          -> json_body of a request that must succeed
+    module_server(env)               a module-scoped server fixture (TEST_LIMITS + env)
     request(server, method, path...) -> Reply(status, headers, body, json)
     assert_healthy(server)           a hello world still succeeds
     new_token()                      a random marker, short enough for a process name
@@ -184,6 +187,20 @@ def ready_server(env):
     return s
 
 
+def module_server(env=None, limits=True):
+    """A module-scoped fixture: a server with TEST_LIMITS (unless limits=False) and env laid over
+    them, started once for the tests of the module that assigns it, stopped after them:
+        cors = module_server({"CORS_ORIGINS": "https://a.example"})"""
+    @pytest.fixture(scope="module")
+    def fixture():
+        full = dict(TEST_LIMITS) if limits else {}
+        full.update(env or {})
+        s = ready_server(full)
+        yield s
+        s.stop()
+    return fixture
+
+
 @pytest.fixture(scope="session")
 def server():
     """The shared server: defaults, plus TEST_LIMITS and a secret in its environment that no
@@ -292,6 +309,22 @@ def request(server, method, path, body=None, headers=None, timeout=None, conn=No
 def post_json(server, obj, path="/api/execute", timeout=None, conn=None):
     return request(server, "POST", path, body=json.dumps(obj),
                    headers={"Content-Type": "application/json"}, timeout=timeout, conn=conn)
+
+
+def execute(server, obj, timeout=None):
+    """POSTs obj as it is (so that any request field can be sent, or left out) to /api/execute;
+    returns (http_status, json_body). Fails the test if the body is not JSON."""
+    r = post_json(server, obj, timeout=timeout)
+    assert r.json is not None, f"answer is not valid JSON: {r!r}"
+    return r.status, r.json
+
+
+def execute_ok(server, obj, timeout=None):
+    """execute() for a request that must succeed; returns the body."""
+    status, body = execute(server, obj, timeout)
+    assert status == 200, show((status, body))
+    assert body.get("status") == "Success", show(body)
+    return body
 
 
 def run(server, code, timeout=None, **extra):

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from conftest import TEST_LIMITS, ready_server, request, show
+from conftest import module_server, request, show
 
 A = "https://a.example"
 B = "http://b.example:8080"
@@ -44,13 +44,7 @@ def assert_no_cors(r):
         assert h not in r.headers, f"{h} sent where CORS must be off: {r!r}"
 
 
-@pytest.fixture(scope="module")
-def cors():
-    env = dict(TEST_LIMITS)
-    env["CORS_ORIGINS"] = f"{A},{B}"
-    s = ready_server(env)
-    yield s
-    s.stop()
+cors = module_server({"CORS_ORIGINS": f"{A},{B}"})
 
 
 # --- off by default ------------------------------------------------------------------------------

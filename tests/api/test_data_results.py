@@ -12,7 +12,7 @@ import zlib
 
 import pytest
 
-from conftest import BINARY, code, post_json, show
+from conftest import BINARY, code, execute, execute_ok, show
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 OLD_FIELDS = {"status", "output", "stdout", "stderr", "exit_code", "signal", "error", "truncated",
@@ -21,19 +21,8 @@ OLD_FIELDS = {"status", "output", "stdout", "stderr", "exit_code", "signal", "er
 
 # --- helpers ------------------------------------------------------------------------------------
 
-def execute(server, obj, http_timeout=None):
-    """POSTs obj as is (so that request fields such as `timeout` can be sent); returns
-    (http_status, json_body)."""
-    r = post_json(server, obj, timeout=http_timeout)
-    assert r.json is not None, f"answer is not valid JSON: {r!r}"
-    return r.status, r.json
 
 
-def execute_ok(server, obj, http_timeout=None):
-    status, body = execute(server, obj, http_timeout)
-    assert status == 200, show((status, body))
-    assert body.get("status") == "Success", show(body)
-    return body
 
 
 def key_range(key):

@@ -11,25 +11,15 @@ import subprocess
 
 import pytest
 
-from conftest import BINARY, code, post_json, show
+from conftest import BINARY, code, execute, execute_ok, post_json, show
 
 MIB = 1 << 20
 
 
 # --- helpers ------------------------------------------------------------------------------------
 
-def execute(server, obj, http_timeout=None):
-    """POSTs obj as is; returns (http_status, json_body)."""
-    r = post_json(server, obj, timeout=http_timeout)
-    assert r.json is not None, f"answer is not valid JSON: {r!r}"
-    return r.status, r.json
 
 
-def execute_ok(server, obj, http_timeout=None):
-    status, body = execute(server, obj, http_timeout)
-    assert status == 200, show((status, body))
-    assert body.get("status") == "Success", show(body)
-    return body
 
 
 def assert_400(server, obj, *needles):
@@ -308,7 +298,7 @@ def test_max_files_bytes_default_is_8_mib(start_server):
     read = "import os\nprint(sum(os.path.getsize(n) for n in os.listdir('.')))"
     body = execute_ok(srv, {"code": read, "files": [{"name": "a.txt", "content": "a" * (4 * MIB)},
                                                     {"name": "b.txt", "content": "b" * (4 * MIB)}]},
-                      http_timeout=120)
+                      timeout=120)
     assert body["stdout"] == f"{8 * MIB}\n", show(body)
     output = assert_400(srv, {"code": run_marker(),
                               "files": [{"name": "a.txt", "content": "a" * (8 * MIB + 1)}]})
@@ -502,7 +492,7 @@ def test_default_per_file_cap_is_1_mib(server):
             f.write("e" * {MIB})
         with open("over.txt", "w") as f:
             f.write("o" * {MIB + 1})
-    '''), "return_files": True}, http_timeout=60)
+    '''), "return_files": True}, timeout=60)
     files = returned(body)
     assert list(files) == ["exact.txt", "over.txt"], show(body["files"], 500)
     assert content(files["exact.txt"]) == b"e" * MIB
@@ -540,7 +530,7 @@ def test_default_total_cap_is_8_mib(server):
         for i in range(9):
             with open(f"part{{i}}.txt", "w") as f:
                 f.write(str(i) * {size})
-    '''), "return_files": True}, http_timeout=120)
+    '''), "return_files": True}, timeout=120)
     files = returned(body)
     assert list(files) == [f"part{i}.txt" for i in range(9)], show(list(files))
     cut = [n for n, e in files.items() if e.get("truncated") is True]
@@ -658,10 +648,10 @@ def test_large_stdin_is_read_whole_and_unread_stdin_does_not_hang(start_server):
         import hashlib, sys
         data = sys.stdin.buffer.read()
         print(len(data), hashlib.sha256(data).hexdigest())
-    '''), "stdin": data}, http_timeout=60)
+    '''), "stdin": data}, timeout=60)
     expected = data.encode()
     assert body["stdout"] == f"{len(expected)} {hashlib.sha256(expected).hexdigest()}\n", show(body)
-    body = execute_ok(srv, {"code": "print('ignored stdin')", "stdin": data}, http_timeout=60)
+    body = execute_ok(srv, {"code": "print('ignored stdin')", "stdin": data}, timeout=60)
     assert body["stdout"] == "ignored stdin\n", show(body)
 
 

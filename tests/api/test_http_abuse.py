@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import TEST_LIMITS, assert_healthy, request, run, show
+from conftest import TEST_LIMITS, assert_healthy, module_server, request, run, show
 
 MAX_REQUEST_BYTES = int(TEST_LIMITS["MAX_REQUEST_BYTES"])
 IDLE_TIMEOUT = 60  # src/http.c IDLE_TIMEOUT_SEC: an idle connection is closed after this
@@ -621,15 +621,8 @@ def test_one_address_at_its_connection_limit_does_not_shut_out_another(start_ser
     assert_healthy(srv)
 
 
-@pytest.fixture(scope="module")
-def short_headers():
-    """A server whose header deadline (HEADER_TIMEOUT=2) is shorter than its runs and slow bodies."""
-    from conftest import ready_server
-    env = dict(TEST_LIMITS)
-    env["HEADER_TIMEOUT"] = "2"
-    s = ready_server(env)
-    yield s
-    s.stop()
+# A server whose header deadline (HEADER_TIMEOUT=2) is shorter than its runs and slow bodies.
+short_headers = module_server({"HEADER_TIMEOUT": "2"})
 
 
 HEADER_BOUND = 20  # seconds: generous against HEADER_TIMEOUT=2, well short of the 60 s idle timeout

@@ -7,17 +7,13 @@ import time
 
 import pytest
 
-from conftest import (MARK_PRELUDE, TEST_LIMITS, assert_healthy, assert_no_processes_left, code,
-                      new_token, post_json, show)
+from conftest import (MARK_PRELUDE, TEST_LIMITS, assert_healthy, assert_no_processes_left, code, execute,
+                      new_token, show)
 
 SERVER_TIMEOUT = int(TEST_LIMITS["EXECUTION_TIMEOUT"])    # 5
 SERVER_MEMORY_MB = int(TEST_LIMITS["MEMORY_LIMIT_MB"])    # 256
 
 
-def execute(server, obj, http_timeout=None):
-    r = post_json(server, obj, timeout=http_timeout)
-    assert r.json is not None, f"answer is not valid JSON: {r!r}"
-    return r.status, r.json
 
 
 def assert_400(server, obj, *words):
@@ -40,7 +36,7 @@ RAN = 'print("RAN-THE-CODE")\n'
 def test_tighter_timeout_stops_the_run_early(server):
     start = time.monotonic()
     status, body = execute(server, {"code": "import time\nprint('start', flush=True)\ntime.sleep(10)\nprint('end')\n",
-                                    "timeout": 1}, http_timeout=SERVER_TIMEOUT + 30)
+                                    "timeout": 1}, timeout=SERVER_TIMEOUT + 30)
     elapsed = time.monotonic() - start
     assert status == 200 and body["status"] == "Error", show(body)
     assert body["error"]["type"] == "Timeout", show(body)
@@ -62,7 +58,7 @@ def test_tighter_timeout_ends_every_process_of_the_run(server):
             time.sleep(60)
             os._exit(0)
         time.sleep(60)
-    '''), "timeout": 1}, http_timeout=SERVER_TIMEOUT + 30)
+    '''), "timeout": 1}, timeout=SERVER_TIMEOUT + 30)
     assert status == 200 and body["status"] == "Error", show(body)
     assert "Timeout Error: Code execution exceeded 1 seconds" in body["output"], show(body)
     assert_no_processes_left(token)
