@@ -104,7 +104,7 @@ int zygote_start(int image_fd, const ZygoteConfig *init, ZygoteProc *ret) {
         char path[64], storage[2][128];
         char *env[16];
         char *argv[] = {(char *)ZYGOTE_ARGV0, NULL};
-        pid_t pid;
+        _cleanup_sigkill_wait_ pid_t pid = 0;
         int r;
 
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -136,21 +136,14 @@ int zygote_start(int image_fd, const ZygoteConfig *init, ZygoteProc *ret) {
                 return -r;
 
         _cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-        if (pidfd < 0) {
-                r = -errno;
-                kill(pid, SIGKILL);
-                waitpid(pid, NULL, 0);
-                return r;
-        }
+        if (pidfd < 0)
+                return -errno;
         r = fd_send(sv[0], init, sizeof *init, NULL, 0);
         if (r == 0)
                 r = fd_nonblock(sv[0]);
-        if (r < 0) {
-                kill(pid, SIGKILL);
-                waitpid(pid, NULL, 0);
+        if (r < 0)
                 return r;
-        }
-        *ret = (ZygoteProc){.pid = pid, .pidfd = TAKE_FD(pidfd), .ctl = TAKE_FD(sv[0])};
+        *ret = (ZygoteProc){.pid = TAKE_PID(pid), .pidfd = TAKE_FD(pidfd), .ctl = TAKE_FD(sv[0])};
         return 0;
 }
 
