@@ -388,9 +388,9 @@ static int cmd_run(int argc, char **argv) {
         if (!body)
                 return 125;
         ApiRequest ar;
-        r = api_decode_request(body, strlen(body), &c, &ar, why, sizeof why);
-        if (r != 0) {
-                log_error("%s", r == 400 ? why : "out of memory");
+        HttpStatus decoded = api_decode_request(body, strlen(body), &c, &ar, why, sizeof why);
+        if (decoded != HTTP_STATUS_NONE) {
+                log_error("%s", decoded == HTTP_BAD_REQUEST ? why : "out of memory");
                 return 2;
         }
 

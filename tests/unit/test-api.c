@@ -85,12 +85,12 @@ static json_t *parse(const char *s, size_t n) {
 /* ---- api_decode_request ---- */
 
 /* The decoder with the default configuration, returning only the runner JSON. */
-static int decode_default(
+static HttpStatus decode_default(
         const char *body, size_t len, char **ret, size_t *ret_len, char *why, size_t whyn) {
         Config c;
         ApiRequest ar;
         config_init(&c);
-        int r = api_decode_request(body, len, &c, &ar, why, whyn);
+        HttpStatus r = api_decode_request(body, len, &c, &ar, why, whyn);
         *ret = r == 0 ? ar.runner : NULL;
         *ret_len = r == 0 ? ar.runner_len : 0;
         return r;
@@ -98,12 +98,12 @@ static int decode_default(
 
 /* Decodes body (n bytes, from an exact-size copy). On 0 sets *ret_json to the parsed runner
  * JSON; otherwise the reason is in why. */
-static int decode_n(const char *body, size_t n, json_t **ret_json, char *why) {
+static HttpStatus decode_n(const char *body, size_t n, json_t **ret_json, char *why) {
         char *ret = NULL;
         size_t ret_len = 0;
         why[0] = 0;
 
-        int r = decode_default(exact_copy(body, n), n, &ret, &ret_len, why, WHY_SIZE);
+        HttpStatus r = decode_default(exact_copy(body, n), n, &ret, &ret_len, why, WHY_SIZE);
         if (ret)
                 own(ret, OWN_FREE);
         if (r == 0) {
@@ -119,14 +119,14 @@ static int decode_n(const char *body, size_t n, json_t **ret_json, char *why) {
         return r;
 }
 
-static int decode(const char *body, json_t **ret_json, char *why) {
+static HttpStatus decode(const char *body, json_t **ret_json, char *why) {
         return decode_n(body, strlen(body), ret_json, why);
 }
 
 /* Expects a 400 whose reason contains every one of the given words. */
 static void expect_400(const char *body, size_t n, const char *const *words) {
         char why[WHY_SIZE];
-        int r = decode_n(body, n, NULL, why);
+        HttpStatus r = decode_n(body, n, NULL, why);
         int shown = n > 80 ? 80 : (int)n;
         if (r != 400)
                 fail_msg("body %.*s: status %d, want 400", shown, body, r);
@@ -497,7 +497,7 @@ static json_t *answer_text(const RunResult *r, const Config *c, int want_status,
         char *s = NULL;
         size_t len = 0;
         dirty_stack();
-        int status = api_build_answer(r, c, &s, &len);
+        HttpStatus status = api_build_answer(r, c, &s, &len);
         own(s, OWN_FREE);
         assert_int_equal(status, want_status);
         assert_non_null(s);
@@ -1101,12 +1101,13 @@ static void test_answer_internal(void **state) {
 
 /* Decodes body (from an exact-size copy) against the limits of c. On 0 sets *ret_req (its
  * runner is owned) and *ret_json to the parsed runner JSON; otherwise the reason is in why. */
-static int decode_cfg(const Config *c, const char *body, ApiRequest *ret_req, json_t **ret_json, char *why) {
+static HttpStatus decode_cfg(
+        const Config *c, const char *body, ApiRequest *ret_req, json_t **ret_json, char *why) {
         size_t n = strlen(body);
         ApiRequest ar;
         why[0] = 0;
         memset(&ar, 0x5a, sizeof ar);
-        int r = api_decode_request(exact_copy(body, n), n, c, &ar, why, WHY_SIZE);
+        HttpStatus r = api_decode_request(exact_copy(body, n), n, c, &ar, why, WHY_SIZE);
         if (r == 0) {
                 assert_non_null(own(ar.runner, OWN_FREE));
                 assert_int_equal(ar.runner_len, strlen(ar.runner));
@@ -1126,7 +1127,7 @@ static int decode_cfg(const Config *c, const char *body, ApiRequest *ret_req, js
 static json_t *accept_cfg(const Config *c, const char *body, ApiRequest *ret_req) {
         char why[WHY_SIZE];
         json_t *j = NULL;
-        int r = decode_cfg(c, body, ret_req, &j, why);
+        HttpStatus r = decode_cfg(c, body, ret_req, &j, why);
         if (r != 0)
                 fail_msg("body %.200s: status %d (%s), want 0", body, r, why);
         return j;
@@ -1135,7 +1136,7 @@ static json_t *accept_cfg(const Config *c, const char *body, ApiRequest *ret_req
 /* Expects a 400 whose reason contains every one of the given words. */
 static void expect_400_cfg(const Config *c, const char *body, const char *const *words) {
         char why[WHY_SIZE];
-        int r = decode_cfg(c, body, NULL, NULL, why);
+        HttpStatus r = decode_cfg(c, body, NULL, NULL, why);
         if (r != 400)
                 fail_msg("body %.200s: status %d, want 400", body, r);
         for (; *words; words++)
