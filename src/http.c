@@ -541,11 +541,10 @@ static enum MHD_Result on_body_complete(Http *h, Req *req) {
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-        const char *method, const char *version, const char *upload_data, size_t *upload_data_size,
+        const char *method, _unused_ const char *version, const char *upload_data, size_t *upload_data_size,
         void **con_cls) {
         Http *h = cls;
         Req *req = *con_cls;
-        (void)version;
 
         if (!req)
                 return on_first_call(h, conn, url, method, con_cls);

@@ -460,9 +460,8 @@ static int cmd_run(int argc, char **argv) {
         return status;
 }
 
-static int print_debian(const char *pkg, void *userdata) {
+static int print_debian(const char *pkg, _unused_ void *userdata) {
         char deb[160];
-        (void)userdata;
         int r = pylibs_debian(pkg, deb, sizeof deb);
         if (r < 0)
                 return r;

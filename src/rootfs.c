@@ -25,9 +25,7 @@
 #include "util/fd.h"
 #include "util/macro.h"
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        (void)st;
-        (void)ftw;
+static int rm_entry(const char *path, _unused_ const struct stat *st, int flag, _unused_ struct FTW *ftw) {
         if (flag == FTW_DP)
                 rmdir(path);
         else

@@ -79,7 +79,7 @@ static int move_fd(int fd, int target) {
         return 0;
 }
 
-static int step_fds(int *sock_fd, int out_fd, int err_fd, int sync_fd) {
+static int step_fds(int *sock_fd, int out_fd, int err_fd) {
         /* fd 3 may hold one of the others (the zygote's control socket sits at 3): park all
          * three above 10 first, so the moves below cannot clobber each other. */
         int s = fcntl(*sock_fd, F_DUPFD_CLOEXEC, 10);
@@ -93,7 +93,7 @@ static int step_fds(int *sock_fd, int out_fd, int err_fd, int sync_fd) {
         if (dup3(s, 3, O_CLOEXEC) < 0)
                 return -errno;
         *sock_fd = 3;
-        (void)sync_fd; /* closed with everything else */
+        /* Closes everything else, the user namespace's sync fd among them. */
         if (syscall(SYS_close_range, 4U, ~0U, 0U) < 0)
                 return -errno;
         return 0;
@@ -186,7 +186,7 @@ int seal_run(const SealPlan *plan, int sock_fd, int out_fd, int err_fd, int sync
         if (r < 0)
                 goto fail;
         step = SEAL_FDS;
-        r = step_fds(&sock_fd, out_fd, err_fd, sync_fd);
+        r = step_fds(&sock_fd, out_fd, err_fd);
         if (r < 0)
                 goto fail;
         /* kill(0, sig), and a terminal's signals, address a process group by its kernel
