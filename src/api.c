@@ -391,6 +391,17 @@ static int error_errno(json_t *error) {
  * stack (RLIMIT_AS), and is said as both; so is a MemoryError (numpy's is a subclass), which a
  * memory cgroup never raises (it kills) but RLIMIT_AS does, and so may a request the kernel's
  * overcommit check refuses. */
+/* Which memory limit the run had, as the client knows it: its own memory_mb when that was below
+ * the server's, and the value in MB. */
+static const char *memory_limit_name(const RunResult *r, const Config *c) {
+        return r->memory_bytes && r->memory_bytes < c->memory_limit_bytes ? "the request's memory_mb"
+                                                                          : "MEMORY_LIMIT_MB";
+}
+
+static unsigned long long memory_limit_mb(const RunResult *r, const Config *c) {
+        return (unsigned long long)((r->memory_bytes ? r->memory_bytes : c->memory_limit_bytes) >> 20);
+}
+
 static void add_limit_note(const RunResult *r, const Config *c, json_t *error, char *msg, size_t size) {
         char note[300];
         int e = error_errno(error);
@@ -418,11 +429,7 @@ static void add_limit_note(const RunResult *r, const Config *c, json_t *error, c
                 snprintf(note, sizeof note,
                         "Memory Limit: an allocation failed: the run may have reached %s (%llu MB; "
                         "without a memory cgroup, of address space per process)",
-                        r->memory_bytes && r->memory_bytes < c->memory_limit_bytes
-                                ? "the request's memory_mb"
-                                : "MEMORY_LIMIT_MB",
-                        (unsigned long long)((r->memory_bytes ? r->memory_bytes : c->memory_limit_bytes) >>
-                                             20));
+                        memory_limit_name(r, c), memory_limit_mb(r, c));
         else if (e == EAGAIN || (type && m && strcmp(type, "RuntimeError") == 0 &&
                                         strcmp(m, "can't start new thread") == 0))
                 snprintf(note, sizeof note,
@@ -511,11 +518,7 @@ HttpStatus api_build_answer(const RunResult *r, const Config *c, char **ret, siz
                 snprintf(msg, sizeof msg,
                         "Memory Limit Error: the program used more than %s (%llu MB) and was killed; files "
                         "in /work, /tmp and /dev/shm count as memory",
-                        r->memory_bytes && r->memory_bytes < c->memory_limit_bytes
-                                ? "the request's memory_mb"
-                                : "MEMORY_LIMIT_MB",
-                        (unsigned long long)((r->memory_bytes ? r->memory_bytes : c->memory_limit_bytes) >>
-                                             20));
+                        memory_limit_name(r, c), memory_limit_mb(r, c));
                 suffix = msg;
                 error = limit_error("MemoryLimit", msg + strlen("Memory Limit Error: "));
                 break;
