@@ -265,8 +265,8 @@ HttpStatus api_decode_request(
                 ret->memory_bytes = (uint64_t)json_integer_value(mem) << 20;
                 json_object_set_new(runner, "memory_bytes", json_integer((json_int_t)ret->memory_bytes));
                 /* Only used without a memory cgroup: the runner lowers its RLIMIT_AS to this. */
-                json_object_set_new(runner, "address_space_bytes",
-                        json_integer((json_int_t)(ret->memory_bytes + ADDRESS_SPACE_HEADROOM_BYTES)));
+                uint64_t address_space = ret->memory_bytes + ADDRESS_SPACE_HEADROOM_BYTES;
+                json_object_set_new(runner, "address_space_bytes", json_integer((json_int_t)address_space));
         }
         json_t *fmt = json_object_get(root, "image_format");
         if (fmt) {
