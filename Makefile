@@ -10,7 +10,7 @@ PYTHON   := /usr/bin/python3
 # -Wno-format-truncation: snprintf into fixed buffers is how messages are cut on purpose; where a
 # cut would change meaning (paths), the code checks snprintf's return value instead.
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
-            -Wno-unused-parameter -Wno-format-truncation
+            -Wno-format-truncation
 # clang has no -Wformat-truncation (and does not warn about what it catches).
 ifneq ($(findstring clang,$(CC)),)
 WARN     := $(filter-out -Wno-format-truncation,$(WARN))

@@ -46,7 +46,7 @@ static bool is_blank(const char *s, size_t n) {
 }
 
 /* "files": each entry {"name", "content", "encoding"?}; names checked by upload.c. */
-static int check_files(json_t *files, const Config *c, char *why, size_t whyn) {
+static HttpStatus check_files(json_t *files, const Config *c, char *why, size_t whyn) {
         char reason[160];
         size_t index;
         json_t *f;
@@ -54,33 +54,33 @@ static int check_files(json_t *files, const Config *c, char *why, size_t whyn) {
         if (!json_is_array(files)) {
                 snprintf(why, whyn,
                         "field \"files\" must be a list of {\"name\", \"content\", \"encoding\"}");
-                return 400;
+                return HTTP_BAD_REQUEST;
         }
         size_t n = json_array_size(files);
         if (n > c->max_files) {
                 snprintf(why, whyn, "field \"files\": %zu files, more than MAX_FILES (%u)", n, c->max_files);
-                return 400;
+                return HTTP_BAD_REQUEST;
         }
         _cleanup_free_ const char **names = calloc(n ? n : 1, sizeof *names);
         if (!names)
-                return 503;
+                return HTTP_SERVICE_UNAVAILABLE;
         uint64_t total = 0;
         json_array_foreach(files, index, f) {
                 if (!json_is_object(f)) {
                         snprintf(why, whyn, "field \"files\": entry %zu is not an object", index);
-                        return 400;
+                        return HTTP_BAD_REQUEST;
                 }
                 json_t *name = json_object_get(f, "name"), *content = json_object_get(f, "content"),
                        *encoding = json_object_get(f, "encoding");
                 if (!json_is_string(name)) {
                         snprintf(why, whyn, "field \"files\": entry %zu needs a \"name\" string", index);
-                        return 400;
+                        return HTTP_BAD_REQUEST;
                 }
                 const char *nm = json_string_value(name);
                 size_t nlen = json_string_length(name);
                 if (upload_check_name(nm, nlen, reason, sizeof reason) < 0) {
                         snprintf(why, whyn, "file \"%.200s\": %s", nm, reason);
-                        return 400;
+                        return HTTP_BAD_REQUEST;
                 }
                 const char *key;
                 json_t *v;
@@ -91,55 +91,55 @@ static int check_files(json_t *files, const Config *c, char *why, size_t whyn) {
                                         "file \"%.200s\": unknown key \"%.60s\" (allowed: name, content, "
                                         "encoding)",
                                         nm, key);
-                                return 400;
+                                return HTTP_BAD_REQUEST;
                         }
                 }
                 if (!json_is_string(content)) {
                         snprintf(why, whyn, "file \"%.200s\": \"content\" must be a string", nm);
-                        return 400;
+                        return HTTP_BAD_REQUEST;
                 }
                 bool base64 = encoding && string_is(encoding, "base64", NULL);
                 size_t size = json_string_length(content);
                 if (encoding && !base64 && !string_is(encoding, "utf-8", NULL)) {
                         snprintf(why, whyn, "file \"%.200s\": \"encoding\" must be \"utf-8\" or \"base64\"",
                                 nm);
-                        return 400;
+                        return HTTP_BAD_REQUEST;
                 }
                 if (base64 && upload_base64_size(
                                       json_string_value(content), json_string_length(content), &size) < 0) {
                         snprintf(why, whyn, "file \"%.200s\": \"content\" is not valid base64", nm);
-                        return 400;
+                        return HTTP_BAD_REQUEST;
                 }
                 total += size;
                 if (total > c->max_files_bytes) {
                         snprintf(why, whyn, "field \"files\": more than MAX_FILES_BYTES (%llu bytes) in all",
                                 (unsigned long long)c->max_files_bytes);
-                        return 400;
+                        return HTTP_BAD_REQUEST;
                 }
                 names[index] = nm;
         }
         const char *clash = NULL;
         int r = upload_find_conflict(names, n, &clash);
         if (r < 0)
-                return 503;
+                return HTTP_SERVICE_UNAVAILABLE;
         if (r > 0) {
                 snprintf(why, whyn,
                         "file \"%.200s\": given twice, or also used as a directory by another file", clash);
-                return 400;
+                return HTTP_BAD_REQUEST;
         }
-        return 0;
+        return HTTP_STATUS_NONE;
 }
 
-static int check_return_files(json_t *v, char *why, size_t whyn) {
+static HttpStatus check_return_files(json_t *v, char *why, size_t whyn) {
         size_t i;
         json_t *pat;
         if (json_is_boolean(v))
-                return 0;
+                return HTTP_STATUS_NONE;
         if (!json_is_array(v) || json_array_size(v) > RETURN_PATTERNS_MAX) {
                 snprintf(why, whyn,
                         "field \"return_files\" must be true, false, or a list of at most %d glob patterns",
                         RETURN_PATTERNS_MAX);
-                return 400;
+                return HTTP_BAD_REQUEST;
         }
         json_array_foreach(v, i, pat) {
                 if (!json_is_string(pat) || json_string_length(pat) == 0 ||
@@ -149,16 +149,16 @@ static int check_return_files(json_t *v, char *why, size_t whyn) {
                                 "field \"return_files\": pattern %zu must be a non-empty string of at most "
                                 "%d bytes",
                                 i, RETURN_PATTERN_LEN_MAX);
-                        return 400;
+                        return HTTP_BAD_REQUEST;
                 }
         }
-        return 0;
+        return HTTP_STATUS_NONE;
 }
 
-int api_decode_request(
+HttpStatus api_decode_request(
         const char *body, size_t len, const Config *c, ApiRequest *ret, char *why, size_t whyn) {
         json_error_t e;
-        int r;
+        HttpStatus r;
 
         *ret = (ApiRequest){0};
         _cleanup_json_ json_t *root =
@@ -166,11 +166,11 @@ int api_decode_request(
         if (!root) {
                 snprintf(why, whyn, "invalid JSON at line %d, column %d (position %d): %s", e.line, e.column,
                         e.position, e.text);
-                return 400;
+                return HTTP_BAD_REQUEST;
         }
         if (!json_is_object(root)) {
                 snprintf(why, whyn, "the request body must be a JSON object like {\"code\": \"print(1)\"}");
-                return 400;
+                return HTTP_BAD_REQUEST;
         }
         const char *key;
         json_t *value;
@@ -182,38 +182,38 @@ int api_decode_request(
                         snprintf(why, whyn,
                                 "unknown field \"%.100s\": the allowed fields are " ALLOWED_FIELDS_TEXT,
                                 key);
-                        return 400;
+                        return HTTP_BAD_REQUEST;
                 }
         }
         json_t *code = json_object_get(root, "code");
         if (!code) {
                 snprintf(why, whyn, "field \"code\" is required: send {\"code\": \"<python source>\"}");
-                return 400;
+                return HTTP_BAD_REQUEST;
         }
         if (!json_is_string(code)) {
                 snprintf(why, whyn, "field \"code\" must be a string");
-                return 400;
+                return HTTP_BAD_REQUEST;
         }
         const char *src = json_string_value(code);
         size_t n = json_string_length(code);
         if (n == 0 || is_blank(src, n)) {
                 snprintf(why, whyn, "field \"code\" must not be empty");
-                return 400;
+                return HTTP_BAD_REQUEST;
         }
         if (memchr(src, 0, n)) {
                 snprintf(why, whyn, "field \"code\" must not contain NUL characters (\\u0000)");
-                return 400;
+                return HTTP_BAD_REQUEST;
         }
 
         _cleanup_json_ json_t *runner = json_pack("{sO}", "code", code);
         if (!runner)
-                return 503;
+                return HTTP_SERVICE_UNAVAILABLE;
 
         json_t *stdin_v = json_object_get(root, "stdin");
         if (stdin_v) {
                 if (!json_is_string(stdin_v)) {
                         snprintf(why, whyn, "field \"stdin\" must be a string");
-                        return 400;
+                        return HTTP_BAD_REQUEST;
                 }
                 json_object_set(runner, "stdin", stdin_v);
         }
@@ -244,7 +244,7 @@ int api_decode_request(
                                 "field \"timeout\" must be a number of seconds above 0 and at most %u "
                                 "(the server's EXECUTION_TIMEOUT)",
                                 c->timeout_sec);
-                        return 400;
+                        return HTTP_BAD_REQUEST;
                 }
                 ret->timeout_ms = (uint32_t)(t * 1000 + 0.5);
                 if (ret->timeout_ms == 0)
@@ -260,19 +260,19 @@ int api_decode_request(
                                 "field \"memory_mb\" must be a whole number from 16 to %llu (the server's "
                                 "MEMORY_LIMIT_MB)",
                                 (unsigned long long)max_mb);
-                        return 400;
+                        return HTTP_BAD_REQUEST;
                 }
                 ret->memory_bytes = (uint64_t)json_integer_value(mem) << 20;
                 json_object_set_new(runner, "memory_bytes", json_integer((json_int_t)ret->memory_bytes));
                 /* Only used without a memory cgroup: the runner lowers its RLIMIT_AS to this. */
-                json_object_set_new(runner, "address_space_bytes",
-                        json_integer((json_int_t)(ret->memory_bytes + ADDRESS_SPACE_HEADROOM_BYTES)));
+                uint64_t address_space = ret->memory_bytes + ADDRESS_SPACE_HEADROOM_BYTES;
+                json_object_set_new(runner, "address_space_bytes", json_integer((json_int_t)address_space));
         }
         json_t *fmt = json_object_get(root, "image_format");
         if (fmt) {
                 if (!string_is(fmt, "png", "svg")) {
                         snprintf(why, whyn, "field \"image_format\" must be \"png\" or \"svg\"");
-                        return 400;
+                        return HTTP_BAD_REQUEST;
                 }
                 json_object_set(runner, "image_format", fmt);
         }
@@ -282,13 +282,13 @@ int api_decode_request(
                 "return_files", (json_int_t)c->max_return_files, "result_bytes",
                 (json_int_t)c->max_result_bytes, "error_bytes", (json_int_t)REPORT_ERROR_BYTES);
         if (!limits || json_object_set_new(runner, "limits", limits) < 0)
-                return 503;
+                return HTTP_SERVICE_UNAVAILABLE;
 
         ret->runner = json_dumps(runner, JSON_COMPACT);
         if (!ret->runner)
-                return 503;
+                return HTTP_SERVICE_UNAVAILABLE;
         ret->runner_len = strlen(ret->runner);
-        return 0;
+        return HTTP_STATUS_NONE;
 }
 
 int api_runner_request(const char *code, size_t n, char **ret, size_t *ret_len) {
@@ -391,6 +391,17 @@ static int error_errno(json_t *error) {
  * stack (RLIMIT_AS), and is said as both; so is a MemoryError (numpy's is a subclass), which a
  * memory cgroup never raises (it kills) but RLIMIT_AS does, and so may a request the kernel's
  * overcommit check refuses. */
+/* Which memory limit the run had, as the client knows it: its own memory_mb when that was below
+ * the server's, and the value in MB. */
+static const char *memory_limit_name(const RunResult *r, const Config *c) {
+        return r->memory_bytes && r->memory_bytes < c->memory_limit_bytes ? "the request's memory_mb"
+                                                                          : "MEMORY_LIMIT_MB";
+}
+
+static unsigned long long memory_limit_mb(const RunResult *r, const Config *c) {
+        return (unsigned long long)((r->memory_bytes ? r->memory_bytes : c->memory_limit_bytes) >> 20);
+}
+
 static void add_limit_note(const RunResult *r, const Config *c, json_t *error, char *msg, size_t size) {
         char note[300];
         int e = error_errno(error);
@@ -418,11 +429,7 @@ static void add_limit_note(const RunResult *r, const Config *c, json_t *error, c
                 snprintf(note, sizeof note,
                         "Memory Limit: an allocation failed: the run may have reached %s (%llu MB; "
                         "without a memory cgroup, of address space per process)",
-                        r->memory_bytes && r->memory_bytes < c->memory_limit_bytes
-                                ? "the request's memory_mb"
-                                : "MEMORY_LIMIT_MB",
-                        (unsigned long long)((r->memory_bytes ? r->memory_bytes : c->memory_limit_bytes) >>
-                                             20));
+                        memory_limit_name(r, c), memory_limit_mb(r, c));
         else if (e == EAGAIN || (type && m && strcmp(type, "RuntimeError") == 0 &&
                                         strcmp(m, "can't start new thread") == 0))
                 snprintf(note, sizeof note,
@@ -457,7 +464,7 @@ static int add_results(json_t *o, json_t *rep, const RunResult *r) {
         return 0;
 }
 
-int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *ret_len) {
+HttpStatus api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *ret_len) {
         char msg[768], sig[32], why[200];
         *ret = NULL;
 
@@ -465,16 +472,16 @@ int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *re
         case RUN_QUEUE_TIMEOUT:
                 *ret = api_error_body(
                         "all sandboxes stayed busy for QUEUE_TIMEOUT; try again later", ret_len);
-                return 503;
+                return HTTP_SERVICE_UNAVAILABLE;
         case RUN_SHUTDOWN:
                 *ret = api_error_body("the server is shutting down; try again later", ret_len);
-                return 503;
+                return HTTP_SERVICE_UNAVAILABLE;
         case RUN_INTERNAL:
         case RUN_ABORTED:
                 snprintf(msg, sizeof msg, "internal error: %s",
                         r->internal_error[0] ? r->internal_error : "the run was abandoned");
                 *ret = api_error_body(msg, ret_len);
-                return 500;
+                return HTTP_INTERNAL_ERROR;
         default:
                 break;
         }
@@ -483,7 +490,7 @@ int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *re
         _cleanup_json_ json_t *rep = NULL;
         int rr = load_report(r, c, &rep, bad, sizeof bad);
         if (rr == -ENOMEM)
-                return 503;
+                return HTTP_SERVICE_UNAVAILABLE;
         bool malformed = rr < 0;
         bool ok = r->outcome == RUN_EXITED && r->signal == 0 && r->exit_code == 0 && !malformed;
         json_t *error = NULL;
@@ -511,11 +518,7 @@ int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *re
                 snprintf(msg, sizeof msg,
                         "Memory Limit Error: the program used more than %s (%llu MB) and was killed; files "
                         "in /work, /tmp and /dev/shm count as memory",
-                        r->memory_bytes && r->memory_bytes < c->memory_limit_bytes
-                                ? "the request's memory_mb"
-                                : "MEMORY_LIMIT_MB",
-                        (unsigned long long)((r->memory_bytes ? r->memory_bytes : c->memory_limit_bytes) >>
-                                             20));
+                        memory_limit_name(r, c), memory_limit_mb(r, c));
                 suffix = msg;
                 error = limit_error("MemoryLimit", msg + strlen("Memory Limit Error: "));
                 break;
@@ -562,7 +565,7 @@ int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *re
         _cleanup_free_ char *out = malloc(olen + slen + 2);
         if (!out) {
                 json_decref(error);
-                return 503;
+                return HTTP_SERVICE_UNAVAILABLE;
         }
         if (olen)
                 memcpy(out, r->merged.data, olen);
@@ -592,11 +595,11 @@ int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *re
                 json_object_set_new(o, "memory_peak_bytes", json_integer((json_int_t)r->memory_peak_bytes)) <
                         0 ||
                 add_results(o, rep, r) < 0)
-                return 503;
+                return HTTP_SERVICE_UNAVAILABLE;
         char *s = json_dumps(o, JSON_COMPACT);
         if (!s)
-                return 503;
+                return HTTP_SERVICE_UNAVAILABLE;
         *ret = s;
         *ret_len = strlen(s);
-        return 200;
+        return HTTP_OK;
 }

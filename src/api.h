@@ -9,6 +9,16 @@
 #include "config.h"
 #include "pool.h"
 
+/* What the request checks and the answer return: an HTTP status, its own type so that it cannot
+ * be mistaken for the negative errno the rest of the code returns. */
+typedef enum HttpStatus {
+        HTTP_STATUS_NONE = 0, /* not a status: the request was accepted, the run goes on */
+        HTTP_OK = 200,
+        HTTP_BAD_REQUEST = 400,
+        HTTP_INTERNAL_ERROR = 500,
+        HTTP_SERVICE_UNAVAILABLE = 503,
+} HttpStatus;
+
 typedef struct ApiRequest {
         char *runner; /* malloc'ed JSON for the runner (runner.py main) */
         size_t runner_len;
@@ -17,10 +27,11 @@ typedef struct ApiRequest {
         bool want_files; /* "return_files" was given (and not false) */
 } ApiRequest;
 
-/* Decodes and validates a request body against the limits of c. On success returns 0 and fills
- * *ret (the caller frees ret->runner). On a bad request returns an HTTP status (400) and writes
- * the reason, meant for the client, into why; 503 on out-of-memory. Does not log. */
-int api_decode_request(
+/* Decodes and validates a request body against the limits of c. On success returns
+ * HTTP_STATUS_NONE (0) and fills *ret (the caller frees ret->runner). On a bad request returns
+ * HTTP_BAD_REQUEST and writes the reason, meant for the client, into why;
+ * HTTP_SERVICE_UNAVAILABLE on out-of-memory. Does not log. */
+HttpStatus api_decode_request(
         const char *body, size_t len, const Config *c, ApiRequest *ret, char *why, size_t whyn);
 
 /* Builds the runner's request for code (n bytes). Returns 0 and a malloc'ed JSON text, or
@@ -29,7 +40,7 @@ int api_runner_request(const char *code, size_t n, char **ret, size_t *ret_len);
 
 /* Builds the answer to a finished run. Returns the HTTP status and sets *ret to a malloc'ed
  * JSON body (NULL on out-of-memory, which the caller answers with a fixed 503). */
-int api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *ret_len);
+HttpStatus api_build_answer(const RunResult *r, const Config *c, char **ret, size_t *ret_len);
 
 /* Builds {"status": "Error", "output": msg}: the shape of every error body. Malloc'ed, or NULL
  * on out-of-memory. */

@@ -496,12 +496,12 @@ static enum MHD_Result on_body_complete(Http *h, Req *req) {
                 return send_error(req, MHD_HTTP_CONTENT_TOO_LARGE, why, NULL, NULL);
         }
         ApiRequest ar;
-        int code = api_decode_request(
+        HttpStatus code = api_decode_request(
                 req->body.data ? req->body.data : "", req->body.len, &h->cfg, &ar, why, sizeof why);
         buf_free(&req->body);
-        if (code == 503)
+        if (code == HTTP_SERVICE_UNAVAILABLE)
                 return send_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", NULL, NULL);
-        if (code != 0)
+        if (code != HTTP_STATUS_NONE)
                 return send_error(req, (unsigned)code, why, NULL, NULL);
 
         const union MHD_ConnectionInfo *ci =
@@ -541,11 +541,10 @@ static enum MHD_Result on_body_complete(Http *h, Req *req) {
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-        const char *method, const char *version, const char *upload_data, size_t *upload_data_size,
+        const char *method, _unused_ const char *version, const char *upload_data, size_t *upload_data_size,
         void **con_cls) {
         Http *h = cls;
         Req *req = *con_cls;
-        (void)version;
 
         if (!req)
                 return on_first_call(h, conn, url, method, con_cls);
@@ -578,7 +577,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         case REQ_DONE: {
                 char *body = NULL;
                 size_t len = 0;
-                int code = api_build_answer(&req->job.result, &h->cfg, &body, &len);
+                HttpStatus code = api_build_answer(&req->job.result, &h->cfg, &body, &len);
                 req->outcome = metrics_outcome(&req->job.result);
                 return send_json(req, (unsigned)code, body, len);
         }
@@ -637,11 +636,7 @@ static void on_completed(
         access_log(h, req, ms);
         metrics_request(req->endpoint, req->code);
         if (req->ran)
-                metrics_run(metrics_outcome(&req->job.result),
-                        req->job.result.outcome <= RUN_MEMORY_LIMIT || req->job.result.outcome == RUN_ABORTED
-                                ? req->job.result.duration_ms
-                                : UINT64_MAX,
-                        req->job.result.queue_ms);
+                metrics_run(&req->job.result);
         buf_free(&req->body);
         free(req->job.request);
         run_result_free(&req->job.result);

@@ -64,6 +64,15 @@ static void raise_nofile(void) {
         }
 }
 
+/* What the memory limit is without a memory cgroup, for serve's log and check's report. */
+static void memwatch_line(const CgroupRoot *cg, const Config *c, char *buf, size_t n) {
+        snprintf(buf, n,
+                "memory limit: %llu MB per run, sampled every %d ms; between samples a run can hold up to "
+                "%llu MB (RLIMIT_AS per process x MAX_PROCESSES): no memory cgroup (%s)",
+                (unsigned long long)(c->memory_limit_bytes >> 20), MEMWATCH_INTERVAL_MS,
+                (unsigned long long)(cgroup_memory_bound(cg, c) >> 20), cg->why_not);
+}
+
 static int cmd_serve(void) {
         Config c;
         sigset_t set;
@@ -92,14 +101,14 @@ static int cmd_serve(void) {
                 return 1;
         }
         const CgroupRoot *cg = pool_cgroups(pool);
-        if (cg->mode == CGROUP_NONE)
-                log_info("memory limit: %llu MB per run, sampled every %d ms; between samples a run can "
-                         "hold up to %llu MB (RLIMIT_AS per process x MAX_PROCESSES): no memory cgroup (%s)",
-                        (unsigned long long)(c.memory_limit_bytes >> 20), MEMWATCH_INTERVAL_MS,
-                        (unsigned long long)(cgroup_memory_bound(cg, &c) >> 20), cg->why_not);
-        else
+        char line[512];
+        if (cg->mode == CGROUP_NONE) {
+                memwatch_line(cg, &c, line, sizeof line);
+                log_info("%s", line);
+        } else {
                 log_info("memory limit: cgroup v%d%s", cg->mode,
                         cg->pids ? ", process limit: pids cgroup" : "");
+        }
         log_info("CPU limit: %s, %u%% of a core per run", cgroup_cpu_name(cg), c.cpu_limit_percent);
         r = http_start(&c, pool, TAKE_PTR(auth), &http, &port, why, sizeof why);
         if (r < 0) {
@@ -142,6 +151,19 @@ static void probe_signal(Probe *pr) {
 
 static void probe_done(Job *job) {
         probe_signal(job->userdata);
+}
+
+/* Submits job and waits until its done callback has signalled pr. Returns pool_submit's 0 or
+ * -errno (then nothing ran and nothing is waited for). */
+static int submit_and_wait(Pool *pool, Job *job, Probe *pr) {
+        int r = pool_submit(pool, job);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&pr->lock);
+        while (!pr->done)
+                pthread_cond_wait(&pr->cond, &pr->lock);
+        pthread_mutex_unlock(&pr->lock);
+        return 0;
 }
 
 /* Runs inside a sandbox and reports what it sees, so `check` shows the seal from the inside. */
@@ -188,14 +210,14 @@ static int cmd_check(void) {
                 return 1;
         }
         const CgroupRoot *cg = pool_cgroups(pool);
-        if (cg->mode == CGROUP_NONE)
-                printf("memory limit: %llu MB per run, sampled every %d ms; between samples a run can hold "
-                       "up to %llu MB (RLIMIT_AS per process x MAX_PROCESSES): no memory cgroup (%s)\n",
-                        (unsigned long long)(c.memory_limit_bytes >> 20), MEMWATCH_INTERVAL_MS,
-                        (unsigned long long)(cgroup_memory_bound(cg, &c) >> 20), cg->why_not);
-        else
+        char line[512];
+        if (cg->mode == CGROUP_NONE) {
+                memwatch_line(cg, &c, line, sizeof line);
+                printf("%s\n", line);
+        } else {
                 printf("memory limit: %llu MB per run, cgroup v%d (%s)\n",
                         (unsigned long long)(c.memory_limit_bytes >> 20), cg->mode, cg->mem_base);
+        }
         printf("process limit: %s\n", cg->pids ? "pids cgroup + RLIMIT_NPROC" : "RLIMIT_NPROC only");
         if (cg->cpu != CGROUP_NONE)
                 printf("CPU limit: %s (equal weight per run, at most %u%% of a core each)\n",
@@ -215,11 +237,7 @@ static int cmd_check(void) {
                 .done = probe_done,
                 .userdata = &pr};
         int status = 0;
-        if (r == 0 && pool_submit(pool, &job) == 0) {
-                pthread_mutex_lock(&pr.lock);
-                while (!pr.done)
-                        pthread_cond_wait(&pr.cond, &pr.lock);
-                pthread_mutex_unlock(&pr.lock);
+        if (r == 0 && submit_and_wait(pool, &job, &pr) == 0) {
                 printf("inside a sandbox:\n%.*s", (int)job.result.merged.len,
                         job.result.merged.data ? job.result.merged.data : "");
                 if (job.result.outcome != RUN_EXITED || job.result.exit_code != 0) {
@@ -388,9 +406,9 @@ static int cmd_run(int argc, char **argv) {
         if (!body)
                 return 125;
         ApiRequest ar;
-        r = api_decode_request(body, strlen(body), &c, &ar, why, sizeof why);
-        if (r != 0) {
-                log_error("%s", r == 400 ? why : "out of memory");
+        HttpStatus decoded = api_decode_request(body, strlen(body), &c, &ar, why, sizeof why);
+        if (decoded != HTTP_STATUS_NONE) {
+                log_error("%s", decoded == HTTP_BAD_REQUEST ? why : "out of memory");
                 return 2;
         }
 
@@ -418,11 +436,7 @@ static int cmd_run(int argc, char **argv) {
                 .userdata = &rt,
                 .timeout_ms = ar.timeout_ms};
         int status = 125;
-        if (pool_submit(pool, &job) == 0) {
-                pthread_mutex_lock(&rt.probe.lock);
-                while (!rt.probe.done)
-                        pthread_cond_wait(&rt.probe.cond, &rt.probe.lock);
-                pthread_mutex_unlock(&rt.probe.lock);
+        if (submit_and_wait(pool, &job, &rt.probe) == 0) {
                 run_output_end(&rt);
                 RunResult *res = &job.result;
                 switch (res->outcome) {
@@ -460,9 +474,8 @@ static int cmd_run(int argc, char **argv) {
         return status;
 }
 
-static int print_debian(const char *pkg, void *userdata) {
+static int print_debian(const char *pkg, _unused_ void *userdata) {
         char deb[160];
-        (void)userdata;
         int r = pylibs_debian(pkg, deb, sizeof deb);
         if (r < 0)
                 return r;
@@ -490,7 +503,7 @@ const char *__asan_default_options(void) {
 
 static void usage(FILE *f) {
         fprintf(f,
-                "usage: snakebox [serve|check|example|apt-packages]\n"
+                "usage: snakebox [serve|check|run|example|apt-packages]\n"
                 "       snakebox run [--timeout SECONDS] [--stdin FILE] [--raw] FILE|-\n"
                 "  serve         run the HTTP server (configured by the environment and .env)\n"
                 "  run           run one script in a sandbox, its output streamed to the terminal; control\n"

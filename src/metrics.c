@@ -17,6 +17,7 @@ static const unsigned codes[] = {200, 204, 400, 401, 403, 404, 405, 413, 415, 50
 #define NCODES (sizeof codes / sizeof codes[0])
 static _Atomic uint64_t requests[_EP_MAX][NCODES + 1]; /* last: any other code */
 
+/* Indexed by outcome_index. */
 static const char *const outcomes[] = {"success", "error", "timeout", "memory_limit", "output_limit",
         "aborted", "queue_timeout", "shutdown", "internal"};
 #define NOUTCOMES (sizeof outcomes / sizeof outcomes[0])
@@ -50,36 +51,38 @@ static void observe(Histogram *h, uint64_t ms) {
         atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
 }
 
-void metrics_run(const char *outcome, uint64_t duration_ms, uint64_t queue_wait_ms) {
-        for (size_t i = 0; i < NOUTCOMES; i++)
-                if (strcmp(outcomes[i], outcome) == 0) {
-                        atomic_fetch_add_explicit(&runs[i], 1, memory_order_relaxed);
-                        break;
-                }
-        if (duration_ms != UINT64_MAX)
-                observe(&run_duration, duration_ms);
-        observe(&queue_wait, queue_wait_ms);
+/* The index of r's outcome in outcomes[]: RUN_EXITED splits by how the program ended. */
+static size_t outcome_index(const RunResult *r) {
+        switch (r->outcome) {
+        case RUN_EXITED:
+                return r->signal == 0 && r->exit_code == 0 ? 0 : 1;
+        case RUN_TIMEOUT:
+                return 2;
+        case RUN_MEMORY_LIMIT:
+                return 3;
+        case RUN_OUTPUT_LIMIT:
+                return 4;
+        case RUN_ABORTED:
+                return 5;
+        case RUN_QUEUE_TIMEOUT:
+                return 6;
+        case RUN_SHUTDOWN:
+                return 7;
+        default:
+                return 8;
+        }
+}
+
+void metrics_run(const RunResult *r) {
+        atomic_fetch_add_explicit(&runs[outcome_index(r)], 1, memory_order_relaxed);
+        /* Only a run that had a sandbox has a duration; queued, shut down and failed ones do not. */
+        if (r->outcome <= RUN_MEMORY_LIMIT || r->outcome == RUN_ABORTED)
+                observe(&run_duration, r->duration_ms);
+        observe(&queue_wait, r->queue_ms);
 }
 
 const char *metrics_outcome(const RunResult *r) {
-        switch (r->outcome) {
-        case RUN_EXITED:
-                return r->signal == 0 && r->exit_code == 0 ? "success" : "error";
-        case RUN_TIMEOUT:
-                return "timeout";
-        case RUN_MEMORY_LIMIT:
-                return "memory_limit";
-        case RUN_OUTPUT_LIMIT:
-                return "output_limit";
-        case RUN_ABORTED:
-                return "aborted";
-        case RUN_QUEUE_TIMEOUT:
-                return "queue_timeout";
-        case RUN_SHUTDOWN:
-                return "shutdown";
-        default:
-                return "internal";
-        }
+        return outcomes[outcome_index(r)];
 }
 
 static void printf_buf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

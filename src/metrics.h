@@ -18,9 +18,10 @@ typedef enum MetricsEndpoint {
 /* One answered HTTP request. Thread-safe, lock-free. */
 void metrics_request(MetricsEndpoint ep, unsigned code);
 
-/* One finished run: its outcome ("success", "error", "timeout", ...), how long it ran and how
- * long it waited for a sandbox. Thread-safe, lock-free. */
-void metrics_run(const char *outcome, uint64_t duration_ms, uint64_t queue_wait_ms);
+/* One finished run: counted by its outcome (the RunOutcome, with RUN_EXITED split into "success"
+ * and "error"), how long it ran (when it had a sandbox) and how long it waited for one.
+ * Thread-safe, lock-free. */
+void metrics_run(const RunResult *r);
 
 /* The exposition text (text/plain; version=0.0.4), malloc'ed; NULL on out-of-memory. */
 char *metrics_render(const PoolStatus *st, size_t *ret_len);

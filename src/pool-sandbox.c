@@ -134,8 +134,28 @@ void sb_retire(Pool *p, Sandbox *sb) {
         sb_set_state(p, sb, SB_DYING);
 }
 
+/* A sandbox being built by sb_new: what it has acquired so far, undone in reverse if sb_new
+ * returns before handing it to the pool (then sb is NULL). */
+typedef struct SbBuild {
+        Pool *p;
+        Sandbox *sb;
+        bool slot, cg;
+} SbBuild;
+
+static void sb_build_undo(SbBuild *b) {
+        if (!b->sb)
+                return;
+        safe_close(b->sb->timer);
+        if (b->cg)
+                cgroup_destroy(&b->sb->cg);
+        if (b->slot)
+                slot_put(b->p, b->sb);
+        free(b->sb);
+}
+
 int sb_new(Pool *p, Kind *k) {
         _cleanup_close_pair_ int sv[2] = {-1, -1}, po[2] = {-1, -1}, pe[2] = {-1, -1};
+        _cleanup_(sb_build_undo) SbBuild b = {.p = p};
         Sandbox *sb;
         int r;
 
@@ -150,7 +170,7 @@ int sb_new(Pool *p, Kind *k) {
         fl = fcntl(pe[1], F_GETFL);
         fcntl(pe[1], F_SETFL, fl & ~O_NONBLOCK);
 
-        sb = calloc(1, sizeof *sb);
+        sb = b.sb = calloc(1, sizeof *sb);
         if (!sb)
                 return -ENOMEM;
         sb->id = ++p->next_id;
@@ -160,36 +180,25 @@ int sb_new(Pool *p, Kind *k) {
         for (size_t i = 0; i < CGROUP_PROCS_MAX; i++)
                 sb->cg.procs_fds[i] = -1;
         r = slot_take(p, sb);
-        if (r < 0) {
-                free(sb);
+        if (r < 0)
                 return r;
-        }
+        b.slot = true;
         r = cgroup_create(&p->cgroups, sb->id, &p->cfg, &sb->cg);
-        if (r < 0) {
-                slot_put(p, sb);
-                free(sb);
+        if (r < 0)
                 return r;
-        }
+        b.cg = true;
         sb->timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-        if (sb->timer < 0) {
-                r = -errno;
-                cgroup_destroy(&sb->cg);
-                slot_put(p, sb);
-                free(sb);
-                return r;
-        }
+        if (sb->timer < 0)
+                return -errno;
         _Static_assert(CGROUP_PROCS_MAX <= SPAWN_CGROUPS_MAX, "the zygote takes fewer cgroup fds");
         int fds[3 + CGROUP_PROCS_MAX] = {sv[1], po[1], pe[1]};
         memcpy(fds + 3, sb->cg.procs_fds, sizeof sb->cg.procs_fds);
         r = zygote_request_spawn(&k->zyg, sb->id, sb->uid, sb->gid, fds, (size_t)sb->cg.nprocs_fds);
         cgroup_close_fds(&sb->cg);
-        if (r < 0) {
-                safe_close(sb->timer);
-                cgroup_destroy(&sb->cg);
-                slot_put(p, sb);
-                free(sb);
+        if (r < 0)
                 return r;
-        }
+        /* From here the pool owns it: sb_retire undoes everything. */
+        TAKE_PTR(b.sb);
         sb->sock = TAKE_FD(sv[0]);
         sb->out = TAKE_FD(po[0]);
         sb->err = TAKE_FD(pe[0]);

@@ -18,16 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/fd.h"
 #include "util/macro.h"
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        (void)st;
-        (void)ftw;
+static int rm_entry(const char *path, _unused_ const struct stat *st, int flag, _unused_ struct FTW *ftw) {
         if (flag == FTW_DP)
                 rmdir(path);
         else
@@ -60,15 +57,9 @@ static int copy_file(const char *src, const char *dst) {
         _cleanup_close_ int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (out < 0)
                 return -errno;
-        off_t off = 0;
-        while (off < st.st_size) {
-                ssize_t k = sendfile(out, in, &off, (size_t)(st.st_size - off));
-                if (k < 0 && errno != EINTR)
-                        return -errno;
-                if (k == 0)
-                        break;
-        }
-        return 0;
+        /* A file that shrank while we copied it is copied as far as it went. */
+        ssize_t k = fd_copy(out, in, st.st_size);
+        return k < 0 ? (int)k : 0;
 }
 
 /* Recreates the symlinks of a directory (such as /etc/alternatives); their targets are absolute

@@ -57,17 +57,15 @@ const char *seal_step_hint(int step, int error) {
         return "";
 }
 
-static int step_sync(int sync_fd) {
-        char c;
-        ssize_t k;
-        do
-                k = read(sync_fd, &c, 1);
-        while (k < 0 && errno == EINTR);
-        if (k < 0)
-                return -errno;
-        if (k == 0 || c != 'G')
-                return -EPERM; /* the zygote could not map our ids: it closed the pipe */
-        return 0;
+/* What the steps share: the plan and the fds the child was given. step_fds moves the socket to
+ * fd 3 and updates sock_fd, so a later failure is reported on the right fd. */
+typedef struct SealCtx {
+        const SealPlan *plan;
+        int sock_fd, out_fd, err_fd, sync_fd;
+} SealCtx;
+
+static int step_sync(SealCtx *c) {
+        return userns_wait_maps(c->sync_fd);
 }
 
 /* Moves fd to target unless it is already there. */
@@ -79,12 +77,12 @@ static int move_fd(int fd, int target) {
         return 0;
 }
 
-static int step_fds(int *sock_fd, int out_fd, int err_fd, int sync_fd) {
+static int step_fds(SealCtx *c) {
         /* fd 3 may hold one of the others (the zygote's control socket sits at 3): park all
          * three above 10 first, so the moves below cannot clobber each other. */
-        int s = fcntl(*sock_fd, F_DUPFD_CLOEXEC, 10);
-        int o = fcntl(out_fd, F_DUPFD_CLOEXEC, 10);
-        int e = fcntl(err_fd, F_DUPFD_CLOEXEC, 10);
+        int s = fcntl(c->sock_fd, F_DUPFD_CLOEXEC, 10);
+        int o = fcntl(c->out_fd, F_DUPFD_CLOEXEC, 10);
+        int e = fcntl(c->err_fd, F_DUPFD_CLOEXEC, 10);
         if (s < 0 || o < 0 || e < 0)
                 return -errno;
         if (move_fd(o, 1) < 0 || move_fd(e, 2) < 0)
@@ -92,14 +90,34 @@ static int step_fds(int *sock_fd, int out_fd, int err_fd, int sync_fd) {
         /* The socket stays close-on-exec: programs the run starts do not inherit it. */
         if (dup3(s, 3, O_CLOEXEC) < 0)
                 return -errno;
-        *sock_fd = 3;
-        (void)sync_fd; /* closed with everything else */
+        c->sock_fd = 3;
+        /* Closes everything else, the user namespace's sync fd among them. */
         if (syscall(SYS_close_range, 4U, ~0U, 0U) < 0)
                 return -errno;
         return 0;
 }
 
-static int step_rlimits(const SealPlan *p) {
+/* kill(0, sig), and a terminal's signals, address a process group by its kernel object, across
+ * pid namespaces: a run left in the zygote's group could signal every other sandbox of the same
+ * host uid (all of them, for an unprivileged server). */
+static int step_session(_unused_ SealCtx *c) {
+        return setsid() < 0 ? -errno : 0;
+}
+
+static int step_cgroupns(_unused_ SealCtx *c) {
+        return unshare(CLONE_NEWCGROUP) < 0 ? -errno : 0;
+}
+
+static int step_mounts(SealCtx *c) {
+        return seal_mounts(c->plan);
+}
+
+static int step_hostname(_unused_ SealCtx *c) {
+        return sethostname(SANDBOX_HOSTNAME, strlen(SANDBOX_HOSTNAME)) < 0 ? -errno : 0;
+}
+
+static int step_rlimits(SealCtx *c) {
+        const SealPlan *p = c->plan;
         struct {
                 int resource;
                 rlim_t soft, hard;
@@ -123,7 +141,8 @@ static int step_rlimits(const SealPlan *p) {
         return 0;
 }
 
-static int step_identity(const SealPlan *p) {
+static int step_identity(SealCtx *c) {
+        const SealPlan *p = c->plan;
         /* The bounding set needs CAP_SETPCAP, which goes with the uid change below. */
         for (int cap = 0; cap <= p->cap_last; cap++)
                 if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
@@ -151,7 +170,8 @@ static int step_identity(const SealPlan *p) {
         return 0;
 }
 
-static int step_nnp(const SealPlan *p) {
+static int step_nnp(SealCtx *c) {
+        const SealPlan *p = c->plan;
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 return -errno;
         /* Without a memory cgroup the server measures the run from /proc/<pid>/smaps_rollup
@@ -177,72 +197,57 @@ static void report_failure(int sock_fd, int step, int r) {
         ssize_t k _unused_ = send(sock_fd, msg, sizeof msg, MSG_NOSIGNAL);
 }
 
-int seal_run(const SealPlan *plan, int sock_fd, int out_fd, int err_fd, int sync_fd) {
-        int step = SEAL_SYNC, r;
+static int step_seccomp(SealCtx *c) {
+        return seccomp_load_prog(&c->plan->filter);
+}
 
-        /* Tells an operator's ps which processes are runs; not a security measure. */
-        prctl(PR_SET_NAME, "snakebox-run", 0, 0, 0);
-        r = step_sync(sync_fd);
-        if (r < 0)
-                goto fail;
-        step = SEAL_FDS;
-        r = step_fds(&sock_fd, out_fd, err_fd, sync_fd);
-        if (r < 0)
-                goto fail;
-        /* kill(0, sig), and a terminal's signals, address a process group by its kernel
-         * object, across pid namespaces: a run left in the zygote's group could signal every
-         * other sandbox of the same host uid (all of them, for an unprivileged server). */
-        step = SEAL_SESSION;
-        if (setsid() < 0) {
-                r = -errno;
-                goto fail;
-        }
-        step = SEAL_CGROUPNS;
-        if (unshare(CLONE_NEWCGROUP) < 0) {
-                r = -errno;
-                goto fail;
-        }
-        step = SEAL_MOUNTS;
-        r = seal_mounts(plan);
-        if (r < 0)
-                goto fail;
-        step = SEAL_HOSTNAME;
-        if (sethostname(SANDBOX_HOSTNAME, strlen(SANDBOX_HOSTNAME)) < 0) {
-                r = -errno;
-                goto fail;
-        }
-        step = SEAL_RLIMITS;
-        r = step_rlimits(plan);
-        if (r < 0)
-                goto fail;
-        step = SEAL_IDENTITY;
-        r = step_identity(plan);
-        if (r < 0)
-                goto fail;
-        step = SEAL_NNP;
-        r = step_nnp(plan);
-        if (r < 0)
-                goto fail;
-        step = SEAL_SECCOMP;
-        r = seccomp_load_prog(&plan->filter);
-        if (r < 0)
-                goto fail;
-        /* Everything above binds both processes: the fork inherits namespaces, limits, identity
-         * and the filter. */
-        step = SEAL_RUNNER;
+/* Everything before this step binds both processes: the fork inherits namespaces, limits,
+ * identity and the filter. The calling process becomes the run's init and never returns; the
+ * runner goes on. */
+static int step_runner(SealCtx *c) {
         pid_t runner = init_fork_runner();
-        if (runner < 0) {
-                r = (int)runner;
-                goto fail;
-        }
+        if (runner < 0)
+                return (int)runner;
         if (runner > 0)
-                init_serve(runner, sock_fd);
+                init_serve(runner, c->sock_fd);
         /* FRAME_READY is sent by the runner, once it has prepared what does not depend on the
          * request. */
         return 0;
-fail:
-        report_failure(sock_fd, step, r);
-        return r;
+}
+
+/* The pipeline, walked in this order; a failing step is reported as its SealStep. */
+static const struct {
+        SealStep step;
+        int (*fn)(SealCtx *c);
+} seal_steps[] = {
+        {SEAL_SYNC, step_sync},
+        {SEAL_FDS, step_fds},
+        {SEAL_SESSION, step_session},
+        {SEAL_CGROUPNS, step_cgroupns},
+        {SEAL_MOUNTS, step_mounts},
+        {SEAL_HOSTNAME, step_hostname},
+        {SEAL_RLIMITS, step_rlimits},
+        {SEAL_IDENTITY, step_identity},
+        {SEAL_NNP, step_nnp},
+        {SEAL_SECCOMP, step_seccomp},
+        {SEAL_RUNNER, step_runner},
+};
+_Static_assert(ELEMENTSOF(seal_steps) == _SEAL_MAX, "every SealStep has its function");
+
+int seal_run(const SealPlan *plan, int sock_fd, int out_fd, int err_fd, int sync_fd) {
+        SealCtx c = {
+                .plan = plan, .sock_fd = sock_fd, .out_fd = out_fd, .err_fd = err_fd, .sync_fd = sync_fd};
+
+        /* Tells an operator's ps which processes are runs; not a security measure. */
+        prctl(PR_SET_NAME, "snakebox-run", 0, 0, 0);
+        for (size_t i = 0; i < ELEMENTSOF(seal_steps); i++) {
+                int r = seal_steps[i].fn(&c);
+                if (r < 0) {
+                        report_failure(c.sock_fd, seal_steps[i].step, r);
+                        return r;
+                }
+        }
+        return 0;
 }
 
 int seal_plan_init(SealPlan *plan, const ZygoteConfig *c) {

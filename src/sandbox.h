@@ -81,5 +81,9 @@ int seccomp_build(bool no_memory_cgroup, struct sock_fprog *ret);
 int seccomp_load_prog(const struct sock_fprog *prog);
 
 /* --- sandbox-ns.c --- */
-/* Writes the id maps of a fresh child from its parent (the zygote). Returns 0 or -errno. */
+/* Parent half, in the zygote: writes the id maps of a fresh child. Returns 0 or -errno. */
 int userns_write_maps(pid_t pid, uint32_t host_uid, uint32_t host_gid);
+/* Child half (SEAL_SYNC): waits on sync_fd until the zygote has written the maps. Returns 0, or
+ * -EPERM when the zygote closed the pipe instead (it could not map our ids), or -errno. Child;
+ * async-signal-safe. */
+int userns_wait_maps(int sync_fd);

@@ -5,11 +5,11 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -30,14 +30,12 @@ int zygote_image_open(void) {
         _cleanup_close_ int mfd = memfd_create(ZYGOTE_ARGV0, MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (mfd < 0)
                 return -errno;
-        off_t off = 0;
-        while (off < st.st_size) {
-                ssize_t k = sendfile(mfd, src, &off, (size_t)(st.st_size - off));
-                if (k < 0 && errno != EINTR)
-                        return -errno;
-                if (k == 0)
-                        return -EIO;
-        }
+        ssize_t k = fd_copy(mfd, src, st.st_size);
+        if (k < 0)
+                return (int)k;
+        /* A short image would be a broken zygote: ours cannot shrink while we run. */
+        if (k < st.st_size)
+                return -EIO;
         if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
                 return -errno;
         return TAKE_FD(mfd);
@@ -104,7 +102,7 @@ int zygote_start(int image_fd, const ZygoteConfig *init, ZygoteProc *ret) {
         char path[64], storage[2][128];
         char *env[16];
         char *argv[] = {(char *)ZYGOTE_ARGV0, NULL};
-        pid_t pid;
+        _cleanup_sigkill_wait_ pid_t pid = 0;
         int r;
 
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -136,33 +134,39 @@ int zygote_start(int image_fd, const ZygoteConfig *init, ZygoteProc *ret) {
                 return -r;
 
         _cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-        if (pidfd < 0) {
-                r = -errno;
-                kill(pid, SIGKILL);
-                waitpid(pid, NULL, 0);
-                return r;
-        }
+        if (pidfd < 0)
+                return -errno;
         r = fd_send(sv[0], init, sizeof *init, NULL, 0);
         if (r == 0)
                 r = fd_nonblock(sv[0]);
-        if (r < 0) {
-                kill(pid, SIGKILL);
-                waitpid(pid, NULL, 0);
+        if (r < 0)
                 return r;
-        }
-        *ret = (ZygoteProc){.pid = pid, .pidfd = TAKE_FD(pidfd), .ctl = TAKE_FD(sv[0])};
+        *ret = (ZygoteProc){.pid = TAKE_PID(pid), .pidfd = TAKE_FD(pidfd), .ctl = TAKE_FD(sv[0])};
         return 0;
 }
 
-int zygote_recv_ready(ZygoteProc *z, ZygoteReady *ret) {
+/* Receives one fixed-size message of the zygote into ret (size bytes, starting with its uint32
+ * magic). Returns 0, -EPIPE when the zygote has gone, -EBADMSG for anything not exactly one of
+ * our messages, or -errno. */
+static int recv_fixed(ZygoteProc *z, void *ret, size_t size) {
         size_t nfds = 0;
-        ssize_t k = fd_recv(z->ctl, ret, sizeof *ret, NULL, &nfds);
+        uint32_t magic;
+        ssize_t k = fd_recv(z->ctl, ret, size, NULL, &nfds);
         if (k < 0)
                 return (int)k;
         if (k == 0)
                 return -EPIPE;
-        if (k != (ssize_t)sizeof *ret || ret->magic != PROTO_MAGIC)
+        if (k != (ssize_t)size)
                 return -EBADMSG;
+        memcpy(&magic, ret, sizeof magic);
+        return magic == PROTO_MAGIC ? 0 : -EBADMSG;
+}
+
+int zygote_recv_ready(ZygoteProc *z, ZygoteReady *ret) {
+        _Static_assert(offsetof(ZygoteReady, magic) == 0, "recv_fixed reads the magic first");
+        int r = recv_fixed(z, ret, sizeof *ret);
+        if (r < 0)
+                return r;
         ret->message[sizeof ret->message - 1] = 0;
         return 0;
 }
@@ -175,15 +179,8 @@ int zygote_request_spawn(
 }
 
 int zygote_recv_reply(ZygoteProc *z, SpawnReply *ret) {
-        size_t nfds = 0;
-        ssize_t k = fd_recv(z->ctl, ret, sizeof *ret, NULL, &nfds);
-        if (k < 0)
-                return (int)k;
-        if (k == 0)
-                return -EPIPE;
-        if (k != (ssize_t)sizeof *ret || ret->magic != PROTO_MAGIC)
-                return -EBADMSG;
-        return 0;
+        _Static_assert(offsetof(SpawnReply, magic) == 0, "recv_fixed reads the magic first");
+        return recv_fixed(z, ret, sizeof *ret);
 }
 
 void zygote_stop(ZygoteProc *z) {

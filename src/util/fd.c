@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -145,4 +146,16 @@ int fd_nonblock(int fd) {
         if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
                 return -errno;
         return 0;
+}
+
+ssize_t fd_copy(int out, int in, off_t size) {
+        off_t off = 0;
+        while (off < size) {
+                ssize_t k = sendfile(out, in, &off, (size_t)(size - off));
+                if (k < 0 && errno != EINTR)
+                        return -errno;
+                if (k == 0)
+                        break;
+        }
+        return (ssize_t)off;
 }

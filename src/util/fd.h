@@ -25,3 +25,7 @@ int fd_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 int fd_write_file(const char *path, const char *s);
 
 int fd_nonblock(int fd);
+
+/* Copies up to size bytes from in (from its start) to out with sendfile. Returns the number of
+ * bytes copied, less than size when in ended early, or -errno. */
+ssize_t fd_copy(int out, int in, off_t size);

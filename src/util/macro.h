@@ -5,7 +5,9 @@
 #pragma once
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
@@ -30,6 +32,13 @@
                 int _fd_ = (fd); \
                 (fd) = -1;       \
                 _fd_;            \
+        })
+
+#define TAKE_PID(pid)                \
+        ({                           \
+                pid_t _pid_ = (pid); \
+                (pid) = 0;           \
+                _pid_;               \
         })
 
 static inline void freep(void *p) {
@@ -65,3 +74,16 @@ static inline void close_pairp(int (*p)[2]) {
 static inline int negative_errno(void) {
         return errno > 0 ? -errno : -EIO;
 }
+
+/* Kills and reaps a child that has not been handed on yet (crun's cleanup_pid): a spawn whose
+ * set-up fails half-way must not leave a process behind. Keeps errno intact. */
+static inline void sigkill_waitp(pid_t *pid) {
+        if (*pid > 0) {
+                int saved = errno;
+                kill(*pid, SIGKILL);
+                while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+                errno = saved;
+        }
+}
+#define _cleanup_sigkill_wait_ _cleanup_(sigkill_waitp)

@@ -45,6 +45,7 @@ static void *own(void *p, OwnKind kind) {
 }
 
 static int release_all(void **state) {
+        (void)state;
         while (n_owned > 0) {
                 Owned *o = &owned[--n_owned];
                 if (o->kind == OWN_JSON)
@@ -85,12 +86,12 @@ static json_t *parse(const char *s, size_t n) {
 /* ---- api_decode_request ---- */
 
 /* The decoder with the default configuration, returning only the runner JSON. */
-static int decode_default(
+static HttpStatus decode_default(
         const char *body, size_t len, char **ret, size_t *ret_len, char *why, size_t whyn) {
         Config c;
         ApiRequest ar;
         config_init(&c);
-        int r = api_decode_request(body, len, &c, &ar, why, whyn);
+        HttpStatus r = api_decode_request(body, len, &c, &ar, why, whyn);
         *ret = r == 0 ? ar.runner : NULL;
         *ret_len = r == 0 ? ar.runner_len : 0;
         return r;
@@ -98,12 +99,12 @@ static int decode_default(
 
 /* Decodes body (n bytes, from an exact-size copy). On 0 sets *ret_json to the parsed runner
  * JSON; otherwise the reason is in why. */
-static int decode_n(const char *body, size_t n, json_t **ret_json, char *why) {
+static HttpStatus decode_n(const char *body, size_t n, json_t **ret_json, char *why) {
         char *ret = NULL;
         size_t ret_len = 0;
         why[0] = 0;
 
-        int r = decode_default(exact_copy(body, n), n, &ret, &ret_len, why, WHY_SIZE);
+        HttpStatus r = decode_default(exact_copy(body, n), n, &ret, &ret_len, why, WHY_SIZE);
         if (ret)
                 own(ret, OWN_FREE);
         if (r == 0) {
@@ -119,14 +120,14 @@ static int decode_n(const char *body, size_t n, json_t **ret_json, char *why) {
         return r;
 }
 
-static int decode(const char *body, json_t **ret_json, char *why) {
+static HttpStatus decode(const char *body, json_t **ret_json, char *why) {
         return decode_n(body, strlen(body), ret_json, why);
 }
 
 /* Expects a 400 whose reason contains every one of the given words. */
 static void expect_400(const char *body, size_t n, const char *const *words) {
         char why[WHY_SIZE];
-        int r = decode_n(body, n, NULL, why);
+        HttpStatus r = decode_n(body, n, NULL, why);
         int shown = n > 80 ? 80 : (int)n;
         if (r != 400)
                 fail_msg("body %.*s: status %d, want 400", shown, body, r);
@@ -154,6 +155,7 @@ static void expect_runner_code(json_t *j, const char *code, size_t n) {
 }
 
 static void test_decode_valid(void **state) {
+        (void)state;
         char why[WHY_SIZE], *ret = NULL;
         size_t len = 0;
         const char body[] = "{\"code\": \"print(1)\"}";
@@ -170,6 +172,7 @@ static void test_decode_valid(void **state) {
 }
 
 static void test_decode_invalid_json(void **state) {
+        (void)state;
         static const char *const bodies[] = {
                 "",
                 "{",
@@ -188,34 +191,40 @@ static void test_decode_invalid_json(void **state) {
 
 /* The position in the reason points at the mistake. */
 static void test_decode_invalid_json_says_where(void **state) {
+        (void)state;
         char why[WHY_SIZE];
         assert_int_equal(decode("{\n  \"code\": \"x\",\n  oops\n}", NULL, why), 400);
         assert_non_null(strstr(why, "line 3"));
 }
 
 static void test_decode_invalid_utf8(void **state) {
+        (void)state;
         EXPECT_400("{\"code\": \"print('\xff')\"}", "line");
         EXPECT_400("{\"code\": \"\xed\xa0\x80\"}", "line");
 }
 
 /* Valid JSON that is not an object: the reason must say an object is wanted. */
 static void test_decode_array_is_not_an_object(void **state) {
+        (void)state;
         EXPECT_400("[]", "object");
         EXPECT_400("[{\"code\": \"x\"}]", "object");
 }
 
 /* A scalar document is valid JSON too (RFC 8259): the reason must not call it invalid JSON. */
 static void test_decode_scalar_is_not_an_object(void **state) {
+        (void)state;
         static const char *const bodies[] = {"\"x\"", "1", "null", "true", "1.5"};
         for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
                 EXPECT_400(bodies[i], "object");
 }
 
 static void test_decode_missing_code(void **state) {
+        (void)state;
         EXPECT_400("{}", "\"code\"");
 }
 
 static void test_decode_code_not_a_string(void **state) {
+        (void)state;
         static const char *const bodies[] = {
                 "{\"code\": 1}",
                 "{\"code\": null}",
@@ -230,6 +239,7 @@ static void test_decode_code_not_a_string(void **state) {
 }
 
 static void test_decode_empty_code(void **state) {
+        (void)state;
         static const char *const bodies[] = {
                 "{\"code\": \"\"}",
                 "{\"code\": \" \"}",
@@ -246,6 +256,7 @@ static void test_decode_empty_code(void **state) {
 }
 
 static void test_decode_unknown_field(void **state) {
+        (void)state;
         EXPECT_400("{\"code\": \"x\", \"timeouts\": 5}", "\"timeouts\"");
         EXPECT_400("{\"zzz\": 1, \"code\": \"x\"}", "\"zzz\"");
         EXPECT_400("{\"Code\": \"x\"}", "\"Code\"");
@@ -254,6 +265,7 @@ static void test_decode_unknown_field(void **state) {
 
 /* A long unknown name is cut in the reason, which must stay within why (ASan watches). */
 static void test_decode_unknown_field_long_name(void **state) {
+        (void)state;
         size_t n = 5000;
         char *body = xmalloc(n + 64), *why = xmalloc(WHY_SIZE), *ret = NULL;
         size_t len;
@@ -269,6 +281,7 @@ static void test_decode_unknown_field_long_name(void **state) {
 
 /* A reason longer than the caller's buffer is cut and stays NUL-terminated. */
 static void test_decode_small_why_buffer(void **state) {
+        (void)state;
         static const char *const bodies[] = {
                 "{", "[]", "{}", "{\"code\": 1}", "{\"code\": \"\"}", "{\"x\": 1}"};
         char *why = xmalloc(8), *ret = NULL;
@@ -282,6 +295,7 @@ static void test_decode_small_why_buffer(void **state) {
 }
 
 static void test_decode_duplicate_keys(void **state) {
+        (void)state;
         const char *a = "{\"code\": \"print(1)\", \"code\": \"print(2)\"}";
         const char *b = "{\"code\": \"print(1)\", \"code\": \"print(1)\"}";
         expect_400(a, strlen(a), any_reason);
@@ -289,6 +303,7 @@ static void test_decode_duplicate_keys(void **state) {
 }
 
 static void test_decode_nul_in_code(void **state) {
+        (void)state;
         EXPECT_400("{\"code\": \"a\\u0000b\"}", "NUL");
         EXPECT_400("{\"code\": \"\\u0000\"}", "NUL");
         EXPECT_400("{\"code\": \"print(1)\\u0000\"}", "NUL");
@@ -296,11 +311,13 @@ static void test_decode_nul_in_code(void **state) {
 
 /* A raw NUL byte in the body (not an escape) is never taken as the end of the body. */
 static void test_decode_raw_nul_in_body(void **state) {
+        (void)state;
         const char body[] = "{\"code\": \"x\"}\0garbage";
         expect_400(body, sizeof body - 1, any_reason);
 }
 
 static void test_decode_unicode_round_trips(void **state) {
+        (void)state;
         char why[WHY_SIZE], body[256];
         json_t *j = NULL;
         const char *text = "print('h\xc3\xa9llo \xe2\x9c\x93 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x90\x8d')";
@@ -318,6 +335,7 @@ static void test_decode_unicode_round_trips(void **state) {
 }
 
 static void test_decode_escapes_round_trip(void **state) {
+        (void)state;
         char why[WHY_SIZE];
         json_t *j = NULL;
         const char *code = "s = \"a\\\\b\"\n\tprint(s, '\\'', \"</script>\")\r\n";
@@ -329,6 +347,7 @@ static void test_decode_escapes_round_trip(void **state) {
 }
 
 static void test_decode_large_code(void **state) {
+        (void)state;
         size_t n = 500 * 1024;
         char why[WHY_SIZE], *code = xmalloc(n + 1), *body = xmalloc(2 * n + 64);
         for (size_t i = 0; i < n; i++)
@@ -351,6 +370,7 @@ static void test_decode_large_code(void **state) {
 }
 
 static void test_decode_deep_nesting(void **state) {
+        (void)state;
         size_t depth = 100000;
         char *body = xmalloc(2 * depth + 16);
 
@@ -369,6 +389,7 @@ static void test_decode_deep_nesting(void **state) {
 /* ---- api_runner_request ---- */
 
 static void test_runner_request_round_trip(void **state) {
+        (void)state;
         static const struct {
                 const char *code;
                 size_t n;
@@ -399,6 +420,7 @@ static void test_runner_request_round_trip(void **state) {
 
 /* Only n bytes are read. */
 static void test_runner_request_uses_length(void **state) {
+        (void)state;
         char *ret = NULL;
         size_t len;
         assert_int_equal(api_runner_request(exact_copy("x = 1", 5), 3, &ret, &len), 0);
@@ -431,6 +453,7 @@ static json_t *error_body(const char *msg) {
 }
 
 static void test_error_body(void **state) {
+        (void)state;
         expect_error_shape(error_body("boom"), "boom", 4);
 
         const char *tricky = "say \"hi\"\\\n\ttab \xc3\xa9 </script>";
@@ -443,6 +466,7 @@ static void test_error_body(void **state) {
 }
 
 static void test_error_body_invalid_utf8(void **state) {
+        (void)state;
         const char *want = "bad \xef\xbf\xbd byte, cut \xef\xbf\xbd and \xef\xbf\xbd";
         expect_error_shape(error_body("bad \xff byte, cut \xe2\x82 and \xc3"), want, strlen(want));
 }
@@ -497,7 +521,7 @@ static json_t *answer_text(const RunResult *r, const Config *c, int want_status,
         char *s = NULL;
         size_t len = 0;
         dirty_stack();
-        int status = api_build_answer(r, c, &s, &len);
+        HttpStatus status = api_build_answer(r, c, &s, &len);
         own(s, OWN_FREE);
         assert_int_equal(status, want_status);
         assert_non_null(s);
@@ -565,6 +589,7 @@ static void expect_answer_shape(json_t *j) {
 }
 
 static void test_answer_success(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         RunResult *r = new_result();
@@ -593,6 +618,7 @@ static void test_answer_success(void **state) {
 
 /* No output at all (the bufs never allocated): empty strings, not nulls. */
 static void test_answer_success_without_output(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         RunResult *r = new_result();
@@ -606,6 +632,7 @@ static void test_answer_success_without_output(void **state) {
 }
 
 static void test_answer_nonzero_exit_without_report(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         RunResult *r = new_result();
@@ -624,6 +651,7 @@ static void test_answer_nonzero_exit_without_report(void **state) {
 }
 
 static void test_answer_with_report(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         RunResult *r = new_result();
@@ -645,6 +673,7 @@ static void test_answer_with_report(void **state) {
 
 /* An empty traceback is reported as null; a non-ASCII message survives. */
 static void test_answer_report_empty_traceback(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         RunResult *r = new_result();
@@ -663,6 +692,7 @@ static void expect_no_results(json_t *j);
 /* A report the runner cannot have written is the program's forgery: the answer says so, even
  * when the program exited 0. */
 static void test_answer_malformed_report_is_named(void **state) {
+        (void)state;
         static const char *const reports[] = {
                 "",
                 "not json",
@@ -716,6 +746,7 @@ static void test_answer_malformed_report_is_named(void **state) {
 
 /* A report only describes a failure: with exit 0 the run is a success whatever it says. */
 static void test_answer_report_with_exit_zero(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         RunResult *r = new_result();
@@ -727,6 +758,7 @@ static void test_answer_report_with_exit_zero(void **state) {
 }
 
 static void test_answer_killed_by_signal(void **state) {
+        (void)state;
         static const struct {
                 const char *out, *want;
         } cases[] = {
@@ -756,6 +788,7 @@ static void test_answer_killed_by_signal(void **state) {
 
 /* A signal with a report (the runner saw the exception, then the process was killed). */
 static void test_answer_signal_with_report(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         RunResult *r = new_result();
@@ -771,6 +804,7 @@ static void test_answer_signal_with_report(void **state) {
 }
 
 static void test_answer_timeout(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         RunResult *r = new_result();
@@ -805,6 +839,7 @@ static void test_answer_timeout(void **state) {
 }
 
 static void test_answer_memory_limit(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         c.memory_limit_bytes = UINT64_C(256) << 20;
@@ -826,6 +861,7 @@ static void test_answer_memory_limit(void **state) {
 }
 
 static void test_answer_output_limit(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         c.max_output_bytes = 2048;
@@ -860,6 +896,7 @@ static void expect_process_limit_note(json_t *j, const char *program_output) {
 }
 
 static void test_answer_process_limit_with_signal(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         c.max_processes = 17;
@@ -878,6 +915,7 @@ static void test_answer_process_limit_with_signal(void **state) {
 
 /* Exit 1 without a runner report (e.g. os._exit(1) after fork failed). */
 static void test_answer_process_limit_with_exit_code(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         c.max_processes = 17;
@@ -895,6 +933,7 @@ static void test_answer_process_limit_with_exit_code(void **state) {
 
 /* The usual case: fork() raised BlockingIOError, uncaught, so the runner reported it. */
 static void test_answer_process_limit_with_report(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         c.max_processes = 17;
@@ -924,6 +963,7 @@ static void expect_note(json_t *j, const char *prefix, const char *key_and_value
 /* A limit that shows only as an OSError inside the program: the errno says which, and the
  * note names its key and value; the exception itself is left as it was. */
 static void test_answer_errno_notes(void **state) {
+        (void)state;
         static const struct {
                 const char *message, *prefix, *key;
         } cases[] = {
@@ -998,6 +1038,7 @@ static void test_answer_errno_notes(void **state) {
 /* The timeout's output line is the old project's; its message names EXECUTION_TIMEOUT, and a
  * process-limit hit that made the program hang is noted after it. */
 static void test_answer_timeout_names_key(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         c.timeout_sec = 30;
@@ -1025,6 +1066,7 @@ static void test_answer_timeout_names_key(void **state) {
 
 /* Program bytes that are not UTF-8 are repaired; NUL bytes are kept (as \u0000 in the text). */
 static void test_answer_invalid_utf8_and_nul(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         RunResult *r = new_result();
@@ -1059,6 +1101,7 @@ static void test_answer_invalid_utf8_and_nul(void **state) {
 }
 
 static void test_answer_queue_timeout_and_shutdown(void **state) {
+        (void)state;
         static const RunOutcome outcomes[] = {RUN_QUEUE_TIMEOUT, RUN_SHUTDOWN};
         Config c;
         config_init(&c);
@@ -1075,6 +1118,7 @@ static void test_answer_queue_timeout_and_shutdown(void **state) {
 }
 
 static void test_answer_internal(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         RunResult *r = new_result();
@@ -1101,12 +1145,13 @@ static void test_answer_internal(void **state) {
 
 /* Decodes body (from an exact-size copy) against the limits of c. On 0 sets *ret_req (its
  * runner is owned) and *ret_json to the parsed runner JSON; otherwise the reason is in why. */
-static int decode_cfg(const Config *c, const char *body, ApiRequest *ret_req, json_t **ret_json, char *why) {
+static HttpStatus decode_cfg(
+        const Config *c, const char *body, ApiRequest *ret_req, json_t **ret_json, char *why) {
         size_t n = strlen(body);
         ApiRequest ar;
         why[0] = 0;
         memset(&ar, 0x5a, sizeof ar);
-        int r = api_decode_request(exact_copy(body, n), n, c, &ar, why, WHY_SIZE);
+        HttpStatus r = api_decode_request(exact_copy(body, n), n, c, &ar, why, WHY_SIZE);
         if (r == 0) {
                 assert_non_null(own(ar.runner, OWN_FREE));
                 assert_int_equal(ar.runner_len, strlen(ar.runner));
@@ -1126,7 +1171,7 @@ static int decode_cfg(const Config *c, const char *body, ApiRequest *ret_req, js
 static json_t *accept_cfg(const Config *c, const char *body, ApiRequest *ret_req) {
         char why[WHY_SIZE];
         json_t *j = NULL;
-        int r = decode_cfg(c, body, ret_req, &j, why);
+        HttpStatus r = decode_cfg(c, body, ret_req, &j, why);
         if (r != 0)
                 fail_msg("body %.200s: status %d (%s), want 0", body, r, why);
         return j;
@@ -1135,7 +1180,7 @@ static json_t *accept_cfg(const Config *c, const char *body, ApiRequest *ret_req
 /* Expects a 400 whose reason contains every one of the given words. */
 static void expect_400_cfg(const Config *c, const char *body, const char *const *words) {
         char why[WHY_SIZE];
-        int r = decode_cfg(c, body, NULL, NULL, why);
+        HttpStatus r = decode_cfg(c, body, NULL, NULL, why);
         if (r != 400)
                 fail_msg("body %.200s: status %d, want 400", body, r);
         for (; *words; words++)
@@ -1174,6 +1219,7 @@ static void expect_runner_field(json_t *j, const char *key, const char *want) {
 }
 
 static void test_decode_stdin(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         static const char *const values[] = {
@@ -1196,6 +1242,7 @@ static void test_decode_stdin(void **state) {
 }
 
 static void test_decode_files_valid(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         const char *files =
@@ -1218,6 +1265,7 @@ static void test_decode_files_valid(void **state) {
 
 /* Every bad entry is a 400 that names the file (or, without a usable name, the entry). */
 static void test_decode_files_invalid(void **state) {
+        (void)state;
         static const struct {
                 const char *files;
                 const char *words[4]; /* NULL-terminated */
@@ -1292,6 +1340,7 @@ static void test_decode_files_invalid(void **state) {
 
 /* An over-long name is quoted cut, inside the reason buffer (ASan watches). */
 static void test_decode_files_long_name(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         size_t n = 5000;
@@ -1306,6 +1355,7 @@ static void test_decode_files_long_name(void **state) {
 }
 
 static void test_decode_max_files(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         c.max_files = 3;
@@ -1323,6 +1373,7 @@ static void test_decode_max_files(void **state) {
 
 /* The cap counts decoded bytes: base64 text is 4/3 of what it carries, UTF-8 text is its bytes. */
 static void test_decode_max_files_bytes(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         c.max_files_bytes = 10;
@@ -1356,6 +1407,7 @@ static void test_decode_max_files_bytes(void **state) {
  * after it) is not either. The runner compares the whole string, so "base64\u0000x" would be
  * sized as base64 here and written as text there. */
 static void test_decode_files_encoding_with_nul(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         EXPECT_400_CFG(&c,
@@ -1369,6 +1421,7 @@ static void test_decode_files_encoding_with_nul(void **state) {
 }
 
 static void test_decode_return_files(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         ApiRequest ar;
@@ -1411,6 +1464,7 @@ static const char *patterns(size_t n) {
 }
 
 static void test_decode_return_files_invalid(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         ApiRequest ar;
@@ -1450,6 +1504,7 @@ static void test_decode_return_files_invalid(void **state) {
 }
 
 static void test_decode_timeout(void **state) {
+        (void)state;
         static const struct {
                 const char *value;
                 uint32_t ms;
@@ -1482,6 +1537,7 @@ static void test_decode_timeout(void **state) {
 }
 
 static void test_decode_timeout_invalid(void **state) {
+        (void)state;
         static const char *const bad[] = {
                 "0",
                 "0.0",
@@ -1507,6 +1563,7 @@ static void test_decode_timeout_invalid(void **state) {
 }
 
 static void test_decode_memory_mb(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         c.memory_limit_bytes = UINT64_C(300) << 20;
@@ -1548,6 +1605,7 @@ static void test_decode_memory_mb(void **state) {
 }
 
 static void test_decode_image_format(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         expect_runner_field(
@@ -1574,6 +1632,7 @@ static void test_decode_image_format(void **state) {
 /* A value that only starts with "png" or "svg" (a NUL after it) is neither; the runner would
  * pass the whole string to savefig as the format. */
 static void test_decode_image_format_with_nul(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         EXPECT_400_CFG(&c, with_field("image_format", "\"png\\u0000x\""), "\"image_format\"");
@@ -1582,6 +1641,7 @@ static void test_decode_image_format_with_nul(void **state) {
 
 /* The runner always learns the caps of what it sends back, from the configuration. */
 static void test_decode_limits(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         char want[256];
@@ -1614,6 +1674,7 @@ static void test_decode_limits(void **state) {
 
 /* Every field at once: the runner gets exactly its own names for them. */
 static void test_decode_every_field(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         c.timeout_sec = 60;
@@ -1681,6 +1742,7 @@ static void expect_no_results(json_t *j) {
 }
 
 static void test_answer_data_results(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         RunResult *r = new_result();
@@ -1725,6 +1787,7 @@ static const char *report_verdict(const Config *c, const char *report, json_t **
 /* Anything of the wrong type in the data results makes the whole report malformed: nothing of a
  * forged report reaches an answer. */
 static void test_answer_malformed_data_results(void **state) {
+        (void)state;
         static const char *const images[] = {"5", "\"x\"", "null", "[]", "{}", "true",
                 "{\"width\":1,\"height\":2,\"data\":\"AA==\"}",
                 "{\"format\":1,\"width\":1,\"height\":2,\"data\":\"AA==\"}",
@@ -1788,6 +1851,7 @@ static void test_answer_malformed_data_results(void **state) {
 
 /* The caps of the configuration hold for what a report carries, one past each is malformed. */
 static void test_answer_report_caps(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         c.max_images = 1;
@@ -1853,6 +1917,7 @@ static void test_answer_report_caps(void **state) {
 
 /* "files" is in the answer exactly when the request asked for files. */
 static void test_answer_files_only_when_asked(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         RunResult *r = new_result();
@@ -1886,6 +1951,7 @@ static void test_answer_files_only_when_asked(void **state) {
 
 /* A report without its end frame is not used, whatever it says. */
 static void test_answer_incomplete_report_ignored(void **state) {
+        (void)state;
         Config c;
         config_init(&c);
         RunResult *r = new_result();
@@ -1916,6 +1982,7 @@ static void test_answer_incomplete_report_ignored(void **state) {
 
 /* A report that went over its cap is malformed, even when what was kept parses. */
 static void test_answer_report_over_cap_is_malformed(void **state) {
+        (void)state;
         const char *rep = "{\"error\":{\"type\":\"ValueError\",\"message\":\"bad\","
                           "\"traceback\":\"tb\"},\"result\":{\"text/plain\":\"1\"},\"images_dropped\":3,"
                           "\"files\":[]}";

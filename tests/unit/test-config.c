@@ -170,6 +170,7 @@ static int apply_env(Config *c, const char *key, const char *value, char **err) 
 }
 
 static void test_defaults(void **state) {
+        (void)state;
         Config c;
 
         config_init(&c);
@@ -198,6 +199,7 @@ static void test_defaults(void **state) {
 
 /* Each number key lands in its own field, scaled, and nowhere else. */
 static void test_each_number_key(void **state) {
+        (void)state;
         for (size_t i = 0; i < ELEMENTSOF(numbers); i++) {
                 const NumSpec *s = &numbers[i];
                 Config c, defaults;
@@ -257,6 +259,7 @@ static void expect_number_accepted(const NumSpec *s, const char *value, uint64_t
 }
 
 static void test_number_ranges(void **state) {
+        (void)state;
         for (size_t i = 0; i < ELEMENTSOF(numbers); i++) {
                 const NumSpec *s = &numbers[i];
                 char value[32];
@@ -277,6 +280,7 @@ static void test_number_ranges(void **state) {
 }
 
 static void test_number_junk(void **state) {
+        (void)state;
         static const char *const junk[] = {
                 "abc",
                 "",
@@ -309,6 +313,7 @@ static void test_number_junk(void **state) {
 }
 
 static void test_number_message_exact(void **state) {
+        (void)state;
         Config c;
         char *err = NULL;
 
@@ -329,6 +334,7 @@ static void test_number_message_exact(void **state) {
 }
 
 static void test_number_forms_accepted(void **state) {
+        (void)state;
         const NumSpec *timeout = &numbers[0];
         const NumSpec *uid = &numbers[23];
         Config c;
@@ -351,6 +357,7 @@ static void test_number_forms_accepted(void **state) {
 }
 
 static void test_later_line_wins(void **state) {
+        (void)state;
         Config c;
         char *err = NULL;
 
@@ -382,6 +389,7 @@ static void expect_syntax_error(const char *text, const char *needle) {
 }
 
 static void test_quoting(void **state) {
+        (void)state;
         Config c;
 
         assert_string_equal(cache_dir_after("CACHE_DIR=\"/tmp/a b\"", &c), "/tmp/a b");
@@ -409,6 +417,7 @@ static void test_quoting(void **state) {
 }
 
 static void test_quoting_errors(void **state) {
+        (void)state;
         /* "\n" is decoded to a newline, which CACHE_DIR refuses; undecoded it would be accepted. */
         expect_syntax_error("CACHE_DIR=\"/a\\nb\"", "CACHE_DIR=\"/a\\nb\" (from .env line 1): expected");
         expect_syntax_error("\nCACHE_DIR=\"/tmp/a", ".env line 2: CACHE_DIR: unterminated double quote");
@@ -424,6 +433,7 @@ static void test_quoting_errors(void **state) {
 }
 
 static void test_export_prefix(void **state) {
+        (void)state;
         Config c;
         char *err = NULL;
 
@@ -437,6 +447,7 @@ static void test_export_prefix(void **state) {
 }
 
 static void test_comments_and_blank_lines(void **state) {
+        (void)state;
         Config c;
         char *err = NULL;
 
@@ -454,6 +465,7 @@ static void test_comments_and_blank_lines(void **state) {
 }
 
 static void test_crlf(void **state) {
+        (void)state;
         Config c;
         char *err = NULL;
 
@@ -473,6 +485,7 @@ static void test_crlf(void **state) {
 }
 
 static void test_malformed_lines(void **state) {
+        (void)state;
         expect_syntax_error("PORT=1\nPORT 1234\n", ".env line 2: expected KEY=VALUE");
         expect_syntax_error("PORT=1\n\nPORT\n", ".env line 3: expected KEY=VALUE");
         expect_syntax_error("1PORT=3", ".env line 1: \"1PORT\" is not a key name");
@@ -486,6 +499,7 @@ static void test_malformed_lines(void **state) {
 }
 
 static void test_nul_and_size(void **state) {
+        (void)state;
         static const char with_nul[] = "PORT=1\nHOST=1\0.2.3.4\n";
         Config c;
         char *err = NULL;
@@ -515,6 +529,7 @@ static void test_nul_and_size(void **state) {
 }
 
 static void test_environment(void **state) {
+        (void)state;
         char *envp[] = {
                 "PATH=/usr/bin:/bin",
                 "EXECUTION_TIMEOUT=99",
@@ -593,6 +608,7 @@ static void expect_text_rejected(const char *key, const char *value, const char 
 }
 
 static void test_host(void **state) {
+        (void)state;
         static const char *const good[] = {"127.0.0.1", "0.0.0.0", "10.1.2.3", "::1", "::", "fe80::1",
                 "2001:db8::42", "::ffff:127.0.0.1"};
         static const char *const bad[] = {"", "example.com", "127.1", "256.0.0.1", "1.2.3.4.5", "[::1]",
@@ -608,6 +624,7 @@ static void test_host(void **state) {
 }
 
 static void test_preinstall_libs(void **state) {
+        (void)state;
         char list[1200], name[200];
 
         expect_text_stored("PREINSTALL_LIBS", "", "");
@@ -639,6 +656,7 @@ static void test_preinstall_libs(void **state) {
 }
 
 static void test_cache_dir(void **state) {
+        (void)state;
         char path[1100];
 
         expect_text_stored("CACHE_DIR", "", "");
@@ -659,6 +677,7 @@ static void test_cache_dir(void **state) {
 }
 
 static void test_uid_range(void **state) {
+        (void)state;
         Config c;
         char *err = NULL;
         uint32_t first = 0, last = 0;
@@ -699,6 +718,7 @@ static void test_uid_range(void **state) {
 }
 
 static void test_message_escapes_value(void **state) {
+        (void)state;
         Config c;
         char *err = NULL;
         char long_value[300];
@@ -728,6 +748,7 @@ static void test_message_escapes_value(void **state) {
 static char temp_path[64];
 
 static int teardown_temp(void **state) {
+        (void)state;
         if (temp_path[0])
                 unlink(temp_path);
         temp_path[0] = '\0';
@@ -747,6 +768,7 @@ static const char *write_temp(const char *text, size_t len) {
 }
 
 static void test_load_missing_file(void **state) {
+        (void)state;
         char *envp[] = {"PORT=1", NULL};
         Config c;
         char *err = NULL;
@@ -764,6 +786,7 @@ static void test_load_missing_file(void **state) {
 }
 
 static void test_load_file_and_precedence(void **state) {
+        (void)state;
         static const char text[] = "# test\nPORT=9001\nHOST=::1\nEXECUTION_TIMEOUT=5\n";
         char *envp[] = {"EXECUTION_TIMEOUT=7", "UNRELATED=1", NULL};
         const char *path = write_temp(text, strlen(text));
@@ -780,6 +803,7 @@ static void test_load_file_and_precedence(void **state) {
 }
 
 static void test_load_errors(void **state) {
+        (void)state;
         static const char bad[] = "PORT=1\nMAX_PROCESSES=0\n";
         _cleanup_free_ char *big = NULL;
         const size_t cap = 64 * 1024;
@@ -875,6 +899,7 @@ static void non_default_config(Config *c) {
 }
 
 static void test_example(void **state) {
+        (void)state;
         _cleanup_free_ char *text = capture(NULL, config_write_example, NULL);
         Config c, defaults;
         char *err = NULL;
@@ -921,6 +946,7 @@ static void test_example(void **state) {
 }
 
 static void test_summary(void **state) {
+        (void)state;
         Config c, back;
         char *err = NULL;
         _cleanup_free_ char *text = NULL;

@@ -28,6 +28,7 @@
 static char tmpdir[] = "/tmp/snakebox-test-fd-XXXXXX";
 
 static int setup_dir(void **state) {
+        (void)state;
         if (!mkdtemp(tmpdir))
                 return -1;
         /* fd_write_all into a pipe with no reader must return -EPIPE, not kill the test. */
@@ -36,6 +37,7 @@ static int setup_dir(void **state) {
 }
 
 static int teardown_dir(void **state) {
+        (void)state;
         DIR *d = opendir(tmpdir);
         if (d) {
                 struct dirent *e;
@@ -89,6 +91,7 @@ static void assert_same_pipe(int via, int rd, const char *token) {
 }
 
 static void test_send_recv_no_fds(void **state) {
+        (void)state;
         int sv[2];
         seqpacket_pair(sv);
         int fds[FD_PASS_MAX];
@@ -139,18 +142,22 @@ static void send_recv_pipes(size_t k) {
 }
 
 static void test_send_recv_one_fd(void **state) {
+        (void)state;
         send_recv_pipes(1);
 }
 
 static void test_send_recv_three_fds(void **state) {
+        (void)state;
         send_recv_pipes(3);
 }
 
 static void test_send_recv_max_fds(void **state) {
+        (void)state;
         send_recv_pipes(FD_PASS_MAX);
 }
 
 static void test_send_too_many_fds_is_einval(void **state) {
+        (void)state;
         int sv[2], fds[FD_PASS_MAX + 1];
         seqpacket_pair(sv);
         for (size_t i = 0; i < FD_PASS_MAX + 1; i++)
@@ -163,6 +170,7 @@ static void test_send_too_many_fds_is_einval(void **state) {
 
 /* The caller asked for fewer fds than came: -EMSGSIZE, and every fd that came is closed. */
 static void test_recv_more_fds_than_asked(void **state) {
+        (void)state;
         int sv[2], p[2], got[FD_PASS_MAX];
         char buf[16];
         seqpacket_pair(sv);
@@ -198,6 +206,7 @@ static void test_recv_more_fds_than_asked(void **state) {
 /* More fds than the control buffer holds, sent with a raw sendmsg: the kernel truncates the
  * control data (MSG_CTRUNC); fd_recv must refuse the message and leak nothing. */
 static void test_recv_control_truncated(void **state) {
+        (void)state;
         enum { N = FD_PASS_MAX + 4 };
         int sv[2], p[2], got[FD_PASS_MAX];
         char buf[16];
@@ -233,6 +242,7 @@ static void test_recv_control_truncated(void **state) {
 }
 
 static void test_recv_truncated_message(void **state) {
+        (void)state;
         int sv[2], p[2], got[FD_PASS_MAX];
         char big[100], small[10];
         seqpacket_pair(sv);
@@ -264,6 +274,7 @@ static void test_recv_truncated_message(void **state) {
 }
 
 static void test_recv_eof(void **state) {
+        (void)state;
         int sv[2], got[FD_PASS_MAX];
         char buf[16];
         seqpacket_pair(sv);
@@ -279,6 +290,7 @@ static void test_recv_eof(void **state) {
 }
 
 static void test_recv_error_is_negative_errno(void **state) {
+        (void)state;
         int p[2];
         char buf[4];
         size_t nfds = 0;
@@ -291,6 +303,7 @@ static void test_recv_error_is_negative_errno(void **state) {
 }
 
 static void test_write_all_and_read_file(void **state) {
+        (void)state;
         static char data[300000];
         char path[256], *back = NULL;
         size_t n = sizeof data, len = 0;
@@ -313,6 +326,7 @@ static void test_write_all_and_read_file(void **state) {
 }
 
 static void test_write_all_errors(void **state) {
+        (void)state;
         int p[2];
         plain_pipe(p);
         close(p[0]);
@@ -349,11 +363,13 @@ static void *reader_main(void *arg) {
 }
 
 static void on_alarm(int sig) {
+        (void)sig;
 }
 
 /* A blocking write into a full pipe that a signal interrupts returns a short count (or EINTR if
  * nothing was written); fd_write_all must carry on until every byte is written, in order. */
 static void test_write_all_survives_signals_and_short_writes(void **state) {
+        (void)state;
         static char data[4 << 20];
         int p[2];
         size_t n = sizeof data;
@@ -406,6 +422,7 @@ static void write_file_of(const char *path, size_t size) {
 /* Sizes on each side of the internal buffer's 4096-byte steps: max == size reads the whole file,
  * max == size - 1 is -EFBIG and sets nothing. */
 static void test_read_file_limits(void **state) {
+        (void)state;
         static const size_t sizes[] = {0, 1, 100, 4094, 4095, 4096, 4097, 8191, 8192, 8193, 100000};
         char path[256];
         tmp_path(path, sizeof path, "sized");
@@ -451,6 +468,7 @@ static void test_read_file_limits(void **state) {
 
 /* SIZE_MAX means "no limit of ours"; max + 1 must not wrap to 0. */
 static void test_read_file_max_size_max(void **state) {
+        (void)state;
         char path[256], *ret = NULL;
         size_t len = 0;
         tmp_path(path, sizeof path, "unlimited");
@@ -465,6 +483,7 @@ static void test_read_file_max_size_max(void **state) {
 
 /* Files whose stat size is 0 but that have content (procfs) are read to EOF. */
 static void test_read_file_procfs(void **state) {
+        (void)state;
         char *ret = NULL;
         size_t len = 0;
 
@@ -475,6 +494,7 @@ static void test_read_file_procfs(void **state) {
 }
 
 static void test_read_file_errors(void **state) {
+        (void)state;
         char path[256], *ret = NULL;
         size_t len = 7;
         tmp_path(path, sizeof path, "does-not-exist");
@@ -489,6 +509,7 @@ static void test_read_file_errors(void **state) {
 }
 
 static void test_write_file(void **state) {
+        (void)state;
         char path[256], *ret = NULL;
         size_t len;
         tmp_path(path, sizeof path, "knob");
@@ -504,6 +525,7 @@ static void test_write_file(void **state) {
 }
 
 static void test_nonblock(void **state) {
+        (void)state;
         int p[2];
         char c;
         plain_pipe(p);

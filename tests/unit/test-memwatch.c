@@ -66,6 +66,7 @@ static void reap(pid_t pid) {
 }
 
 static void test_sample_self(void **state) {
+        (void)state;
         MemSample s;
         assert_int_equal(memwatch_sample(getpid(), 1, &s), 0);
         assert_int_equal(s.nprocs, 1);
@@ -74,6 +75,7 @@ static void test_sample_self(void **state) {
 }
 
 static void test_children_and_grandchildren_are_counted(void **state) {
+        (void)state;
         MemSample before, after;
         assert_int_equal(memwatch_sample(getpid(), 64, &before), 0);
         pid_t a = hoarder(16, false);
@@ -88,6 +90,7 @@ static void test_children_and_grandchildren_are_counted(void **state) {
 }
 
 static void test_max_procs_bounds_the_walk(void **state) {
+        (void)state;
         MemSample s;
         pid_t a = hoarder(1, false), b = hoarder(1, false);
         assert_int_equal(memwatch_sample(getpid(), 2, &s), 0);
@@ -98,6 +101,7 @@ static void test_max_procs_bounds_the_walk(void **state) {
 }
 
 static void test_gone_init_is_an_error(void **state) {
+        (void)state;
         MemSample s = {.pss_bytes = 7};
         pid_t pid = fork();
         assert_true(pid >= 0);
@@ -114,6 +118,7 @@ static void test_gone_init_is_an_error(void **state) {
  * memwatch_tmpfs_bytes though no process maps it, which Pss would not see; a gone init is an
  * error. */
 static void test_tmpfs_files_are_counted(void **state) {
+        (void)state;
         char path[64];
         uint64_t before = 0, after = 0;
         static char block[1 << 20];

@@ -64,11 +64,13 @@ static void check_mapping(const char *package, const char *module, const char *d
 }
 
 static void test_known_mappings(void **state) {
+        (void)state;
         for (size_t i = 0; i < ELEMENTSOF(mappings); i++)
                 check_mapping(mappings[i].package, mappings[i].module, mappings[i].debian);
 }
 
 static void test_case_and_separator_folding(void **state) {
+        (void)state;
         check_mapping("Scikit-Learn", "sklearn", "python3-sklearn");
         check_mapping("scikit_learn", "sklearn", "python3-sklearn");
         check_mapping("SCIKIT_LEARN", "sklearn", "python3-sklearn");
@@ -84,6 +86,7 @@ static void test_case_and_separator_folding(void **state) {
 }
 
 static void test_unknown_names(void **state) {
+        (void)state;
         check_mapping("foo", "foo", "python3-foo");
         check_mapping("Foo-Bar", "foo_bar", "python3-foo-bar");
         /* Debian package names cannot hold '_'. */
@@ -93,6 +96,7 @@ static void test_unknown_names(void **state) {
 }
 
 static void test_long_unknown_name(void **state) {
+        (void)state;
         char name[301], expected[301], buf[400];
 
         /* Longer than the lookup key: must still take the fallback, not fail. */
@@ -110,6 +114,7 @@ static void test_long_unknown_name(void **state) {
 }
 
 static void test_invalid_names(void **state) {
+        (void)state;
         static const char *const bad[] = {
                 "",
                 "pan das",
@@ -140,6 +145,7 @@ static void test_invalid_names(void **state) {
 }
 
 static void test_buffer_too_small(void **state) {
+        (void)state;
         char buf[32];
 
         /* "sklearn" needs 8 bytes with its NUL. */
@@ -182,6 +188,7 @@ static int collect(const char *token, void *userdata) {
 }
 
 static void test_foreach_separators(void **state) {
+        (void)state;
         Tokens t = {0};
 
         assert_int_equal(pylibs_foreach("  pandas,numpy\tscipy , ,\t,sympy  ", collect, &t), 0);
@@ -199,6 +206,7 @@ static void test_foreach_separators(void **state) {
 }
 
 static void test_foreach_empty(void **state) {
+        (void)state;
         Tokens t = {0};
 
         assert_int_equal(pylibs_foreach("", collect, &t), 0);
@@ -208,6 +216,7 @@ static void test_foreach_empty(void **state) {
 }
 
 static void test_foreach_long_token(void **state) {
+        (void)state;
         char list[300];
         Tokens t = {0};
 
@@ -233,6 +242,7 @@ static void test_foreach_long_token(void **state) {
 }
 
 static void test_foreach_stops_on_error(void **state) {
+        (void)state;
         Tokens t = {.fail_at = 2};
 
         assert_int_equal(pylibs_foreach("a b c d", collect, &t), -EIO);

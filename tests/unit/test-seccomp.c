@@ -41,6 +41,7 @@
 static struct sock_fprog prog;
 
 static int setup(void **state) {
+        (void)state;
         int r = seccomp_build(false, &prog);
         if (r < 0)
                 print_error("seccomp_build: %s\n", strerror(-r));
@@ -48,6 +49,7 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
+        (void)state;
         free(prog.filter);
         return 0;
 }
@@ -88,6 +90,7 @@ static int run_filtered(void (*fn)(void)) {
 }
 
 static void test_builds_within_bpf_limits(void **state) {
+        (void)state;
         assert_non_null(prog.filter);
         assert_true(prog.len > 0 && prog.len <= BPF_MAXINSNS);
         print_message("filter: %u instructions\n", prog.len);
@@ -153,6 +156,7 @@ static void verdicts(void) {
 }
 
 static void test_verdicts(void **state) {
+        (void)state;
         int status = run_filtered(verdicts);
         assert_true(WIFEXITED(status));
         assert_int_equal(WEXITSTATUS(status), 0);
@@ -166,6 +170,7 @@ static void x32_call(void) {
 }
 
 static void test_other_abi_kills(void **state) {
+        (void)state;
         int status = run_filtered(x32_call);
         assert_true(WIFSIGNALED(status));
         assert_int_equal(WTERMSIG(status), SIGSYS);

@@ -38,6 +38,7 @@ static void *own(void *p) {
 }
 
 static int release_all(void **state) {
+        (void)state;
         while (n_owned > 0)
                 free(owned[--n_owned]);
         free(owned);
@@ -114,6 +115,7 @@ static void expect_name_bad(const char *name, size_t len, const char *word, char
 #define NAME_BAD(s, word) expect_name_bad(s, sizeof s - 1, word, why)
 
 static void test_name_valid(void **state) {
+        (void)state;
         NAME_OK("a");
         NAME_OK("a.csv");
         NAME_OK("data.csv");
@@ -139,6 +141,7 @@ static void test_name_valid(void **state) {
 }
 
 static void test_name_invalid(void **state) {
+        (void)state;
         char why[WHY_SIZE];
         NAME_BAD("", "empty");
         NAME_BAD("/", "absolute");
@@ -162,6 +165,7 @@ static void test_name_invalid(void **state) {
 
 /* NUL anywhere in the given length is refused; the length, not a terminator, bounds the name. */
 static void test_name_nul_and_length(void **state) {
+        (void)state;
         char why[WHY_SIZE];
         NAME_BAD("a\0b", "NUL");
         NAME_BAD("\0", "NUL");
@@ -178,6 +182,7 @@ static void test_name_nul_and_length(void **state) {
 }
 
 static void test_name_component_length(void **state) {
+        (void)state;
         char why[WHY_SIZE];
         char *c255 = repeat('c', UPLOAD_COMPONENT_MAX), *c256 = repeat('c', UPLOAD_COMPONENT_MAX + 1);
         assert_int_equal(strlen(c255), 255);
@@ -205,6 +210,7 @@ static void test_name_component_length(void **state) {
 }
 
 static void test_name_total_length(void **state) {
+        (void)state;
         char why[WHY_SIZE];
         /* 255 + 255 + 255 + 254 + 1 bytes and four slashes: exactly 1024 */
         static const size_t fits[] = {255, 255, 255, 254, 1};
@@ -227,6 +233,7 @@ static void test_name_total_length(void **state) {
 
 /* The reason never carries the name: the caller quotes the name once, cut to a size. */
 static void test_name_reason_without_name(void **state) {
+        (void)state;
         static const char *const names[] = {
                 "/secret-XYZ",
                 "secret-XYZ/../x",
@@ -256,6 +263,7 @@ static void test_name_reason_without_name(void **state) {
 
 /* A reason longer than the buffer is cut and stays NUL-terminated within it (ASan watches). */
 static void test_name_small_why_buffer(void **state) {
+        (void)state;
         static const char *const names[] = {"", "/abs", "a//b", "..", "a/./b"};
         char *why = xmalloc(8);
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -274,6 +282,7 @@ static int b64(const char *s, size_t n, size_t *ret) {
 }
 
 static void test_base64_valid(void **state) {
+        (void)state;
         static const struct {
                 const char *s;
                 size_t size;
@@ -293,6 +302,7 @@ static void test_base64_valid(void **state) {
 }
 
 static void test_base64_invalid(void **state) {
+        (void)state;
         static const struct {
                 const char *s;
                 size_t n;
@@ -343,6 +353,7 @@ static void test_base64_invalid(void **state) {
 
 /* Only n bytes are read. */
 static void test_base64_uses_length(void **state) {
+        (void)state;
         size_t size = 0;
         assert_int_equal(b64("QUJDRA==", 4, &size), 0);
         assert_int_equal(size, 3);
@@ -375,6 +386,7 @@ static int reference(const char *q, size_t *ret) {
 }
 
 static void test_base64_exhaustive_groups(void **state) {
+        (void)state;
         static const char alpha[] = "AZaz09+/=-_ \n.\0\x80\xff@[`{";
         size_t na = sizeof alpha - 1, valid = 0;
         char s[8] = "QUJD";
@@ -414,6 +426,7 @@ static void test_base64_exhaustive_groups(void **state) {
 }
 
 static void test_base64_large(void **state) {
+        (void)state;
         size_t n = 12u << 20; /* 12 MiB of text, 9 MiB decoded */
         char *s = xmalloc(n);
         for (size_t i = 0; i < n; i++)
@@ -482,6 +495,7 @@ static void expect_conflict(const char *const *names, size_t n, const char *want
 }
 
 static void test_conflict_none(void **state) {
+        (void)state;
         expect_no_conflict(NAMES("a"));
         expect_no_conflict(NAMES("a", "b", "c/d"));
         expect_no_conflict(NAMES("ab", "a/b"));
@@ -496,6 +510,7 @@ static void test_conflict_none(void **state) {
 }
 
 static void test_conflict_zero_names(void **state) {
+        (void)state;
         const char *names[1] = {"unused"};
         const char *sentinel = "sentinel", *ret = sentinel;
         assert_int_equal(upload_find_conflict(names, 0, &ret), 0);
@@ -503,6 +518,7 @@ static void test_conflict_zero_names(void **state) {
 }
 
 static void test_conflict_duplicate(void **state) {
+        (void)state;
         expect_conflict(NAMES("a", "a"), "a");
         expect_conflict(NAMES("x", "data.csv", "y", "data.csv"), "data.csv");
         expect_conflict(NAMES("d/e.txt", "z", "d/e.txt"), "d/e.txt");
@@ -510,6 +526,7 @@ static void test_conflict_duplicate(void **state) {
 }
 
 static void test_conflict_directory(void **state) {
+        (void)state;
         expect_conflict(NAMES("a", "a/b"), "a/b");
         expect_conflict(NAMES("a/b", "a"), "a/b");
         expect_conflict(NAMES("a/b/c", "a/b"), "a/b/c");
@@ -521,6 +538,7 @@ static void test_conflict_directory(void **state) {
 
 /* A directory part of the longest allowed name is found too (and fits the prefix buffer). */
 static void test_conflict_longest_names(void **state) {
+        (void)state;
         static const size_t dir[] = {255, 255, 255, 254}, file[] = {255, 255, 255, 254, 1};
         char *d = path_of(dir, 4), *f = path_of(file, 5);
         assert_int_equal(strlen(f), UPLOAD_NAME_MAX);
@@ -530,6 +548,7 @@ static void test_conflict_longest_names(void **state) {
 }
 
 static void test_conflict_many_names(void **state) {
+        (void)state;
         size_t n = 10000;
         const char **names = xmalloc((n + 1) * sizeof *names);
         for (size_t i = 0; i < n; i++) {

@@ -151,6 +151,7 @@ static char *sanitize(const char *in, size_t n, size_t *ret_len) {
 }
 
 static void test_table(void **state) {
+        (void)state;
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
                 const Case *c = &cases[i];
                 size_t len = (size_t)-1;
@@ -169,6 +170,7 @@ static void test_table(void **state) {
 
 /* Valid input comes back as the same bytes, whatever its length, not just equal text. */
 static void test_valid_input_is_copied(void **state) {
+        (void)state;
         const char text[] = "print('h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x90\x8d')\n";
         size_t len;
         char *out = sanitize(text, sizeof text - 1, &len);
@@ -180,6 +182,7 @@ static void test_valid_input_is_copied(void **state) {
 }
 
 static void test_every_ascii_byte_including_nul(void **state) {
+        (void)state;
         char in[128];
         for (int i = 0; i < 128; i++)
                 in[i] = (char)i;
@@ -194,6 +197,7 @@ static void test_every_ascii_byte_including_nul(void **state) {
 
 /* A long mostly-invalid input: every byte may triple; the buffer must hold it (ASan checks). */
 static void test_worst_case_growth(void **state) {
+        (void)state;
         static char in[100000];
         size_t n = sizeof in, len, bad = SIZE_MAX;
         memset(in, 0xff, n);
@@ -245,6 +249,7 @@ static const unsigned char edges[] = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 
  * with inputs: every 1-byte string; every 2-byte string; itertools.product(edges, repeat=3)
  * and repeat=4 (first byte varying slowest). */
 static void test_all_one_and_two_byte_inputs_match_python(void **state) {
+        (void)state;
         Digest d1 = {UINT64_C(0xcbf29ce484222325), 0}, d2 = {UINT64_C(0xcbf29ce484222325), 0};
         unsigned char in[2];
 
@@ -265,6 +270,7 @@ static void test_all_one_and_two_byte_inputs_match_python(void **state) {
 }
 
 static void test_edge_byte_triples_and_quads_match_python(void **state) {
+        (void)state;
         Digest d3 = {UINT64_C(0xcbf29ce484222325), 0}, d4 = {UINT64_C(0xcbf29ce484222325), 0};
         unsigned char in[4];
 

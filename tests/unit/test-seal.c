@@ -1,0 +1,89 @@
+/* Unit tests of seal_run's failure reporting (src/sandbox.c): a step that fails sends exactly one
+ * FRAME_FAIL {step, errno} on the socket, names the step that failed, and no later step runs.
+ * Only the first two steps are driven to fail here, in a forked child: the later ones would
+ * change the test process (setsid, namespaces, mounts) and are covered end to end by the API
+ * tests. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "proto.h"
+#include "sandbox.h"
+
+/* Runs seal_run in a child with the given sync byte (none: the pipe is closed, as the zygote
+ * does when it cannot write the maps) and out_fd; returns the one frame the child sent. */
+static SealFailure seal_failure(const char *sync_byte, int out_fd) {
+        int sv[2], sync[2];
+        SealPlan plan = {0};
+        assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(pipe2(sync, O_CLOEXEC), 0);
+        if (sync_byte)
+                assert_int_equal(write(sync[1], sync_byte, 1), 1);
+        close(sync[1]);
+
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                close(sv[0]);
+                int r = seal_run(&plan, sv[1], out_fd, STDERR_FILENO, sync[0]);
+                _exit(r < 0 ? 0 : 1);
+        }
+        close(sv[1]);
+        close(sync[0]);
+
+        char msg[64];
+        ssize_t k = recv(sv[0], msg, sizeof msg, 0);
+        assert_int_equal(k, 1 + (ssize_t)sizeof(SealFailure));
+        assert_int_equal(msg[0], FRAME_FAIL);
+        SealFailure f;
+        memcpy(&f, msg + 1, sizeof f);
+        /* One frame, then the child is gone: no later step ran or reported. */
+        assert_int_equal(recv(sv[0], msg, sizeof msg, 0), 0);
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        close(sv[0]);
+        return f;
+}
+
+static void test_closed_sync_pipe_fails_the_first_step(void **state) {
+        (void)state;
+        SealFailure f = seal_failure(NULL, STDOUT_FILENO);
+        assert_int_equal(f.step, SEAL_SYNC);
+        assert_int_equal(f.error, EPERM);
+        assert_string_equal(seal_step_name(f.step), "wait for id maps and cgroups");
+}
+
+static void test_wrong_sync_byte_fails_the_first_step(void **state) {
+        (void)state;
+        SealFailure f = seal_failure("X", STDOUT_FILENO);
+        assert_int_equal(f.step, SEAL_SYNC);
+        assert_int_equal(f.error, EPERM);
+}
+
+static void test_bad_fd_fails_the_fds_step(void **state) {
+        (void)state;
+        SealFailure f = seal_failure("G", -1);
+        assert_int_equal(f.step, SEAL_FDS);
+        assert_int_equal(f.error, EBADF);
+        assert_string_equal(seal_step_name(f.step), "file descriptors");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_closed_sync_pipe_fails_the_first_step),
+                cmocka_unit_test(test_wrong_sync_byte_fails_the_first_step),
+                cmocka_unit_test(test_bad_fd_fails_the_fds_step),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
