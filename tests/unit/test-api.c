@@ -1625,7 +1625,8 @@ static void test_decode_every_field(void **state) {
                 "\"content\": \"x\"}], \"return_files\": [\"*.csv\"], \"timeout\": 2, \"memory_mb\": 128, "
                 "\"image_format\": \"svg\"}",
                 &ar);
-        assert_int_equal(json_object_size(j), 9);
+        assert_int_equal(json_object_size(j), 10);
+        expect_runner_field(j, "mode", "\"report\"");
         expect_runner_field(j, "code", "\"print(input())\"");
         expect_runner_field(j, "stdin", "\"42\\n\"");
         expect_runner_field(j, "files", "[{\"name\": \"a.csv\", \"content\": \"x\"}]");
