@@ -72,9 +72,9 @@ def check_private_apis(modules=None):
             try:
                 obj = getattr(obj, part)
             except AttributeError:
-                return ("the sandbox runner needs %s.%s, a private API of Python %s that this "
-                        "Python %d.%d does not have (runner.py PRIVATE_APIS, checked against %s)"
-                        % (mod, path, sys.version.split()[0], sys.version_info[0], sys.version_info[1],
+                return ("the sandbox runner needs %s.%s, a private API that is missing here "
+                        "(Python %s; runner.py PRIVATE_APIS was checked against %s)"
+                        % (mod, path, sys.version.split()[0],
                            ", ".join("%s %s" % kv for kv in PRIVATE_APIS_CHECKED.items())))
     return None
 
