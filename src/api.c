@@ -266,7 +266,8 @@ int api_decode_request(
                 json_object_set_new(runner, "memory_bytes", json_integer((json_int_t)ret->memory_bytes));
                 /* Only used without a memory cgroup: the runner lowers its RLIMIT_AS to this. */
                 json_object_set_new(runner, "address_space_bytes",
-                        json_integer((json_int_t)(ret->memory_bytes + ADDRESS_SPACE_HEADROOM_BYTES)));
+                        json_integer(
+                                (json_int_t)ret->memory_bytes + (json_int_t)ADDRESS_SPACE_HEADROOM_BYTES));
         }
         json_t *fmt = json_object_get(root, "image_format");
         if (fmt) {
