@@ -172,7 +172,7 @@ static int dict_set_new(PyObject *dict, const char *name, PyObject *value) {
 
 /* What runner.py takes from proto.h, set in its module's globals before its code runs, so that
  * the frame tags, sizes, the socket's fd and the run's environment are written once. */
-static int runner_set_globals(PyObject *g) {
+static int set_runner_globals(PyObject *g, void *userdata) {
         static const struct {
                 const char *name;
                 char tag;
@@ -185,10 +185,11 @@ static int runner_set_globals(PyObject *g) {
                 {"request", FRAME_REQUEST},
         };
         static const char *const env[] = {SANDBOX_ENV};
+        (void)userdata;
 
         _cleanup_pyobj_ PyObject *frame = PyDict_New();
-        _cleanup_pyobj_ PyObject *environ = PyDict_New();
-        if (!frame || !environ)
+        _cleanup_pyobj_ PyObject *env_dict = PyDict_New();
+        if (!frame || !env_dict)
                 return -ENOMEM;
         for (size_t i = 0; i < ELEMENTSOF(tags); i++)
                 if (dict_set_new(frame, tags[i].name, PyBytes_FromStringAndSize(&tags[i].tag, 1)) < 0)
@@ -199,10 +200,10 @@ static int runner_set_globals(PyObject *g) {
                         return -EINVAL; /* a SANDBOX_ENV entry without "=" */
                 _cleanup_pyobj_ PyObject *name = PyUnicode_FromStringAndSize(env[i], eq - env[i]);
                 _cleanup_pyobj_ PyObject *value = PyUnicode_FromString(eq + 1);
-                if (!name || !value || PyDict_SetItem(environ, name, value) < 0)
+                if (!name || !value || PyDict_SetItem(env_dict, name, value) < 0)
                         return -ENOMEM;
         }
-        if (PyDict_SetItemString(g, "FRAME", frame) < 0 || PyDict_SetItemString(g, "ENV", environ) < 0 ||
+        if (PyDict_SetItemString(g, "FRAME", frame) < 0 || PyDict_SetItemString(g, "ENV", env_dict) < 0 ||
                 dict_set_new(g, "CHUNK", PyLong_FromLong(FRAME_CHUNK)) < 0 ||
                 dict_set_new(g, "REQUEST_MAX", PyLong_FromLong(FRAME_REQUEST_HEADER + FRAME_CHUNK)) < 0 ||
                 dict_set_new(g, "END_FORMAT", PyUnicode_FromString(FRAME_END_FORMAT)) < 0 ||
@@ -231,11 +232,6 @@ static PyObject *exec_module(const char *name, const char *source, const char *f
                 return NULL;
         }
         return PyImport_ExecCodeModule(name, code);
-}
-
-static int set_runner_globals(PyObject *g, void *userdata) {
-        (void)userdata;
-        return runner_set_globals(g);
 }
 
 static int set_learn_globals(PyObject *g, void *userdata) {
