@@ -46,7 +46,7 @@ $(BUILD)/obj/%.o: src/%.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/runner-blob.o: src/runner-blob.S src/runner.py src/warmup.py docs/openapi.json
+$(BUILD)/obj/runner-blob.o: src/runner-blob.S src/runner.py src/learn.py src/warmup.py docs/openapi.json
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -c $< -o $@
 

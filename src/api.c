@@ -281,7 +281,8 @@ HttpStatus api_decode_request(
                 (json_int_t)c->max_return_file_bytes, "return_bytes", (json_int_t)c->max_return_bytes,
                 "return_files", (json_int_t)c->max_return_files, "result_bytes",
                 (json_int_t)c->max_result_bytes, "error_bytes", (json_int_t)REPORT_ERROR_BYTES);
-        if (!limits || json_object_set_new(runner, "limits", limits) < 0)
+        if (!limits || json_object_set_new(runner, "limits", limits) < 0 ||
+                json_object_set_new(runner, "mode", json_string("report")) < 0)
                 return HTTP_SERVICE_UNAVAILABLE;
 
         ret->runner = json_dumps(runner, JSON_COMPACT);
@@ -292,7 +293,7 @@ HttpStatus api_decode_request(
 }
 
 int api_runner_request(const char *code, size_t n, char **ret, size_t *ret_len) {
-        _cleanup_json_ json_t *req = json_pack("{ss%}", "code", code, n);
+        _cleanup_json_ json_t *req = json_pack("{ss%ss}", "code", code, n, "mode", "plain");
         if (!req)
                 return -ENOMEM;
         char *s = json_dumps(req, JSON_COMPACT);

@@ -90,10 +90,32 @@ enum {
  * the report (runner.py _finish packs it with "<iQ"). */
 #define FRAME_END_SIZE 13
 
+/* The struct module format of the 'Z' frame after its tag: runner.py packs it, and checks at
+ * load that it is FRAME_END_SIZE - 1 bytes. */
+#define FRAME_END_FORMAT "<iQ"
+
 /* Frames the server sends: 'Q' + uint64 total length (little-endian), then the JSON request in
- * messages of at most FRAME_CHUNK bytes. */
+ * messages of at most FRAME_CHUNK bytes (the first one also carries the 9-byte header). */
 #define FRAME_REQUEST 'Q'
+#define FRAME_REQUEST_HEADER 9
+/* The largest payload of one message either way: the server's request pieces, and the
+ * runner's 'O', 'E' and 'R' pieces (runner.py CHUNK). A SOCK_SEQPACKET message is read whole or
+ * cut: the server reads each into a buffer of RBUF_SIZE (256 KiB, pool-internal.h), the runner
+ * into FRAME_REQUEST_HEADER + FRAME_CHUNK bytes; and 1 + 65536 bytes is well under a socket's
+ * default send buffer (net.core.wmem_default, 208 KiB), which bounds what one send may carry. */
 #define FRAME_CHUNK 65536
+
+/* The fd at which a sandbox's runner finds its socket (sandbox.c step_fds puts it there). */
+#define SANDBOX_SOCK_FD 3
+
+/* The runner's environment, "NAME=value" each: os.environ of every run (runner.py ENV, handed
+ * over by zygote.c). Not the zygote's own environment (zygote-ctl.c build_env), which the
+ * zygote's imports see and the runner replaces with this one. */
+#define SANDBOX_ENV                                                                                       \
+        "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/work", "TMPDIR=/tmp", "LANG=C.UTF-8", "USER=sandbox", \
+                "LOGNAME=sandbox", "PYTHONDONTWRITEBYTECODE=1", "MPLBACKEND=Agg",                         \
+                "MPLCONFIGDIR=/tmp/.matplotlib", "OMP_NUM_THREADS=1", "OPENBLAS_NUM_THREADS=1",           \
+                "MKL_NUM_THREADS=1", "NUMEXPR_NUM_THREADS=1"
 
 typedef struct SealFailure {
         int32_t step; /* SealStep */

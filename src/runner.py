@@ -25,9 +25,59 @@ import sys
 import traceback
 import types
 
-SOCK = 3
-CHUNK = 60000  # well under the socket's buffer: one message per chunk
-RUNNER_FILE = "<snakebox-runner>"
+# The protocol and the environment come from C (proto.h), set in this module's globals by
+# zygote.c before this code runs, so that they are written once: FRAME, the tags by name, as
+# bytes; CHUNK, the largest payload of one message (FRAME_CHUNK); REQUEST_MAX, the largest
+# message the server sends; END_FORMAT and END_SIZE, the 'Z' frame; SOCK, the socket's fd;
+# ENV, the run's environment; RUNNER_FILE, the file name this code is compiled under.
+_FROM_C = ("FRAME", "CHUNK", "REQUEST_MAX", "END_FORMAT", "END_SIZE", "SOCK", "ENV", "RUNNER_FILE")
+_missing = [name for name in _FROM_C if name not in globals()]
+if _missing:
+    raise RuntimeError("runner.py: %s not set: zygote.c sets them from proto.h before this code runs"
+                       % ", ".join(_missing))
+FRAME, CHUNK, REQUEST_MAX = globals()["FRAME"], globals()["CHUNK"], globals()["REQUEST_MAX"]
+END_FORMAT, END_SIZE, SOCK = globals()["END_FORMAT"], globals()["END_SIZE"], globals()["SOCK"]
+ENV, RUNNER_FILE = globals()["ENV"], globals()["RUNNER_FILE"]
+if struct.calcsize(END_FORMAT) != END_SIZE - 1:
+    raise RuntimeError("runner.py: END_FORMAT %r is not END_SIZE - 1 = %d bytes" % (END_FORMAT, END_SIZE - 1))
+_TAG_READY, _TAG_OUT, _TAG_ERR = FRAME["ready"], FRAME["stdout"], FRAME["stderr"]
+_TAG_RESULT, _TAG_END, _TAG_REQUEST = FRAME["result"], FRAME["result_end"], FRAME["request"]
+_REQUEST_HEADER = 1 + 8  # the tag, the total length
+
+# The private APIs of CPython and matplotlib this file relies on, as (module, attribute path):
+# none is documented, so an upgrade may rename or drop one. Checked against Debian 12's Python
+# 3.11 and matplotlib 3.6 (PRIVATE_APIS_CHECKED); check_private_apis() runs once in the zygote
+# at start-up, which fails naming the missing one rather than letting every run fail later.
+# A module not loaded (matplotlib in the lean zygote) is not checked: nothing uses it then.
+PRIVATE_APIS_CHECKED = {"python": "3.11", "matplotlib": "3.6"}
+PRIVATE_APIS = (
+    ("atexit", "_clear"),  # _prepare: the zygote's exit handlers are not the run's
+    ("atexit", "_ncallbacks"),  # _prepare, _finish
+    ("atexit", "_run_exitfuncs"),  # _finish: what interpreter exit does
+    ("threading", "_shutdown"),  # _finish: waits for non-daemon threads
+    ("threading", "Thread._set_native_id"),  # _prepare: the main thread's id in this process
+    ("matplotlib.pyplot", "_pylab_helpers.Gcf.get_all_fig_managers"),  # _Figures.open_figures
+)
+
+
+def check_private_apis(modules=None):
+    """None, or a message naming the first private API in PRIVATE_APIS that is missing.
+    modules: {name: module} to look in (default sys.modules: what the zygote imported)."""
+    modules = sys.modules if modules is None else modules
+    for mod, path in PRIVATE_APIS:
+        obj = modules.get(mod)
+        if obj is None:
+            continue
+        for part in path.split("."):
+            try:
+                obj = getattr(obj, part)
+            except AttributeError:
+                return ("the sandbox runner needs %s.%s, a private API that is missing here "
+                        "(Python %s; runner.py PRIVATE_APIS was checked against %s)"
+                        % (mod, path, sys.version.split()[0],
+                           ", ".join("%s %s" % kv for kv in PRIVATE_APIS_CHECKED.items())))
+    return None
+
 # The user's code, written there before it runs. Not in /work: users upload files there, list
 # it and get its files back (return_files "*"), so an extra file would be seen, returned or
 # clobber one of theirs. /tmp is the run's own: the same capped tmpfs as /work (sandbox-mount.c),
@@ -211,16 +261,16 @@ def _stream(tag, fd, name, line_buffering):
 
 
 def _read_request():
-    first = os.read(SOCK, CHUNK * 2)
+    first = os.read(SOCK, REQUEST_MAX)
     if not first:
         os._exit(0)  # the server is gone before sending anything
-    if first[:1] != b"Q" or len(first) < 9:
+    if first[:1] != _TAG_REQUEST or len(first) < _REQUEST_HEADER:
         os._exit(70)
-    total = int.from_bytes(first[1:9], "little")
-    parts = [first[9:]]
+    total = int.from_bytes(first[1:_REQUEST_HEADER], "little")
+    parts = [first[_REQUEST_HEADER:]]
     got = len(parts[0])
     while got < total:
-        m = os.read(SOCK, CHUNK * 2)
+        m = os.read(SOCK, REQUEST_MAX)
         if not m:
             os._exit(0)
         parts.append(m)
@@ -286,8 +336,8 @@ def _prepare():
     os.environ.clear()
     os.environ.update(ENV)
 
-    out = _stream(b"O", 1, "<stdout>", False)
-    err = _stream(b"E", 2, "<stderr>", True)
+    out = _stream(_TAG_OUT, 1, "<stdout>", False)
+    err = _stream(_TAG_ERR, 2, "<stderr>", True)
     out.buffer.peer, err.buffer.peer = err.buffer, out.buffer
     sys.stdout = sys.__stdout__ = out
     sys.stderr = sys.__stderr__ = err
@@ -310,9 +360,7 @@ def _prepare():
     import threading
     threading.active_count()
     # threading read the main thread's kernel id in the zygote; this is another process.
-    set_native_id = getattr(threading.main_thread(), "_set_native_id", None)
-    if set_native_id is not None:
-        set_native_id()
+    threading.main_thread()._set_native_id()
     atexit._ncallbacks()
     exec(compile("x = 1\n", SCRIPT, "exec", dont_inherit=True), {"__builtins__": builtins})
     _split_last_expression("x = 1\nx\n")
@@ -577,7 +625,7 @@ def main():
     _RUNNER_PID = os.getpid()
     mod, out, err = _prepare()
     script = _open_script()
-    os.write(SOCK, b"Y")
+    os.write(SOCK, _TAG_READY)
     _finish(out, err, _run(_read_request(), mod, err, script))
 
 
@@ -599,12 +647,19 @@ def _run(req, mod, err, script):
     """Runs one request's code in mod and returns the report (without maxrss). script: the fd
     that _open_script returned."""
     code = req["code"]
-    limits = req.get("limits") or {}
+    # "report" (every client's request: api.c api_decode_request): the full report, with the
+    # last expression's value, figures and files, within "limits". "plain" (the server's own
+    # probe: api_runner_request): exit status and error only, the code run as a script.
+    mode = req["mode"]
+    if mode not in ("report", "plain"):
+        raise ValueError("runner.py: unknown request mode %r" % (mode,))
+    report_mode = mode == "report"
+    limits = req["limits"] if report_mode else {}
     # Tracebacks read their lines from the file, as python3's do (and only when there is one
     # to show); without the file, from linecache (an mtime of None: checkcache keeps it).
     if not _write_script(script, code):
         linecache.cache[SCRIPT] = (len(code), None, code.splitlines(True), SCRIPT)
-    figures = _Figures(req.get("image_format", "png"), limits) if limits else None
+    figures = _Figures(req.get("image_format", "png"), limits) if report_mode else None
     if figures:
         figures.install()
 
@@ -615,7 +670,7 @@ def _run(req, mod, err, script):
             _set_stdin(req["stdin"])
         if req.get("files"):
             uploaded = _write_files(req["files"])
-        body, expr = _split_last_expression(code) if limits else (None, None)
+        body, expr = _split_last_expression(code) if report_mode else (None, None)
         if expr is None:
             exec(compile(code, SCRIPT, "exec", dont_inherit=True), mod.__dict__)
         else:
@@ -634,7 +689,7 @@ def _run(req, mod, err, script):
         except Exception:
             # The program closed, detached or re-encoded (errors="strict") its stderr: the
             # traceback still goes into the output.
-            _send(b"E", text.encode("utf-8", "backslashreplace"))
+            _send(_TAG_ERR, text.encode("utf-8", "backslashreplace"))
         status = 1
         try:
             message = str(e)
@@ -646,7 +701,7 @@ def _run(req, mod, err, script):
         # The report's cap counts on these being cut; the whole traceback is in the output.
         error = {k: _cut(v, limits["error_bytes"]) for k, v in error.items()}
     report = {"exit_code": status, "error": error}
-    if limits:
+    if report_mode:
         try:
             report["result"] = _result(value, limits["result_bytes"]) if error is None else None
         except BaseException:
@@ -703,107 +758,6 @@ def _finish(out, err, report):
         # the peak RSS in binary (proto.h FRAME_END_SIZE): the report is complete.
         # UTF-8 that the server's JSON parser accepts: a lone surrogate (a file name with
         # undecodable bytes, say) becomes "?" instead of costing the whole report.
-        _send(b"R", json.dumps(report, ensure_ascii=False).encode("utf-8", "replace"))
-        os.write(SOCK, b"Z" + struct.pack("<iQ", status, maxrss))
+        _send(_TAG_RESULT, json.dumps(report, ensure_ascii=False).encode("utf-8", "replace"))
+        os.write(SOCK, _TAG_END + struct.pack(END_FORMAT, status, maxrss))
     os._exit(status)
-
-
-def learn(fd, steps):
-    """Runs in a throw-away child of the zygote at start-up, never in a sandbox: after what a
-    sandbox does before READY, it runs the warm-up steps once more and reports, on fd, which
-    pages of the zygote's memory each step wrote. Sandboxes then copy those pages in advance,
-    with one madvise per range, instead of taking a copy-on-write fault on each page in the
-    middle of a request (measured here: 40 us per faulted page, 12-20 us per page copied by
-    MADV_POPULATE_WRITE)."""
-    try:
-        _learn(fd, steps)
-    except BaseException:
-        os.write(2, ("snakebox: zygote: learning the pages runs write failed:\n%s"
-                     % traceback.format_exc()).encode())
-    os._exit(1)
-
-
-def _learn(fd, steps):
-    import contextlib
-    import struct
-    # fd 3 is the zygote's control socket here: make sure nothing can write to it.
-    null = os.open("/dev/null", os.O_WRONLY)
-    os.dup2(null, SOCK)
-    mod, _, err = _prepare()
-    maps = []
-    with open("/proc/self/maps") as f:
-        for line in f:
-            parts = line.split()
-            perms = parts[1]
-            name = parts[5] if len(parts) > 5 else ""
-            if perms[:2] != "rw" or perms[3] != "p" or name in ("[vvar]", "[vdso]", "[vsyscall]", "[stack]"):
-                continue
-            a, b = (int(x, 16) for x in parts[0].split("-"))
-            # Mappings this large are address-space reservations (a sanitizer's shadow memory),
-            # not the interpreter's heap: scanning them would take minutes for nothing.
-            if b - a <= 1 << 30:
-                maps.append((a, b))
-    page = os.sysconf("SC_PAGE_SIZE")
-
-    def exclusive():
-        # Bit 56 of a pagemap entry: the page is mapped by this process only. After fork every
-        # page is shared with the zygote; one this child writes becomes its own copy. (The
-        # kernel's soft-dirty bits would say the same, but are not built into every kernel.)
-        pages = set()
-        with open("/proc/self/pagemap", "rb") as pm:
-            for a, b in maps:
-                for start in range(a, b, 1 << 27):  # 32768 pages per read
-                    pm.seek(start // page * 8)
-                    data = pm.read((min(b, start + (1 << 27)) - start) // page * 8)
-                    for i, (entry,) in enumerate(struct.iter_unpack("<Q", data)):
-                        if entry >> 63 & 1 and entry >> 56 & 1:
-                            pages.add(start + i * page)
-        return pages
-
-    # Learned step by step, in the order of how common the work is: a sandbox copies the
-    # pages of the first steps first, up to the zygote's budget. Right after fork nothing is
-    # this process's own, so what is already exclusive now was written by PyOS_AfterFork_Child
-    # and _prepare: every sandbox writes those, and copies them first, before either runs.
-    def ranges_of(pages):
-        ranges = []
-        for addr in sorted(pages):
-            if ranges and ranges[-1][0] + ranges[-1][1] * page == addr:
-                ranges[-1][1] += 1
-            else:
-                ranges.append([addr, 1])
-        return ranges
-
-    seen = exclusive()
-    out = ranges_of(seen)
-    # Then a whole hello-world request, down main()'s path (decode, split off the last
-    # expression, compile, exec, the output streams, the report), writing to /dev/null.
-    hello = json.dumps({"code": 'print("Hello, World!")', "limits": {
-        "images": 1, "image_bytes": 1 << 20, "return_file_bytes": 1 << 20, "return_bytes": 1 << 20,
-        "result_bytes": 1 << 16}})
-    try:
-        # The code goes to /dev/null: this child is not sandboxed, SCRIPT would be the host's.
-        script = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
-        json.dumps(_run(json.loads(hello), mod, err, script), ensure_ascii=False).encode("utf-8", "replace")
-    except Exception:
-        pass
-    now = exclusive()
-    out += ranges_of(now - seen)
-    seen = now
-    sink = io.StringIO()
-    for step in steps:
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            try:
-                step()
-            except Exception:
-                pass
-            json.dumps({"exit_code": 0, "error": None})
-        now = exclusive()
-        out += ranges_of(now - seen)
-        seen = now
-    blob = b"".join(struct.pack("<QQ", s, n) for s, n in out)
-    os.write(fd, struct.pack("<Q", len(out)))
-    view = memoryview(blob)
-    while view:
-        k = os.write(fd, view)
-        view = view[k:]
-    os._exit(0)

@@ -53,6 +53,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "proto.h"
 #include "pylibs.h"
 #include "sandbox.h"
 #include "util/fd.h"
@@ -61,9 +62,11 @@
 #include "zygote.h"
 
 extern const char runner_py[];
+extern const char learn_py[];
 extern const char warmup_py[];
 
 #define RUNNER_FILE "<snakebox-runner>"
+#define LEARN_FILE "<snakebox-learn>"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -116,14 +119,20 @@ typedef struct Zygote {
         /* The init message, until start-up is over; then wiped (zygote_main). */
         ZygoteConfig init;
         SealPlan plan;
+        PyObject *runner; /* the runner module (runner.py) */
         PyObject *runner_main;
-        PyObject *runner_learn;
         PyObject *warm;
         PrefaultRange *prefault; /* pages sandboxes copy before they say READY */
         char modules[8192]; /* reported in ZygoteReady */
         const char *name; /* for log lines */
         size_t nprefault;
 } Zygote;
+
+static void py_decrefp(PyObject **p) {
+        Py_XDECREF(*p);
+}
+/* A reference owned by this scope: dropped on every way out, so no path drops it twice. */
+#define _cleanup_pyobj_ _cleanup_(py_decrefp)
 
 static int add_lib(const char *pkg, void *userdata) {
         PyObject *list = userdata;
@@ -134,38 +143,99 @@ static int add_lib(const char *pkg, void *userdata) {
         r = pylibs_debian(pkg, deb, sizeof deb);
         if (r < 0)
                 return r;
-        PyObject *t = Py_BuildValue("(sss)", pkg, mod, deb);
-        if (!t || PyList_Append(list, t) < 0) {
-                Py_XDECREF(t);
+        _cleanup_pyobj_ PyObject *t = Py_BuildValue("(sss)", pkg, mod, deb);
+        if (!t || PyList_Append(list, t) < 0)
                 return -ENOMEM;
-        }
-        Py_DECREF(t);
         return 0;
 }
 
 /* Formats the pending Python exception into msg. */
 static void python_error(char *msg, size_t n, const char *what) {
-        PyObject *type, *value, *tb;
+        _cleanup_pyobj_ PyObject *type = NULL, *value = NULL, *tb = NULL;
         PyErr_Fetch(&type, &value, &tb);
-        PyObject *s = value ? PyObject_Str(value) : NULL;
+        _cleanup_pyobj_ PyObject *s = value ? PyObject_Str(value) : NULL;
         const char *text = s ? PyUnicode_AsUTF8(s) : NULL;
         snprintf(msg, n, "%s: %s", what, text ? text : "unknown Python error");
-        Py_XDECREF(s);
-        Py_XDECREF(type);
-        Py_XDECREF(value);
-        Py_XDECREF(tb);
         PyErr_Clear();
 }
-
-static void py_decrefp(PyObject **p) {
-        Py_XDECREF(*p);
-}
-/* A reference owned by this scope: dropped on every way out, so no path drops it twice. */
-#define _cleanup_pyobj_ _cleanup_(py_decrefp)
 
 static int python_failed(char *msg, size_t n) {
         python_error(msg, n, "Python start-up failed");
         return -EINVAL;
+}
+
+/* Sets name in dict to value, a new reference this call consumes (NULL: a failed call). */
+static int dict_set_new(PyObject *dict, const char *name, PyObject *value) {
+        _cleanup_pyobj_ PyObject *v = value;
+        return v && PyDict_SetItemString(dict, name, v) == 0 ? 0 : -ENOMEM;
+}
+
+/* What runner.py takes from proto.h, set in its module's globals before its code runs, so that
+ * the frame tags, sizes, the socket's fd and the run's environment are written once. */
+static int set_runner_globals(PyObject *g, void *userdata) {
+        static const struct {
+                const char *name;
+                char tag;
+        } tags[] = {
+                {"ready", FRAME_READY},
+                {"stdout", FRAME_STDOUT},
+                {"stderr", FRAME_STDERR},
+                {"result", FRAME_RESULT},
+                {"result_end", FRAME_RESULT_END},
+                {"request", FRAME_REQUEST},
+        };
+        static const char *const env[] = {SANDBOX_ENV};
+        (void)userdata;
+
+        _cleanup_pyobj_ PyObject *frame = PyDict_New();
+        _cleanup_pyobj_ PyObject *env_dict = PyDict_New();
+        if (!frame || !env_dict)
+                return -ENOMEM;
+        for (size_t i = 0; i < ELEMENTSOF(tags); i++)
+                if (dict_set_new(frame, tags[i].name, PyBytes_FromStringAndSize(&tags[i].tag, 1)) < 0)
+                        return -ENOMEM;
+        for (size_t i = 0; i < ELEMENTSOF(env); i++) {
+                const char *eq = strchr(env[i], '=');
+                if (!eq)
+                        return -EINVAL; /* a SANDBOX_ENV entry without "=" */
+                _cleanup_pyobj_ PyObject *name = PyUnicode_FromStringAndSize(env[i], eq - env[i]);
+                _cleanup_pyobj_ PyObject *value = PyUnicode_FromString(eq + 1);
+                if (!name || !value || PyDict_SetItem(env_dict, name, value) < 0)
+                        return -ENOMEM;
+        }
+        if (PyDict_SetItemString(g, "FRAME", frame) < 0 || PyDict_SetItemString(g, "ENV", env_dict) < 0 ||
+                dict_set_new(g, "CHUNK", PyLong_FromLong(FRAME_CHUNK)) < 0 ||
+                dict_set_new(g, "REQUEST_MAX", PyLong_FromLong(FRAME_REQUEST_HEADER + FRAME_CHUNK)) < 0 ||
+                dict_set_new(g, "END_FORMAT", PyUnicode_FromString(FRAME_END_FORMAT)) < 0 ||
+                dict_set_new(g, "END_SIZE", PyLong_FromLong(FRAME_END_SIZE)) < 0 ||
+                dict_set_new(g, "SOCK", PyLong_FromLong(SANDBOX_SOCK_FD)) < 0 ||
+                dict_set_new(g, "RUNNER_FILE", PyUnicode_FromString(RUNNER_FILE)) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* Compiles source under file name and runs it as module name, with the given globals set
+ * before it runs. Returns a new reference to the module, or NULL with a Python error set. */
+static PyObject *exec_module(const char *name, const char *source, const char *file,
+        int (*set_globals)(PyObject *g, void *userdata), void *userdata) {
+        _cleanup_pyobj_ PyObject *code = Py_CompileString(source, file, Py_file_input);
+        if (!code)
+                return NULL;
+        /* Made (or found) in sys.modules here, so that PyImport_ExecCodeModule runs the code
+         * in this module, whose globals are set already. */
+        PyObject *mod = PyImport_AddModule(name); /* borrowed */
+        if (!mod)
+                return NULL;
+        if (set_globals(PyModule_GetDict(mod), userdata) < 0) {
+                if (!PyErr_Occurred())
+                        PyErr_NoMemory();
+                return NULL;
+        }
+        return PyImport_ExecCodeModule(name, code);
+}
+
+static int set_learn_globals(PyObject *g, void *userdata) {
+        return PyDict_SetItemString(g, "RUNNER", userdata) < 0 ? -ENOMEM : 0;
 }
 
 static int python_start(Zygote *z, char *msg, size_t n) {
@@ -213,8 +283,7 @@ static int python_start(Zygote *z, char *msg, size_t n) {
                 snprintf(msg, n, "%s", text ? text : "cannot import PREINSTALL_LIBS");
                 return -ENOENT;
         }
-        z->warm = PyDict_GetItemString(globals, "WARM");
-        Py_XINCREF(z->warm);
+        z->warm = Py_XNewRef(PyDict_GetItemString(globals, "WARM")); /* kept for learn_prefault */
         PyObject *modules = PyDict_GetItemString(globals, "MODULES"); /* borrowed */
         const char *names = modules ? PyUnicode_AsUTF8(modules) : NULL;
         if (names && strlen(names) < sizeof z->modules)
@@ -222,16 +291,27 @@ static int python_start(Zygote *z, char *msg, size_t n) {
 
         /* The runner: compiled under its own file name so its frames can be cut from
          * tracebacks. */
-        _cleanup_pyobj_ PyObject *code = Py_CompileString(runner_py, RUNNER_FILE, Py_file_input);
-        if (!code)
-                return python_failed(msg, n);
-        _cleanup_pyobj_ PyObject *mod = PyImport_ExecCodeModule("_snakebox_runner", code);
+        _cleanup_pyobj_ PyObject *mod =
+                exec_module("_snakebox_runner", runner_py, RUNNER_FILE, set_runner_globals, NULL);
         if (!mod)
                 return python_failed(msg, n);
-        z->runner_main = PyObject_GetAttrString(mod, "main");
-        z->runner_learn = PyObject_GetAttrString(mod, "learn");
-        if (!z->runner_main || !z->runner_learn)
+        _cleanup_pyobj_ PyObject *run = PyObject_GetAttrString(mod, "main");
+        _cleanup_pyobj_ PyObject *check = PyObject_GetAttrString(mod, "check_private_apis");
+        if (!run || !check)
                 return python_failed(msg, n);
+        /* After the imports: the private APIs of what PREINSTALL_LIBS loaded are checked too. A
+         * missing one fails the start-up, naming it, instead of every run. */
+        _cleanup_pyobj_ PyObject *missing = PyObject_CallNoArgs(check);
+        if (!missing)
+                return python_failed(msg, n);
+        if (missing != Py_None) {
+                const char *text = PyUnicode_AsUTF8(missing);
+                snprintf(msg, n, "%s",
+                        text ? text : "the sandbox runner needs a private API that is missing");
+                return -ENOSYS;
+        }
+        z->runner = TAKE_PTR(mod);
+        z->runner_main = TAKE_PTR(run);
         return 0;
 }
 
@@ -367,13 +447,26 @@ static int spawn_one(Zygote *z, int *fds, size_t ncgroups, uint32_t uid, uint32_
 }
 
 /* Learns which pages of the zygote a typical run writes: a plain fork (not a sandbox: it runs
- * only our warm-up code) clears the soft-dirty bits, runs the warm-up again and reports the
- * dirty page ranges (runner.py: learn). On any failure sandboxes simply pre-copy nothing. */
+ * only our warm-up code and one hello-world request) reads which pages are its own copy (the
+ * exclusive bit of /proc/self/pagemap) after each step, and reports those ranges (learn.py).
+ * learn.py is compiled here, before the fork, so that compiling it is not counted as a write
+ * every run makes. On any failure sandboxes simply pre-copy nothing. */
 static void learn_prefault(Zygote *z) {
         _cleanup_close_pair_ int p[2] = {-1, -1};
         uint64_t n = 0;
 
-        if (z->init.prefault_bytes == 0 || !z->warm || pipe2(p, O_CLOEXEC) < 0)
+        if (z->init.prefault_bytes == 0 || !z->warm)
+                return;
+        _cleanup_pyobj_ PyObject *mod =
+                exec_module("_snakebox_learn", learn_py, LEARN_FILE, set_learn_globals, z->runner);
+        _cleanup_pyobj_ PyObject *learn = mod ? PyObject_GetAttrString(mod, "learn") : NULL;
+        if (!learn) {
+                char msg[512];
+                python_error(msg, sizeof msg, "learn.py");
+                log_error("%s: cannot learn the pages runs write: %s", z->name, msg);
+                return;
+        }
+        if (pipe2(p, O_CLOEXEC) < 0)
                 return;
         pid_t zygote = getpid();
         PyOS_BeforeFork();
@@ -386,7 +479,7 @@ static void learn_prefault(Zygote *z) {
                         _exit(1);
                 p[0] = safe_close(p[0]);
                 PyOS_AfterFork_Child();
-                PyObject *r = PyObject_CallFunction(z->runner_learn, "iO", p[1], z->warm);
+                PyObject *r = PyObject_CallFunction(learn, "iO", p[1], z->warm);
                 if (!r)
                         PyErr_Print();
                 _exit(1);

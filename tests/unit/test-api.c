@@ -140,14 +140,15 @@ static void expect_400(const char *body, size_t n, const char *const *words) {
 #define EXPECT_400(body, ...) expect_400(body, strlen(body), (const char *const[]){__VA_ARGS__, NULL})
 static const char *const any_reason[] = {NULL};
 
-/* Expects the runner JSON to be exactly {"code": <code, n bytes>}, plus "limits" when it came
- * from a client's request. */
+/* Expects the runner JSON to be exactly {"code": <code, n bytes>, "mode": "plain"}, or
+ * "mode": "report" and "limits" when it came from a client's request (runner.py _run). */
 static void expect_runner_code(json_t *j, const char *code, size_t n) {
         assert_true(json_is_object(j));
         json_t *limits = json_object_get(j, "limits");
-        assert_int_equal(json_object_size(j), limits ? 2 : 1);
+        assert_int_equal(json_object_size(j), limits ? 3 : 2);
         if (limits)
                 assert_true(json_is_object(limits));
+        assert_string_equal(json_string_value(json_object_get(j, "mode")), limits ? "report" : "plain");
         json_t *c = json_object_get(j, "code");
         assert_true(json_is_string(c));
         assert_int_equal(json_string_length(c), n);
@@ -1685,7 +1686,8 @@ static void test_decode_every_field(void **state) {
                 "\"content\": \"x\"}], \"return_files\": [\"*.csv\"], \"timeout\": 2, \"memory_mb\": 128, "
                 "\"image_format\": \"svg\"}",
                 &ar);
-        assert_int_equal(json_object_size(j), 9);
+        assert_int_equal(json_object_size(j), 10);
+        expect_runner_field(j, "mode", "\"report\"");
         expect_runner_field(j, "code", "\"print(input())\"");
         expect_runner_field(j, "stdin", "\"42\\n\"");
         expect_runner_field(j, "files", "[{\"name\": \"a.csv\", \"content\": \"x\"}]");
