@@ -19,6 +19,7 @@
 #include "zygote.h"
 
 #define RBUF_SIZE (256 * 1024)
+_Static_assert(1 + FRAME_CHUNK <= RBUF_SIZE, "a runner frame must arrive whole");
 #define DRAIN_GRACE_MS 1000
 #define TICK_MS 250
 #define START_TIMEOUT_MS (600 * 1000)

@@ -229,7 +229,7 @@ static void sb_send_request(Pool *p, Sandbox *sb) {
         Job *job = sb->job;
         while (sb->sent < job->request_len) {
                 size_t n = MIN((size_t)FRAME_CHUNK, job->request_len - sb->sent);
-                char hdr[9];
+                char hdr[FRAME_REQUEST_HEADER];
                 struct iovec iov[2];
                 int k = 0;
                 if (sb->sent == 0) {

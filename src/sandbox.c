@@ -88,9 +88,9 @@ static int step_fds(SealCtx *c) {
         if (move_fd(o, 1) < 0 || move_fd(e, 2) < 0)
                 return -errno;
         /* The socket stays close-on-exec: programs the run starts do not inherit it. */
-        if (dup3(s, 3, O_CLOEXEC) < 0)
+        if (dup3(s, SANDBOX_SOCK_FD, O_CLOEXEC) < 0)
                 return -errno;
-        c->sock_fd = 3;
+        c->sock_fd = SANDBOX_SOCK_FD;
         /* Closes everything else, the user namespace's sync fd among them. */
         if (syscall(SYS_close_range, 4U, ~0U, 0U) < 0)
                 return -errno;
