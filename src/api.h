@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "pool.h"
+#include "run.h"
 
 /* What the request checks and the answer return: an HTTP status, its own type so that it cannot
  * be mistaken for the negative errno the rest of the code returns. */

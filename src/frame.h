@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pool.h"
+#include "run.h"
 #include "proto.h"
 
 typedef enum FramePhase {

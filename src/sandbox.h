@@ -15,22 +15,6 @@
 #define SANDBOX_INNER_ID 1000
 #define SANDBOX_HOSTNAME "sandbox"
 
-/* Each step of the child's pipeline, in order; a failure reports its step. */
-typedef enum SealStep {
-        SEAL_SYNC, /* wait until the zygote wrote the id maps and placed us in cgroups */
-        SEAL_FDS, /* 0 = /dev/null, 1 = stdout pipe, 2 = stderr pipe, 3 = socket; close rest */
-        SEAL_SESSION, /* a session and process group of our own */
-        SEAL_CGROUPNS, /* a cgroup namespace rooted at the run's own cgroup */
-        SEAL_MOUNTS, /* the built root, pivot_root into it */
-        SEAL_HOSTNAME,
-        SEAL_RLIMITS,
-        SEAL_IDENTITY, /* drop the bounding set, groups, uid, gid; verify no capability is left */
-        SEAL_NNP, /* no_new_privs, parent-death signal */
-        SEAL_SECCOMP, /* after it, the filter also binds us */
-        SEAL_RUNNER, /* fork the runner; we stay its init (sandbox-init.c) */
-        _SEAL_MAX,
-} SealStep;
-
 const char *seal_step_name(int step);
 /* What an administrator can do when a step fails with this errno; "" when nothing useful. */
 const char *seal_step_hint(int step, int error);
