@@ -35,7 +35,7 @@ OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS)) $(BLOB)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
 .PHONY: all run test unit api api-unprivileged deps check clean format format-check example bench \
-        fuzz fuzz-replay soak tidy build-clang api-sanitized
+        fuzz fuzz-replay soak tidy build-clang api-sanitized compat compat-subset
 all: $(BUILD)/snakebox
 
 # V=1 shows the commands.
@@ -123,6 +123,7 @@ test: deps
 	$(MAKE) fuzz-replay
 	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	$(MAKE) api
+	$(MAKE) compat-subset
 	$(MAKE) api-sanitized
 	$(MAKE) soak SOAK_REQUESTS=1000
 	$(MAKE) api-unprivileged
@@ -182,6 +183,19 @@ bench:
 	scripts/install-deps bench
 	$(MAKE) all
 	$(PYTHON) bench/bench.py $(BENCH_ARGS)
+
+# Compatibility (tests/README.md): real code from Debian packages (scikit-learn gallery,
+# pandas user guide, CPython's regression tests) through snakebox and through plain python3, item
+# by item; the report is build/compat/report.md. Fails when an item differs other than by design
+# (tests/compat/expected.toml). `make test` runs the short subset, with the default limits.
+# COMPAT_ARGS="--only cpython/test_os" picks items.
+compat:
+	scripts/install-deps compat
+	$(MAKE) all
+	$(PYTHON) tests/compat/compat.py $(COMPAT_ARGS)
+
+compat-subset: $(BUILD)/snakebox
+	$(PYTHON) tests/compat/compat.py --subset
 
 check: $(BUILD)/snakebox
 	$(BUILD)/snakebox check
