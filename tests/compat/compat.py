@@ -27,6 +27,7 @@ package is missing). Standard library only.
 
 import argparse
 import ast
+import collections
 import datetime
 import difflib
 import http.client
@@ -54,6 +55,7 @@ READY_RE = re.compile(r"^snakebox: listening on http://127\.0\.0\.1:(\d+)\s*$", 
 START_TIMEOUT = 120
 STOP_TIMEOUT = 10
 RESULT_PREFIX = "COMPAT-RESULT "
+TEST_PREFIX = "COMPAT-TEST "
 
 # The server of --subset runs with the project's defaults: the subset is the promise that this
 # code behaves as under python3 on a server nobody tuned. Only what no run can observe is set:
@@ -98,22 +100,37 @@ def runner_env():
 # --- the two sides ----------------------------------------------------------------------------
 
 class Outcome:
-    """What one side did with one item: status ("exit 0", "exit 1", "signal SIGKILL",
-    "timeout", "memory limit", ...), the exception it raised (class name) or None, its stdout,
-    and its wall time in seconds."""
+    """What one side ("python3" or "snakebox") did with one item: status ("exit 0", "exit 1",
+    "signal SIGKILL", "timeout", "memory limit", ...), the exception it raised (class name) or
+    None, its stdout, its wall time in seconds, and a note for the report."""
 
-    def __init__(self, status, raised, stdout, seconds, note=""):
-        self.status, self.raised, self.stdout, self.seconds, self.note = status, raised, stdout, seconds, note
+    def __init__(self, name, status, raised, stdout, seconds, note=""):
+        self.name, self.status, self.raised, self.stdout = name, status, raised, stdout
+        self.seconds, self.note = seconds, note
 
-    def tests(self):
-        """{test id: outcome} of a unittest item's COMPAT-RESULT line, or None without one."""
+    def result(self):
+        """{"run": count, "outcomes": {test id: outcome}} of a unittest item's COMPAT-RESULT
+        line (tests that passed are not listed), or None without one."""
         for line in reversed(self.stdout.splitlines()):
             if line.startswith(RESULT_PREFIX):
-                return json.loads(line[len(RESULT_PREFIX):])["outcomes"]
+                return json.loads(line[len(RESULT_PREFIX):])
         return None
+
+    def tests(self):
+        result = self.result()
+        return result["outcomes"] if result else None
+
+    def last_test(self):
+        """Where a unittest item that did not finish was: the last test it started."""
+        started = [ln[len(TEST_PREFIX):] for ln in self.stdout.splitlines() if ln.startswith(TEST_PREFIX)]
+        return f"; the last test started was {started[-1]}" if started else ""
 
     def summary(self):
         s = self.status + (f", raised {self.raised}" if self.raised else "")
+        result = self.result()
+        if result:
+            counts = collections.Counter(result["outcomes"].values())
+            s += f", {result['run']} tests" + "".join(f", {n} {k}" for k, n in sorted(counts.items()))
         return s + (f" ({self.note})" if self.note else "")
 
 
@@ -179,7 +196,7 @@ class Server:
         seconds = time.monotonic() - t0
         answer = json.loads(data)
         if resp.status != 200:
-            return Outcome(f"http {resp.status}", None, "", seconds, answer.get("output", "")[:200])
+            return Outcome("snakebox", f"http {resp.status}", None, "", seconds, answer.get("output", "")[:200])
         error = answer.get("error") or {}
         kind = error.get("type")
         if kind == "Timeout":
@@ -194,7 +211,7 @@ class Server:
             status = f"exit {answer.get('exit_code')}"
         raised = kind if kind and kind not in NOT_RAISED else None
         note = error.get("message", "")[:200] if status.endswith("limit") else ""
-        return Outcome(status, raised, answer.get("stdout", ""), seconds, note)
+        return Outcome("snakebox", status, raised, answer.get("stdout", ""), seconds, note)
 
 
 def native_raised(stderr):
@@ -250,11 +267,15 @@ class Native:
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
             status = "timeout"
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)  # the suite is being stopped
+            proc.wait()
+            raise
         seconds = time.monotonic() - t0
         stdout = out.decode("utf-8", "replace").replace(str(work), "/work")
         raised = native_raised(err.decode("utf-8", "replace")) if status == "exit 1" else None
         shutil.rmtree(run_dir, ignore_errors=True)
-        return Outcome(status, raised, stdout, seconds)
+        return Outcome("python3", status, raised, stdout, seconds)
 
     def close(self):
         shutil.rmtree(self.base, ignore_errors=True)
@@ -299,8 +320,8 @@ def differences(item, native, sandbox, native_again):
 def test_differences(item, native, sandbox, native_again):
     ours, theirs = native.tests(), sandbox.tests()
     if ours is None or theirs is None:
-        missing = [name for name, t in (("python3", ours), ("snakebox", theirs)) if t is None]
-        return [(item.id, f"no test results from {' and '.join(missing)}")]
+        return [(item.id, f"no test results from {side.name}" + side.last_test())
+                for side in (native, sandbox) if side.tests() is None]
     changed = sorted(t for t in set(ours) | set(theirs) if ours.get(t, "ok") != theirs.get(t, "ok"))
     if changed:
         again = native_again().tests() or {}
@@ -308,8 +329,9 @@ def test_differences(item, native, sandbox, native_again):
         if flaky:
             native.note = f"{len(flaky)} test(s) flaky under python3, not compared"
         changed = [t for t in changed if t not in flaky]
-    return [(f"{item.id}::{t}", f"{t}: python3 {ours.get(t, 'ok')}, snakebox {theirs.get(t, 'ok')}")
-            for t in changed]
+    why = {**native.result()["why"], **sandbox.result()["why"]}
+    return [(f"{item.id}::{t}", f"{t}: python3 {ours.get(t, 'ok')}, snakebox {theirs.get(t, 'ok')}"
+             + (f" ({why[t]})" if t in why else "")) for t in changed]
 
 
 def reason(key, expected):
@@ -399,6 +421,9 @@ def main():
         items += [it for it in make()
                   if (not names or name in names or it.id in names) and (not wanted or it.id in wanted)]
 
+    # SIGTERM (a CI's stop, or kill) ends the suite through the same clean-up as Ctrl-C: the
+    # server and the native run in flight are stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     server_env = SERVER_ENV_SUBSET if args.subset else SERVER_ENV_FULL
     server = Server(server_env)
     native = Native()
