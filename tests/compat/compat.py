@@ -356,17 +356,16 @@ def git_commit():
         return "unknown"
 
 
-def report(rows, expected, server_env, subset):
+def report(rows, expected, meta):
     """The markdown report: counts per corpus, every item, then each difference."""
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"# snakebox compatibility report ({'subset' if subset else 'full corpus'})", "",
-             f"{now}, commit {git_commit()}, python {sys.version.split()[0]}; server env: "
-             + " ".join(f"{k}={v}" for k, v in sorted(server_env.items())), "",
+    lines = [f"# snakebox compatibility report ({'subset' if meta['subset'] else 'full corpus'})", "",
+             f"{meta['date']}, commit {meta['commit']}, python {meta['python']}; server env: "
+             + " ".join(f"{k}={v}" for k, v in sorted(meta["server_env"].items())), "",
              "| corpus | items | same | differs-by-design | differs | skipped |",
              "| --- | --- | --- | --- | --- | --- |"]
     totals = [0] * 5
     for name in corpus.CORPORA:
-        mine = [r for r in rows if r["item"].id.startswith(name + "/")]
+        mine = [r for r in rows if r["id"].startswith(name + "/")]
         if not mine:
             continue
         counts = [len(mine)] + [sum(r["verdict"] == v for r in mine)
@@ -378,16 +377,15 @@ def report(rows, expected, server_env, subset):
               "| --- | --- | --- | --- | --- |"]
     for r in rows:
         if r["verdict"] == "skipped":
-            lines.append(f"| {r['item'].id} | skipped | {r['item'].skip} | | |")
+            lines.append(f"| {r['id']} | skipped | {r['skip']} | | |")
             continue
-        n, s = r["native"], r["sandbox"]
-        lines.append(f"| {r['item'].id} | {r['verdict']} | {n.summary()} | {s.summary()} | "
-                     f"{n.seconds:.1f} / {s.seconds:.1f} |")
+        lines.append(f"| {r['id']} | {r['verdict']} | {r['python3']} | {r['snakebox']} | "
+                     f"{r['seconds'][0]} / {r['seconds'][1]} |")
     details = [r for r in rows if r.get("diffs")]
     if details:
         lines += ["", "## Differences", ""]
     for r in details:
-        lines.append(f"### {r['item'].id}: {r['verdict']}")
+        lines.append(f"### {r['id']}: {r['verdict']}")
         lines.append("```")
         for key, text in r["diffs"]:
             why = reason(key, expected)
@@ -401,9 +399,14 @@ def main():
     parser.add_argument("--subset", action="store_true", help="only corpus.SUBSET, default limits")
     parser.add_argument("--only", help="comma-separated item ids or corpus names")
     parser.add_argument("--out", help="report file (default build/compat/report.md or subset.md)")
+    parser.add_argument("--rejudge", action="store_true",
+                        help="run nothing: judge the last run (--out) again against expected.toml")
     args = parser.parse_args()
 
     expected = tomllib.loads(EXPECTED_FILE.read_text())["by_design"]
+    out = Path(args.out) if args.out else ROOT / "build" / "compat" / ("subset.md" if args.subset else "report.md")
+    if args.rejudge:
+        return rejudge(out, expected)
     names = set(args.only.split(",")) if args.only else None
     wanted = corpus.SUBSET if args.subset else None
     items = []
@@ -425,15 +428,19 @@ def main():
     # server and the native run in flight are stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     server_env = SERVER_ENV_SUBSET if args.subset else SERVER_ENV_FULL
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "commit": git_commit(), "python": sys.version.split()[0], "server_env": server_env,
+            "subset": args.subset}
     server = Server(server_env)
     native = Native()
     rows = []
     try:
         server.wait_ready()
-        log(f"server pid {server.proc.pid} on port {server.port}; {len(items)} items")
+        log(f"server pid {server.proc.pid} on port {server.port}; {len(items)} items; report: {out}")
         for item in items:
             if item.skip:
-                rows.append({"item": item, "verdict": "skipped"})
+                rows.append({"id": item.id, "verdict": "skipped", "skip": item.skip})
                 continue
             item.timeout = min(item.timeout, server.max_timeout)
             log(f"{item.id}: python3")
@@ -442,20 +449,41 @@ def main():
             s = server.run(item)
             diffs = differences(item, n, s, lambda: native.run(item))
             v = verdict(diffs, expected)
-            rows.append({"item": item, "verdict": v, "native": n, "sandbox": s, "diffs": diffs})
+            rows.append({"id": item.id, "verdict": v, "diffs": diffs,
+                         "python3": n.summary(), "snakebox": s.summary(),
+                         "seconds": [round(n.seconds, 1), round(s.seconds, 1)]})
             log(f"{item.id}: {v} ({n.seconds:.1f} s / {s.seconds:.1f} s)")
+            # Written after every item, so that a run cut short still shows what it found.
+            save(out, rows, meta, expected)
     finally:
         server.stop()
         native.close()
 
-    text = report(rows, expected, server_env, args.subset)
-    out = Path(args.out) if args.out else ROOT / "build" / "compat" / ("subset.md" if args.subset else "report.md")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    return finish(out, rows, meta, expected)
+
+
+def save(out, rows, meta, expected):
+    """Writes the report and, beside it, its data (.json), from which --rejudge remakes it."""
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    text = report(rows, expected, meta)
     out.write_text(text)
-    print(text)
+    return text
+
+
+def finish(out, rows, meta, expected):
+    print(save(out, rows, meta, expected))
     print(f"compat: report written to {out}")
     return 1 if any(r["verdict"] == "differs" for r in rows) else 0
 
+
+def rejudge(out, expected):
+    """Judges a finished run again against expected.toml as it is now (after reviewing a
+    difference), without running anything."""
+    data = json.loads(out.with_suffix(".json").read_text())
+    for r in data["rows"]:
+        if r["verdict"] != "skipped":
+            r["verdict"] = verdict([tuple(d) for d in r["diffs"]], expected)
+    return finish(out, data["rows"], data["meta"], expected)
 
 if __name__ == "__main__":
     sys.exit(main())
