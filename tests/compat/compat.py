@@ -4,6 +4,7 @@
     /usr/bin/python3 tests/compat/compat.py             # the whole corpus (make compat)
     /usr/bin/python3 tests/compat/compat.py --subset    # the short subset (make compat-subset)
     /usr/bin/python3 tests/compat/compat.py --only cpython/test_os,pandas/10min
+    /usr/bin/python3 tests/compat/compat.py --rejudge   # the last run against expected.toml
 
 Every item of tests/compat/corpus.py is run twice, one item at a time:
   - through snakebox: POST /api/execute on a server this script starts from build/snakebox
@@ -19,8 +20,10 @@ not compared (the program prints something that changes between runs, such as ti
 Unittest modules are compared test by test; a test whose outcome changes between two python3
 runs is flaky there and not compared either.
 
-The report (markdown: counts per corpus, then every item) is printed at the end and written to
-build/compat/report.md (build/compat/subset.md for --subset). Exit status: 0 when no item
+The report (markdown: counts per corpus, every item, then each difference) is printed at the end
+and written to build/compat/report.md (build/compat/subset.md for --subset) after every item,
+with its data beside it (report.json), from which --rejudge remakes it after expected.toml is
+edited. Exit status: 0 when no item
 differs, 1 when one does, 2 when the suite could not run (server does not start, a corpus
 package is missing). Standard library only.
 """
@@ -239,7 +242,7 @@ class Native:
 
     def _own(self, path):
         if self.as_root:
-            shutil.chown(path, NATIVE_USER, NATIVE_USER if _group_exists(NATIVE_USER) else "nogroup")
+            shutil.chown(path, NATIVE_USER)
 
     def run(self, item):
         run_dir = Path(tempfile.mkdtemp(dir=self.base))
@@ -279,15 +282,6 @@ class Native:
 
     def close(self):
         shutil.rmtree(self.base, ignore_errors=True)
-
-
-def _group_exists(name):
-    try:
-        import grp
-        grp.getgrnam(name)
-        return True
-    except KeyError:
-        return False
 
 
 # --- comparison -------------------------------------------------------------------------------
