@@ -316,6 +316,8 @@ def test_differences(item, native, sandbox, native_again):
     if ours is None or theirs is None:
         return [(item.id, f"no test results from {side.name}" + side.last_test())
                 for side in (native, sandbox) if side.tests() is None]
+    if native.result()["run"] == 0:
+        return [(item.id, "python3 ran no test: the item's selection (corpus.py) matches nothing")]
     changed = sorted(t for t in set(ours) | set(theirs) if ours.get(t, "ok") != theirs.get(t, "ok"))
     if changed:
         again = native_again().tests() or {}

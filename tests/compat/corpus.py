@@ -211,9 +211,9 @@ CPYTHON_MODULES = (
     # ones are left out (a third start method over the same executor code, and minutes).
     ("test_concurrent_futures", 300, r"\.ProcessPool(Spawn|Forkserver)"),
     # spawn: the workers import __main__ from its file (issue 11, item 5).
-    ("test_concurrent_futures[spawn]", 180, r"^(?!.*\.ProcessPoolSpawnExecutorTest\.)"),
-    ("test_asyncio.test_events", 120, None),
-    ("test_asyncio.test_subprocess", 120, None),
+    ("test_concurrent_futures[spawn]", 180, r"^(?!.*\.ProcessPoolSpawnProcessPoolExecutorTest\.)"),
+    ("test_asyncio.test_events", 90, None),
+    ("test_asyncio.test_subprocess", 90, None),
     ("test_multiprocessing_fork", 300, None),
 )
 
@@ -283,15 +283,15 @@ CORPORA = {
     "cpython": cpython_items,
 }
 
-# The subset `make test` runs (make compat-subset): short (about a minute for both sides),
-# deterministic (each gave the same outcome in every run here), and run with the server's
-# default configuration, so it needs only libpython3.11-testsuite (25 MB installed). test_time
-# covers issue 11 item 3 (pthread_getcpuclockid of the main thread), test_threading item 6's
-# thread count; test_signal and test_subprocess, the first items', take minutes and are left to
-# `make compat`.
+# The subset `make test` runs (make compat-subset): short (under a minute for both sides),
+# deterministic (each test gave the same outcome in every run here, on a loaded machine too),
+# and run with the server's default configuration, so it needs only libpython3.11-testsuite
+# (25 MB installed). test_time covers issue 11 item 3 (pthread_getcpuclockid of the main
+# thread). test_threading was left out: two of its timing tests failed on both sides once the
+# machine was loaded, which would make `make test` flaky; test_signal and test_subprocess
+# (issue 11 items 1 and 2) take minutes and are left to `make compat`.
 SUBSET = (
     "cpython/test_tempfile",
     "cpython/test_time",
     "cpython/test_os",
-    "cpython/test_threading",
 )
