@@ -44,7 +44,7 @@ class Item:
 # gallery has, without the network: every data set here is generated or shipped inside sklearn
 # (iris, digits, diabetes, wine), none calls fetch_* or downloads anything. Several use n_jobs
 # (joblib's loky processes and threads), the rest are single-process numpy/scipy work and
-# matplotlib figures. Each takes under ~20 s under plain python3 on the development VM.
+# matplotlib figures. Each takes under 40 s under plain python3 on the development VM.
 SKLEARN_SAMPLE = (
     "classification/plot_digits_classification.py",
     "classification/plot_classification_probability.py",
