@@ -35,7 +35,8 @@ OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS)) $(BLOB)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
 .PHONY: all run test unit api api-unprivileged deps check host-check clean format format-check example \
-        bench fuzz fuzz-replay soak tidy tidy-changed tidy-seed lint build-clang api-sanitized
+        bench fuzz fuzz-replay soak tidy tidy-changed tidy-seed lint build-clang api-sanitized \
+        compat compat-subset
 all: $(BUILD)/snakebox
 
 # V=1 shows the commands.
@@ -159,6 +160,7 @@ test: deps
 	$(MAKE) fuzz-replay
 	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	$(MAKE) api
+	$(MAKE) compat-subset
 	$(MAKE) api-sanitized
 	$(MAKE) soak SOAK_REQUESTS=1000
 	$(MAKE) api-unprivileged
@@ -218,6 +220,19 @@ bench:
 	scripts/install-deps bench
 	$(MAKE) all
 	$(PYTHON) bench/bench.py $(BENCH_ARGS)
+
+# Compatibility (tests/README.md): real code from Debian packages (scikit-learn gallery,
+# pandas user guide, CPython's regression tests) through snakebox and through plain python3, item
+# by item; the report is build/compat/report.md. Fails when an item differs other than by design
+# (tests/compat/expected.toml). `make test` runs the short subset, with the default limits.
+# COMPAT_ARGS="--only cpython/test_os" picks items.
+compat:
+	scripts/install-deps compat
+	$(MAKE) all
+	$(PYTHON) tests/compat/compat.py $(COMPAT_ARGS)
+
+compat-subset: $(BUILD)/snakebox
+	$(PYTHON) tests/compat/compat.py --subset
 
 # The developer's gate, for use while working (`make test` stays the full suite): build, format
 # check, pyflakes, clang-tidy on what changed, the unit tests and the fuzz corpus replay. Everything
