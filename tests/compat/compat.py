@@ -11,7 +11,7 @@ Every item of tests/compat/corpus.py is run twice, one item at a time:
     (or $SNAKEBOX_BIN) on loopback, with the item's timeout in the request;
   - through plain /usr/bin/python3, as an unprivileged user (nobody, when this script runs as
     root) in a fresh temporary working directory, with the environment the sandbox's runner
-    gives a run (ENV in src/runner.py, read from there), the script written to a file.
+    gives a run (SANDBOX_ENV in src/proto.h, read from there), the script written to a file.
 Then each item is "same", "differs-by-design" (every difference is listed, with its reason, in
 tests/compat/expected.toml) or "differs". Scripts are compared on exit status, the exception
 raised, and stdout with memory addresses and the working directory's path normalised; when the
@@ -29,7 +29,6 @@ package is missing). Standard library only.
 """
 
 import argparse
-import ast
 import collections
 import datetime
 import difflib
@@ -92,12 +91,16 @@ def log(msg):
 
 
 def runner_env():
-    """ENV of src/runner.py: the environment every sandboxed run gets (literal, read by ast)."""
-    tree = ast.parse((ROOT / "src" / "runner.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "ENV" for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise SystemExit("compat: src/runner.py has no ENV = {...}: update runner_env()")
+    """SANDBOX_ENV of src/proto.h: the environment every sandboxed run gets (the zygote hands it
+    to runner.py), read from the macro's string literals."""
+    text = (ROOT / "src" / "proto.h").read_text()
+    m = re.search(r"^#define SANDBOX_ENV((?:.*\\\n)*.*)$", text, re.M)
+    if not m:
+        raise SystemExit("compat: src/proto.h has no SANDBOX_ENV: update runner_env()")
+    env = dict(entry.split("=", 1) for entry in re.findall(r'"([^"]*)"', m.group(1)))
+    if "PATH" not in env:
+        raise SystemExit(f"compat: SANDBOX_ENV read from src/proto.h makes no sense: {env}")
+    return env
 
 
 # --- the two sides ----------------------------------------------------------------------------
