@@ -892,3 +892,19 @@ void config_write_summary(const Config *c, FILE *f) {
         for (size_t i = 0; i < ELEMENTSOF(keys); i++)
                 write_key_value(f, &keys[i], c);
 }
+
+int config_cache_dir(const Config *c, char *buf, size_t n) {
+        const char *home = getenv("HOME");
+        int k;
+        if (c->cache_dir[0])
+                k = snprintf(buf, n, "%s", c->cache_dir);
+        else if (geteuid() == 0)
+                k = snprintf(buf, n, "/var/cache/snakebox");
+        else if (home && home[0] == '/')
+                k = snprintf(buf, n, "%s/.cache/snakebox", home);
+        else
+                k = snprintf(buf, n, "/tmp/snakebox-cache-%u", (unsigned)geteuid());
+        if (k < 0 || (size_t)k >= n)
+                return -ENAMETOOLONG;
+        return 0;
+}

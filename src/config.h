@@ -106,6 +106,11 @@ int config_apply_environ(Config *c, char *const *envp, char **ret_error);
  * message and the open/read errno, -EFBIG over 64 KiB, or -EINVAL if not a regular file. */
 int config_load(Config *c, const char *dotenv_path, char *const *envp, char **ret_error);
 
+/* Where the cache lives: CACHE_DIR, else /var/cache/snakebox for root, ~/.cache/snakebox, or
+ * /tmp/snakebox-cache-<uid> without a usable HOME. Writes it to buf. Returns 0 or
+ * -ENAMETOOLONG. Creates nothing. */
+int config_cache_dir(const Config *c, char *buf, size_t n);
+
 /* SANDBOX_UID_RANGE's default range: in the block systemd leaves unused (0x70000000 and up,
  * docs/UIDS-GIDS.md), 65536 ids. */
 /* Without a memory cgroup, each process of a run gets RLIMIT_AS = its memory limit plus this:

@@ -111,3 +111,10 @@ void frame_add_report(RunResult *r, const char *data, size_t n) {
         if (!r->report_done)
                 buf_append(&r->report, data, n);
 }
+
+size_t frame_request_header(char hdr[FRAME_REQUEST_HEADER], uint64_t total) {
+        hdr[0] = FRAME_REQUEST;
+        for (int i = 0; i < 8; i++)
+                hdr[1 + i] = (char)(total >> (8 * i));
+        return FRAME_REQUEST_HEADER;
+}

@@ -52,3 +52,8 @@ size_t frame_add_output(RunResult *r, size_t max_output, int stream, const char 
 
 /* Adds a piece of the runner's report unless the report is already complete. */
 void frame_add_report(RunResult *r, const char *data, size_t n);
+
+/* The other direction: writes the header of a request of total bytes ('Q' + uint64 length,
+ * little-endian; runner.py _read_request decodes it) into hdr. Returns its size,
+ * FRAME_REQUEST_HEADER. */
+size_t frame_request_header(char hdr[FRAME_REQUEST_HEADER], uint64_t total);

@@ -27,6 +27,7 @@
 #include "util/fd.h"
 #include "util/log.h"
 #include "util/macro.h"
+#include "util/proc.h"
 
 /* ---- sandboxes ---- */
 
@@ -232,13 +233,8 @@ static void sb_send_request(Pool *p, Sandbox *sb) {
                 char hdr[FRAME_REQUEST_HEADER];
                 struct iovec iov[2];
                 int k = 0;
-                if (sb->sent == 0) {
-                        uint64_t total = job->request_len;
-                        hdr[0] = FRAME_REQUEST;
-                        for (int i = 0; i < 8; i++)
-                                hdr[1 + i] = (char)(total >> (8 * i));
-                        iov[k++] = (struct iovec){hdr, sizeof hdr};
-                }
+                if (sb->sent == 0)
+                        iov[k++] = (struct iovec){hdr, frame_request_header(hdr, job->request_len)};
                 iov[k++] = (struct iovec){job->request + sb->sent, n};
                 struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)k};
                 ssize_t w = sendmsg(sb->sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -263,30 +259,6 @@ static void sb_output(Pool *p, Sandbox *sb, int stream, const char *data, size_t
                 sb_kill(sb, RUN_OUTPUT_LIMIT);
 }
 
-/* CPU time of the sandbox's init and its waited-for children, in ms, from /proc/<pid>/stat:
- * the fallback when no cgroup counts the run's CPU (it misses children nobody waited for). */
-static uint64_t proc_cpu_ms(pid_t pid) {
-        char path[64], buf[1024];
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return 0;
-        ssize_t k = read(fd, buf, sizeof buf - 1);
-        if (k <= 0)
-                return 0;
-        buf[k] = 0;
-        /* Fields after the command name, which may contain anything but ends at the last ')'. */
-        char *q = strrchr(buf, ')');
-        if (!q)
-                return 0;
-        unsigned long long v[4] = {0};
-        if (sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &v[0], &v[1],
-                    &v[2], &v[3]) != 4)
-                return 0;
-        long hz = sysconf(_SC_CLK_TCK);
-        return (v[0] + v[1] + v[2] + v[3]) * 1000 / (uint64_t)(hz > 0 ? hz : 100);
-}
-
 /* CPU time of the run so far, in ms: every process of it when a cgroup counts it, otherwise
  * the runner and the init, each with its waited-for children (the runner's are the program's;
  * the init's are the orphans it reaped, and the runner itself once it ended). */
@@ -301,22 +273,6 @@ static uint64_t sb_cpu_ms(Pool *p, Sandbox *sb) {
          * at the very end of a run), never missed. */
         uint64_t runner = sb->runner_pid > 0 ? proc_cpu_ms(sb->runner_pid) : 0;
         return runner + proc_cpu_ms(sb->pid);
-}
-
-/* The first child of pid (the runner, when pid is a sandbox's init that has just said it is
- * ready: nothing else runs in it yet), or 0. */
-static pid_t proc_first_child(pid_t pid) {
-        char path[64], buf[32];
-        snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return 0;
-        ssize_t k = read(fd, buf, sizeof buf - 1);
-        if (k <= 0)
-                return 0;
-        buf[k] = 0;
-        long v = strtol(buf, NULL, 10); /* kernel-written */
-        return v > 0 && v <= INT32_MAX ? (pid_t)v : 0;
 }
 
 void sb_assign(Pool *p, Sandbox *sb, Job *job) {
@@ -473,6 +429,7 @@ static void on_frame(Pool *p, Sandbox *sb, const char *m, size_t n) {
         case FRAME_IGNORE:
                 break;
         case FRAME_IS_READY:
+                /* The init's only child yet: the runner. */
                 sb->runner_pid = proc_first_child(sb->pid);
                 sb_set_state(p, sb, SB_READY);
                 p->seal_failures = 0;

@@ -499,32 +499,6 @@ static void *pool_thread(void *arg) {
 
 /* ---- public ---- */
 
-static int cache_dir(const Config *c, char *buf, size_t n) {
-        const char *home = getenv("HOME");
-        int k;
-        if (c->cache_dir[0])
-                k = snprintf(buf, n, "%s", c->cache_dir);
-        else if (geteuid() == 0)
-                k = snprintf(buf, n, "/var/cache/snakebox");
-        else if (home && home[0] == '/')
-                k = snprintf(buf, n, "%s/.cache/snakebox", home);
-        else
-                k = snprintf(buf, n, "/tmp/snakebox-cache-%u", (unsigned)geteuid());
-        if (k < 0 || (size_t)k >= n)
-                return -ENAMETOOLONG;
-        /* mkdir -p */
-        for (char *s = buf + 1; *s; s++)
-                if (*s == '/') {
-                        *s = 0;
-                        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-                                return -errno;
-                        *s = '/';
-                }
-        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
-
 void run_result_free(RunResult *r) {
         buf_free(&r->out);
         buf_free(&r->err);
@@ -656,7 +630,9 @@ int pool_start(const Config *c, Pool **ret, char *why, size_t whyn) {
         if (r < 0)
                 goto fail;
         cgroup_root_init(&p->cgroups);
-        r = cache_dir(c, cache, sizeof cache);
+        r = config_cache_dir(c, cache, sizeof cache);
+        if (r == 0)
+                r = fd_mkdir_p(cache, 0700);
         if (r < 0) {
                 snprintf(why, whyn, "CACHE_DIR: cannot create the cache directory: %s", strerror(-r));
                 goto fail;

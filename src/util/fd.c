@@ -159,3 +159,17 @@ ssize_t fd_copy(int out, int in, off_t size) {
         }
         return (ssize_t)off;
 }
+
+int fd_mkdir_p(char *path, mode_t mode) {
+        for (char *s = path + 1; *s; s++)
+                if (*s == '/') {
+                        *s = 0;
+                        int r = mkdir(path, 0755) < 0 && errno != EEXIST ? -errno : 0;
+                        *s = '/';
+                        if (r < 0)
+                                return r;
+                }
+        if (mkdir(path, mode) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}

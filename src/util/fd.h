@@ -29,3 +29,7 @@ int fd_nonblock(int fd);
 /* Copies up to size bytes from in (from its start) to out with sendfile. Returns the number of
  * bytes copied, less than size when in ended early, or -errno. */
 ssize_t fd_copy(int out, int in, off_t size);
+
+/* mkdir -p: creates path's missing parents (mode 0755) and path itself (mode), which may
+ * already exist. path is modified while it works and restored. Returns 0 or -errno. */
+int fd_mkdir_p(char *path, mode_t mode);

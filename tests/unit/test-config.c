@@ -994,8 +994,24 @@ static void test_summary(void **state) {
         assert_string_equal(back.cache_dir, "/a \"b\" \\c #d");
 }
 
+static void test_cache_dir_resolved(void **state) {
+        Config c;
+        char buf[64];
+        (void)state;
+        config_init(&c);
+        snprintf(c.cache_dir, sizeof c.cache_dir, "/srv/cache");
+        assert_int_equal(config_cache_dir(&c, buf, sizeof buf), 0);
+        assert_string_equal(buf, "/srv/cache");
+        c.cache_dir[0] = 0;
+        assert_int_equal(config_cache_dir(&c, buf, sizeof buf), 0);
+        if (geteuid() == 0)
+                assert_string_equal(buf, "/var/cache/snakebox");
+        assert_int_equal(config_cache_dir(&c, buf, 4), -ENAMETOOLONG);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_cache_dir),
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_each_number_key),
                 cmocka_unit_test(test_number_ranges),
@@ -1013,7 +1029,7 @@ int main(void) {
                 cmocka_unit_test(test_environment),
                 cmocka_unit_test(test_host),
                 cmocka_unit_test(test_preinstall_libs),
-                cmocka_unit_test(test_cache_dir),
+                cmocka_unit_test(test_cache_dir_resolved),
                 cmocka_unit_test(test_uid_range),
                 cmocka_unit_test(test_message_escapes_value),
                 cmocka_unit_test(test_load_missing_file),

@@ -540,9 +540,42 @@ static void test_nonblock(void **state) {
         assert_int_equal(fd_nonblock(p[0]), -EBADF);
 }
 
+static void test_mkdir_p(void **state) {
+        char base[] = "/tmp/snakebox-test-mkdir-XXXXXX";
+        char path[256];
+        struct stat st;
+        (void)state;
+        assert_non_null(mkdtemp(base));
+        snprintf(path, sizeof path, "%s/a/b/c", base);
+        assert_int_equal(fd_mkdir_p(path, 0700), 0);
+        assert_string_equal(path + strlen(base), "/a/b/c"); /* restored */
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0700);
+        assert_int_equal(fd_mkdir_p(path, 0700), 0); /* already there */
+        /* A parent that is a file. */
+        char file[256], below[300];
+        snprintf(file, sizeof file, "%s/f", base);
+        int fd = open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+        snprintf(below, sizeof below, "%s/x", file);
+        assert_int_equal(fd_mkdir_p(below, 0700), -ENOTDIR);
+        unlink(file);
+        char rm[300];
+        for (const char *d = path; strlen(d) > strlen(base);) {
+                rmdir(d);
+                snprintf(rm, sizeof rm, "%s", d);
+                *strrchr(rm, '/') = 0;
+                snprintf(path, sizeof path, "%s", rm);
+                d = path;
+        }
+        assert_int_equal(rmdir(base), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_send_recv_no_fds),
+                cmocka_unit_test(test_mkdir_p),
                 cmocka_unit_test(test_send_recv_one_fd),
                 cmocka_unit_test(test_send_recv_three_fds),
                 cmocka_unit_test(test_send_recv_max_fds),

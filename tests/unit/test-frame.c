@@ -140,6 +140,15 @@ static void test_killed_frame(void **state) {
         assert_int_equal(verdict(FRAME_PHASE_QUIET, m, FRAME_KILLED_SIZE), FRAME_IS_HOSTILE);
 }
 
+/* The request header the runner's _read_request decodes: 'Q' + uint64 length, little-endian. */
+static void test_request_header(void **state) {
+        char hdr[FRAME_REQUEST_HEADER];
+        (void)state;
+        assert_int_equal(frame_request_header(hdr, UINT64_C(0x0102030405060708)), FRAME_REQUEST_HEADER);
+        static const char want[] = {FRAME_REQUEST, 8, 7, 6, 5, 4, 3, 2, 1};
+        assert_memory_equal(hdr, want, sizeof want);
+}
+
 /* After 'Z' the verdict is taken: no more report, and no second end, but output still counts
  * (the program may run on after a forged end). */
 static void test_reported(void **state) {
@@ -184,6 +193,7 @@ int main(void) {
                 cmocka_unit_test(test_output_cap_counts_both_streams),
                 cmocka_unit_test(test_end_frame),
                 cmocka_unit_test(test_killed_frame),
+                cmocka_unit_test(test_request_header),
                 cmocka_unit_test(test_reported),
                 cmocka_unit_test(test_report),
         };
