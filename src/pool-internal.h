@@ -45,8 +45,10 @@ typedef struct Tag {
         void *ptr;
 } Tag;
 
-/* DYING: answered or abandoned, killed, waiting to be reaped before its cgroups go. */
-typedef enum SbState { SB_SPAWNING, SB_SEALING, SB_READY, SB_RUNNING, SB_DYING } SbState;
+/* DYING: answered or abandoned, killed, waiting to be reaped before its cgroups go. RELEASED:
+ * unlinked, its fds closed, waiting in the graveyard to be freed after this batch of events
+ * (an event later in the batch may still name it: it must find it RELEASED and do nothing). */
+typedef enum SbState { SB_SPAWNING, SB_SEALING, SB_READY, SB_RUNNING, SB_DYING, SB_RELEASED } SbState;
 
 typedef struct Kind Kind;
 
@@ -62,7 +64,7 @@ typedef struct Sandbox {
         bool has_slot;
         Job *job;
         size_t sent; /* request bytes sent */
-        bool reaped, sock_eof, out_eof, err_eof, draining, dead;
+        bool reaped, sock_eof, out_eof, err_eof, draining;
         siginfo_t si;
         struct rusage ru;
         uint64_t start_ms, cpu_base_ms;
@@ -121,6 +123,11 @@ struct Kind {
         Tag t_recycle;
 };
 
+/* Serving, then (pool_drain) refusing new jobs while admitted ones finish, then (pool_stop)
+ * ending everything. Set by other threads under the lock; the pool thread keeps its own copy of
+ * "stopping" in Pool.stopped. */
+typedef enum PoolPhase { POOL_SERVING, POOL_DRAINING, POOL_STOPPING } PoolPhase;
+
 /* What set the pool's fatal message (see struct Pool). */
 typedef enum FatalCause { FATAL_NONE, FATAL_ZYGOTE, FATAL_SANDBOX } FatalCause;
 
@@ -136,8 +143,7 @@ struct Pool {
         pthread_cond_t cond;
         Job *inbox;
         uint32_t admitted;
-        bool stopping;
-        bool draining;
+        PoolPhase phase;
         int start_state; /* 0 pending, 1 serving, <0 failed */
         char start_why[512];
         PoolStatus status;
@@ -157,7 +163,7 @@ struct Pool {
          * could not start is cleared by the next one that does; a host that cannot seal, by
          * the next sandbox that seals. */
         FatalCause fatal_cause;
-        bool stopped; /* the thread's copy of stopping */
+        bool stopped; /* the thread saw POOL_STOPPING and began to end everything */
         bool started; /* every kind sealed a sandbox once */
         bool memwatch_warned; /* logged once: a run's memory figures could not be read */
         char fatal[512];
@@ -235,3 +241,8 @@ void recycle_tick(Pool *p, Kind *k, uint64_t now);
 uint32_t recycle_stale(Pool *p, Kind *k, uint32_t want);
 void recycle_stop(Pool *p, Kind *k); /* shutdown: ends a successor and an old zygote */
 void sweep_children(Pool *p); /* reaps children no handle tracks */
+
+/* A sandbox already released: only freeing is left (see SB_RELEASED). */
+static inline bool sb_released(const Sandbox *sb) {
+        return sb->state == SB_RELEASED;
+}

@@ -39,6 +39,8 @@ void sb_kill(Sandbox *sb, RunOutcome reason) {
 }
 
 static void sb_count(Pool *p, Sandbox *sb, int delta) {
+        if (sb->state == SB_RELEASED)
+                return;
         uint32_t *c = sb->state == SB_SPAWNING  ? &sb->kind->n_spawning
                       : sb->state == SB_SEALING ? &sb->kind->n_sealing
                       : sb->state == SB_READY   ? &sb->kind->n_ready
@@ -85,10 +87,9 @@ static void slot_put(Pool *p, Sandbox *sb) {
 /* Unlinks a sandbox, closes everything and queues it for freeing after this batch of events.
  * Only for one that was reaped or never had a process. */
 static void sb_release(Pool *p, Sandbox *sb) {
-        if (sb->dead)
+        if (sb_released(sb))
                 return;
-        sb->dead = true;
-        sb_count(p, sb, -1);
+        sb_set_state(p, sb, SB_RELEASED);
         for (Sandbox **pp = &p->sandboxes; *pp; pp = &(*pp)->next)
                 if (*pp == sb) {
                         *pp = sb->next;
@@ -115,7 +116,7 @@ static void sb_release(Pool *p, Sandbox *sb) {
  * otherwise killed and kept (DYING) until its pidfd says it was reaped; tearing down a large
  * address space takes milliseconds, which nobody should wait for. */
 void sb_retire(Pool *p, Sandbox *sb) {
-        if (sb->dead || sb->state == SB_DYING)
+        if (sb_released(sb) || sb->state == SB_DYING)
                 return;
         if (sb->reaped || sb->pidfd < 0) {
                 sb_release(p, sb);
@@ -344,7 +345,7 @@ static void sb_complete(Pool *p, Sandbox *sb) {
 }
 
 static void sb_maybe_complete(Pool *p, Sandbox *sb) {
-        if (sb->state != SB_RUNNING || sb->dead)
+        if (sb->state != SB_RUNNING || sb_released(sb))
                 return;
         if (!sb->reaped) {
                 /* The report is the runner's last act before _exit: all it wrote to the socket
@@ -355,7 +356,7 @@ static void sb_maybe_complete(Pool *p, Sandbox *sb) {
                         return;
                 drain_pipe(p, sb, 1);
                 drain_pipe(p, sb, 2);
-                if (sb->dead || sb->state != SB_RUNNING || sb->reaped)
+                if (sb_released(sb) || sb->state != SB_RUNNING || sb->reaped)
                         return;
                 sb->job->result.exit_code = sb->report_code;
                 sb_complete(p, sb);
@@ -486,7 +487,7 @@ void on_sb_sock(Pool *p, Sandbox *sb, uint32_t events) {
                         break;
                 }
                 on_frame(p, sb, p->rbuf, (size_t)k);
-                if (sb->dead)
+                if (sb_released(sb))
                         return;
         }
         sb_maybe_complete(p, sb);
@@ -496,7 +497,7 @@ void on_sb_sock(Pool *p, Sandbox *sb, uint32_t events) {
 void drain_pipe(Pool *p, Sandbox *sb, int stream) {
         int fd = stream == 1 ? sb->out : sb->err;
         bool *eof = stream == 1 ? &sb->out_eof : &sb->err_eof;
-        for (int i = 0; i < 16 && !*eof && !sb->dead; i++) {
+        for (int i = 0; i < 16 && !*eof && !sb_released(sb); i++) {
                 ssize_t k = read(fd, p->rbuf, 65536);
                 if (k < 0) {
                         if (errno == EAGAIN || errno == EINTR)
@@ -529,7 +530,7 @@ void on_sb_timer(Pool *p, Sandbox *sb) {
         }
         /* Drain grace over: take what arrived and finish. */
         on_sb_sock(p, sb, EPOLLIN);
-        if (sb->dead)
+        if (sb_released(sb))
                 return;
         sb->sock_eof = sb->out_eof = sb->err_eof = true;
         sb_maybe_complete(p, sb);

@@ -169,9 +169,9 @@ bool spawn_reply_first(Pool *p, Sandbox *sb) {
         Kind *k = sb->kind;
         if (k->zstate == Z_UP)
                 on_zctl(p, k);
-        if (k->old_live && !sb->dead && sb->state == SB_SPAWNING)
+        if (k->old_live && !sb_released(sb) && sb->state == SB_SPAWNING)
                 old_zygote_poll(p, k);
-        if (sb->dead)
+        if (sb_released(sb))
                 return false;
         if (sb->state != SB_SPAWNING)
                 return true;
@@ -458,7 +458,7 @@ uint32_t recycle_stale(Pool *p, Kind *k, uint32_t want) {
         Sandbox *next;
         for (Sandbox *sb = p->sandboxes; sb; sb = next) {
                 next = sb->next;
-                if (sb->kind != k || sb->id >= k->fresh_from || sb->dead)
+                if (sb->kind != k || sb->id >= k->fresh_from || sb_released(sb))
                         continue;
                 if (sb->state == SB_READY && k->n_ready > want) {
                         sb_retire(p, sb);

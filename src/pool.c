@@ -399,20 +399,19 @@ static void stop_everything(Pool *p) {
 static void *pool_thread(void *arg) {
         Pool *p = arg;
         struct epoll_event evs[64];
-        bool stop_seen = false;
 
         for (int i = 0; i < _POOL_KINDS; i++)
                 if (p->kinds[i].enabled)
                         zygote_up(p, &p->kinds[i]);
         for (;;) {
                 pthread_mutex_lock(&p->lock);
-                bool stopping = p->stopping;
+                bool stopping = p->phase == POOL_STOPPING;
                 pthread_mutex_unlock(&p->lock);
-                if (stopping && !stop_seen) {
-                        stop_seen = p->stopped = true;
+                if (stopping && !p->stopped) {
+                        p->stopped = true;
                         stop_everything(p);
                 }
-                if (stop_seen && !p->sandboxes)
+                if (p->stopped && !p->sandboxes)
                         break;
                 publish_status(p);
                 int n = epoll_wait(p->epfd, evs, ELEMENTSOF(evs), -1);
@@ -446,20 +445,20 @@ static void *pool_thread(void *arg) {
                                 recycle_event(p, k);
                                 break;
                         case T_SB_PID:
-                                if (!sb->dead)
+                                if (!sb_released(sb))
                                         on_sb_pid(p, sb);
                                 break;
                         case T_SB_SOCK:
-                                if (!sb->dead)
+                                if (!sb_released(sb))
                                         on_sb_sock(p, sb, e);
                                 break;
                         case T_SB_OUT:
                         case T_SB_ERR:
-                                if (!sb->dead)
+                                if (!sb_released(sb))
                                         on_sb_pipe(p, sb, t->kind == T_SB_OUT ? 1 : 2);
                                 break;
                         case T_SB_TIMER:
-                                if (!sb->dead)
+                                if (!sb_released(sb))
                                         on_sb_timer(p, sb);
                                 break;
                         case T_CLIENT:
@@ -468,7 +467,7 @@ static void *pool_thread(void *arg) {
                         }
                 }
                 free_graveyard(p);
-                if (!stop_seen)
+                if (!p->stopped)
                         dispatch(p);
         }
         free_graveyard(p);
@@ -736,7 +735,7 @@ int pool_submit(Pool *p, Job *job) {
         buf_init(&job->result.report, report_cap(&p->cfg));
 
         pthread_mutex_lock(&p->lock);
-        if (p->stopping || p->draining) {
+        if (p->phase != POOL_SERVING) {
                 pthread_mutex_unlock(&p->lock);
                 return -ESHUTDOWN;
         }
@@ -779,7 +778,8 @@ uint32_t pool_drain(Pool *p, uint64_t grace_ms) {
                 deadline.tv_nsec -= 1000000000;
         }
         pthread_mutex_lock(&p->lock);
-        p->draining = true;
+        if (p->phase == POOL_SERVING)
+                p->phase = POOL_DRAINING;
         while (p->admitted > 0 && pthread_cond_timedwait(&p->cond, &p->lock, &deadline) == 0)
                 ;
         uint32_t left = p->admitted;
@@ -792,7 +792,7 @@ void pool_stop(Pool *p) {
                 return;
         if (p->thread_started) {
                 pthread_mutex_lock(&p->lock);
-                p->stopping = true;
+                p->phase = POOL_STOPPING;
                 pthread_mutex_unlock(&p->lock);
                 uint64_t one = 1;
                 ssize_t k _unused_ = write(p->wake_fd, &one, sizeof one);
