@@ -15,7 +15,7 @@
 #include "frame.h"
 #include "pool.h"
 #include "report.h"
-#include "sandbox.h"
+#include "seal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

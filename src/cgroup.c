@@ -43,6 +43,7 @@
 
 #include "util/fd.h"
 #include "util/macro.h"
+#include "util/proc.h"
 
 /* Reads our path in one hierarchy from /proc/self/cgroup: "N:<controller>:/path" (v1) or
  * "0::/path" (v2, controller ""). */
@@ -142,12 +143,7 @@ static void remove_stale(const char *parent) {
                 return;
         struct dirent *e;
         while ((e = readdir(d))) {
-                long pid;
-                char *end;
-                if (strncmp(e->d_name, "snakebox-", 9) != 0)
-                        continue;
-                pid = strtol(e->d_name + 9, &end, 10);
-                if (*end || pid <= 0 || pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+                if (!proc_left_by_dead_server(e->d_name))
                         continue;
                 char p[CGROUP_PATH_MAX + 300];
                 snprintf(p, sizeof p, "%s/%s", parent, e->d_name);

@@ -21,6 +21,7 @@
 
 #include "pylibs.h"
 #include "util/macro.h"
+#include "util/str.h"
 
 /* `.env` is a few dozen lines; the cap bounds what a stray `.env -> /dev/zero` or a huge file
  * can cost before the server even starts. */
@@ -380,16 +381,6 @@ static void set_string(Config *c, const Key *k, const char *s) {
         memcpy(field, s, strlen(s)); // NOLINT(bugprone-not-null-terminated-result)
 }
 
-/* Writes s into buf. Returns 0 or -ENAMETOOLONG. */
-static int copy_string(const char *s, char *buf, size_t size) {
-        size_t n = strlen(s);
-
-        if (n >= size)
-                return -ENAMETOOLONG;
-        memcpy(buf, s, n + 1);
-        return 0;
-}
-
 typedef struct LibList {
         char *buf;
         size_t size, len;
@@ -438,7 +429,7 @@ static int check_host(const char *value, char *buf, size_t size) {
                 value = "127.0.0.1";
         else if (inet_pton(AF_INET, value, &addr) != 1 && inet_pton(AF_INET6, value, &addr) != 1)
                 return -EINVAL;
-        return copy_string(value, buf, size);
+        return str_copy(buf, size, value);
 }
 
 /* CACHE_DIR: absolute, because the zygote may not run in the server's working directory; no
@@ -448,13 +439,13 @@ static int check_keys(const char *value, char *buf, size_t size) {
         for (const char *p = value; *p; p++)
                 if ((unsigned char)*p < 0x20 || *p == 0x7f)
                         return -EINVAL;
-        return copy_string(value, buf, size);
+        return str_copy(buf, size, value);
 }
 
 static int check_log_format(const char *value, char *buf, size_t size) {
         if (strcmp(value, "text") != 0 && strcmp(value, "json") != 0)
                 return -EINVAL;
-        return copy_string(value, buf, size);
+        return str_copy(buf, size, value);
 }
 
 /* "scheme://host[:port]" entries, comma-separated; a wildcard is refused on purpose. */
@@ -474,7 +465,7 @@ static int check_origins(const char *value, char *buf, size_t size) {
                                 return -EINVAL;
                 p += n;
         }
-        return copy_string(value, buf, size);
+        return str_copy(buf, size, value);
 }
 
 /* Parses "FIRST-LAST" strictly: decimal digits only, no sign, no spaces. */
@@ -506,7 +497,7 @@ static int check_uid_range(const char *value, char *buf, size_t size) {
         if (strcmp(value, "auto") != 0 && strcmp(value, "off") != 0 &&
                 parse_uid_range(value, &first, &last) < 0)
                 return -EINVAL;
-        return copy_string(value, buf, size);
+        return str_copy(buf, size, value);
 }
 
 bool config_uid_range(const Config *c, uint32_t *ret_first, uint32_t *ret_last) {
@@ -528,7 +519,7 @@ static int check_cache_dir(const char *value, char *buf, size_t size) {
         for (const char *p = value; *p; p++)
                 if ((unsigned char)*p < 0x20 || *p == 0x7f)
                         return -EINVAL;
-        return copy_string(value, buf, size);
+        return str_copy(buf, size, value);
 }
 
 /* Checks `value` for key k and stores it in c. On error, leaves c as it was for this key. */

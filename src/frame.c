@@ -1,3 +1,7 @@
+/* The frames between the server and a sandbox, judged and built without I/O: what each frame a
+ * sandbox sends means in its phase (frame_parse), what it adds to the run's result within the
+ * caps, and the header of the request the server sends (frame_request_header). Fuzzed by
+ * fuzz/fuzz-frames.c; the contract is in frame.h. */
 #include "frame.h"
 
 #include <string.h>
@@ -62,9 +66,9 @@ void frame_parse(FramePhase ph, const char *m, size_t n, Frame *ret) {
                 if (m[0] == FRAME_STDOUT || m[0] == FRAME_STDERR) {
                         ret->verdict = FRAME_IS_OUTPUT;
                         ret->stream = m[0] == FRAME_STDOUT ? 1 : 2;
-                } else if (m[0] == FRAME_RESULT)
+                } else if (m[0] == FRAME_REPORT)
                         ret->verdict = FRAME_IS_REPORT;
-                else if (m[0] == FRAME_RESULT_END)
+                else if (m[0] == FRAME_REPORT_END)
                         parse_end(m, n, ret);
                 else if (m[0] == FRAME_RUNNER_KILLED)
                         parse_killed(m, n, ret);

@@ -376,14 +376,14 @@ static enum MHD_Result send_preflight(Req *req) {
         return queue(req, MHD_HTTP_NO_CONTENT, resp);
 }
 
-typedef struct Route {
+typedef struct UrlRoute {
         const char *path;
         const char *method;
         MetricsEndpoint endpoint;
         bool api; /* under /api/: always behind the key */
-} Route;
+} UrlRoute;
 
-static const Route routes[] = {
+static const UrlRoute routes[] = {
         {"/api/execute", MHD_HTTP_METHOD_POST, EP_EXECUTE, true},
         {"/health", MHD_HTTP_METHOD_GET, EP_HEALTH, false},
         {"/metrics", MHD_HTTP_METHOD_GET, EP_METRICS, false},
@@ -429,7 +429,7 @@ static enum MHD_Result on_first_call(
 static enum MHD_Result route_request(Http *h, Req *req, const char *url, const char *method) {
         struct MHD_Connection *conn = req->conn;
         req->state = REQ_READING;
-        const Route *route = NULL;
+        const UrlRoute *route = NULL;
         for (size_t i = 0; i < ELEMENTSOF(routes); i++)
                 if (strcmp(url, routes[i].path) == 0)
                         route = &routes[i];

@@ -23,7 +23,7 @@
 #include "frame.h"
 #include "memwatch.h"
 #include "pool-sched.h"
-#include "sandbox.h"
+#include "seal.h"
 #include "util/fd.h"
 #include "util/log.h"
 #include "util/macro.h"

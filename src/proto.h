@@ -75,8 +75,8 @@ enum {
         FRAME_FAIL = 'F', /* followed by SealFailure: sealing failed, nothing ran */
         FRAME_STDOUT = 'O', /* followed by bytes written to sys.stdout */
         FRAME_STDERR = 'E', /* followed by bytes written to sys.stderr */
-        FRAME_RESULT = 'R', /* followed by a piece of the report (JSON, runner.py main) */
-        FRAME_RESULT_END = 'Z', /* + FRAME_END_SIZE - 1 bytes: the report is complete */
+        FRAME_REPORT = 'R', /* followed by a piece of the report (JSON, runner.py main) */
+        FRAME_REPORT_END = 'Z', /* + FRAME_END_SIZE - 1 bytes: the report is complete */
         FRAME_RUNNER_KILLED = 'K', /* + int32 signal: from the init, the runner died of it */
 };
 
@@ -105,7 +105,7 @@ enum {
  * default send buffer (net.core.wmem_default, 208 KiB), which bounds what one send may carry. */
 #define FRAME_CHUNK 65536
 
-/* The fd at which a sandbox's runner finds its socket (sandbox.c step_fds puts it there). */
+/* The fd at which a sandbox's runner finds its socket (seal.c step_fds puts it there). */
 #define SANDBOX_SOCK_FD 3
 
 /* The runner's environment, "NAME=value" each: os.environ of every run (runner.py ENV, handed
@@ -134,6 +134,6 @@ typedef enum SealStep {
 } SealStep;
 
 typedef struct SealFailure {
-        int32_t step; /* SealStep; its name and hint: seal_step_name/seal_step_hint (sandbox.c) */
+        int32_t step; /* SealStep; its name and hint: seal_step_name/seal_step_hint (seal.c) */
         int32_t error; /* positive errno */
 } SealFailure;

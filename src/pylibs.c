@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "util/macro.h"
+#include "util/str.h"
 
 /* pylibs_foreach's contract: tokens up to this many bytes. pip names are far shorter. */
 #define PYLIBS_TOKEN_MAX 127
@@ -116,16 +117,6 @@ static const PyLib *lookup(const char *package, size_t n) {
         return NULL;
 }
 
-/* Writes `s` into buf. Returns 0 or -ENAMETOOLONG. */
-static int copy_out(const char *s, char *buf, size_t size) {
-        size_t n = strlen(s);
-
-        if (n >= size)
-                return -ENAMETOOLONG;
-        memcpy(buf, s, n + 1);
-        return 0;
-}
-
 int pylibs_module(const char *package, char *buf, size_t size) {
         const PyLib *lib;
         int n;
@@ -136,7 +127,7 @@ int pylibs_module(const char *package, char *buf, size_t size) {
 
         lib = lookup(package, n);
         if (lib)
-                return copy_out(lib->module, buf, size);
+                return str_copy(buf, size, lib->module);
 
         return fold(package, n, '_', buf, size);
 }
@@ -153,7 +144,7 @@ int pylibs_debian(const char *package, char *buf, size_t size) {
 
         lib = lookup(package, n);
         if (lib)
-                return copy_out(lib->debian, buf, size);
+                return str_copy(buf, size, lib->debian);
 
         if (size <= plen)
                 return -ENAMETOOLONG;

@@ -23,6 +23,7 @@
 
 #include "util/fd.h"
 #include "util/macro.h"
+#include "util/proc.h"
 
 static int rm_entry(const char *path, _unused_ const struct stat *st, int flag, _unused_ struct FTW *ftw) {
         if (flag == FTW_DP)
@@ -94,12 +95,8 @@ static void remove_stale(const char *base) {
                 return;
         struct dirent *e;
         while ((e = readdir(d))) {
-                char *end;
-                if (strncmp(e->d_name, "snakebox-", 9) != 0)
-                        continue;
-                long pid = strtol(e->d_name + 9, &end, 10);
                 /* Only servers known to be gone; ours is replaced by the caller. */
-                if (*end || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+                if (!proc_left_by_dead_server(e->d_name))
                         continue;
                 char p[PATH_MAX];
                 snprintf(p, sizeof p, "%s/%s", base, e->d_name);

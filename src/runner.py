@@ -41,7 +41,7 @@ ENV, RUNNER_FILE = globals()["ENV"], globals()["RUNNER_FILE"]
 if struct.calcsize(END_FORMAT) != END_SIZE - 1:
     raise RuntimeError("runner.py: END_FORMAT %r is not END_SIZE - 1 = %d bytes" % (END_FORMAT, END_SIZE - 1))
 _TAG_READY, _TAG_OUT, _TAG_ERR = FRAME["ready"], FRAME["stdout"], FRAME["stderr"]
-_TAG_RESULT, _TAG_END, _TAG_REQUEST = FRAME["result"], FRAME["result_end"], FRAME["request"]
+_TAG_REPORT, _TAG_END, _TAG_REQUEST = FRAME["report"], FRAME["report_end"], FRAME["request"]
 _REQUEST_HEADER = 1 + 8  # the tag, the total length
 
 # The private APIs of CPython and matplotlib this file relies on, as (module, attribute path):
@@ -80,7 +80,7 @@ def check_private_apis(modules=None):
 
 # The user's code, written there before it runs. Not in /work: users upload files there, list
 # it and get its files back (return_files "*"), so an extra file would be seen, returned or
-# clobber one of theirs. /tmp is the run's own: the same capped tmpfs as /work (sandbox-mount.c),
+# clobber one of theirs. /tmp is the run's own: the same capped tmpfs as /work (seal-mount.c),
 # private to this run and gone with it. A hidden directory keeps it out of `ls /tmp` and of
 # globs, and a name without "snakebox" keeps tracebacks about the user's code only.
 SCRIPT_DIR = "/tmp/.main"
@@ -758,6 +758,6 @@ def _finish(out, err, report):
         # the peak RSS in binary (proto.h FRAME_END_SIZE): the report is complete.
         # UTF-8 that the server's JSON parser accepts: a lone surrogate (a file name with
         # undecodable bytes, say) becomes "?" instead of costing the whole report.
-        _send(_TAG_RESULT, json.dumps(report, ensure_ascii=False).encode("utf-8", "replace"))
+        _send(_TAG_REPORT, json.dumps(report, ensure_ascii=False).encode("utf-8", "replace"))
         os.write(SOCK, _TAG_END + struct.pack(END_FORMAT, status, maxrss))
     os._exit(status)

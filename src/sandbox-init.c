@@ -27,7 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sandbox.h"
+#include "seal.h"
 
 pid_t init_fork_runner(void) {
         sigset_t all, none;

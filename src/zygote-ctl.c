@@ -76,7 +76,7 @@ static void build_env(char **env, size_t max, char storage[][128]) {
  * interrupted or terminated (Popen.terminate() did nothing, Pool.terminate() hung). Its own
  * session keeps it and every sandbox out of the server's process group, which a terminal's
  * Ctrl-C and kill(0, sig) address across pid namespaces (each sandbox takes a session of its
- * own too: sandbox.c, SEAL_SESSION). Returns 0 or a positive error number, as posix_spawn. */
+ * own too: seal.c, SEAL_SESSION). Returns 0 or a positive error number, as posix_spawn. */
 static int spawn_attr_init(posix_spawnattr_t *attr) {
         sigset_t none, all;
         sigemptyset(&none);

@@ -21,7 +21,7 @@
  * its effective uid switched to the host uid of the sandbox's slot (SpawnRequest.uid), so that
  * the namespace's owner, which the kernel charges per-user counts to, differs between
  * concurrent runs (spawn_one). The zygote writes the child's id maps and cgroup membership,
- * then releases it through a pipe; the child seals itself (sandbox.c), forks the runner and
+ * then releases it through a pipe; the child seals itself (seal.c), forks the runner and
  * stays behind as the run's init (sandbox-init.c); the runner says FRAME_READY on the socket to
  * the server, and blocks until the server sends the request. The zygote keeps no fd of any
  * sandbox.
@@ -55,7 +55,7 @@
 
 #include "proto.h"
 #include "pylibs.h"
-#include "sandbox.h"
+#include "seal.h"
 #include "util/fd.h"
 #include "util/log.h"
 #include "util/macro.h"
@@ -180,8 +180,8 @@ static int set_runner_globals(PyObject *g, void *userdata) {
                 {"ready", FRAME_READY},
                 {"stdout", FRAME_STDOUT},
                 {"stderr", FRAME_STDERR},
-                {"result", FRAME_RESULT},
-                {"result_end", FRAME_RESULT_END},
+                {"report", FRAME_REPORT},
+                {"report_end", FRAME_REPORT_END},
                 {"request", FRAME_REQUEST},
         };
         static const char *const env[] = {SANDBOX_ENV};

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,17 @@ uint64_t proc_cpu_ms(pid_t pid) {
                 return 0;
         long hz = sysconf(_SC_CLK_TCK);
         return (uint64_t)ticks * 1000 / (uint64_t)(hz > 0 ? hz : 100);
+}
+
+bool proc_left_by_dead_server(const char *name) {
+        char *end;
+        if (strncmp(name, "snakebox-", 9) != 0)
+                return false;
+        errno = 0;
+        long pid = strtol(name + 9, &end, 10);
+        if (end == name + 9 || *end || errno || pid <= 0 || pid > INT32_MAX || pid == getpid())
+                return false;
+        return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
 pid_t proc_first_child(pid_t pid) {

@@ -38,8 +38,8 @@ def proto_constants():
     env = re.search(r"#define SANDBOX_ENV(.*?)\n\n", text, re.S).group(1)
     return {
         "FRAME": {"ready": tag("FRAME_READY"), "stdout": tag("FRAME_STDOUT"),
-                  "stderr": tag("FRAME_STDERR"), "result": tag("FRAME_RESULT"),
-                  "result_end": tag("FRAME_RESULT_END"),
+                  "stderr": tag("FRAME_STDERR"), "report": tag("FRAME_REPORT"),
+                  "report_end": tag("FRAME_REPORT_END"),
                   "request": define("FRAME_REQUEST").strip("'").encode()},
         "CHUNK": int(define("FRAME_CHUNK")),
         "REQUEST_MAX": int(define("FRAME_REQUEST_HEADER")) + int(define("FRAME_CHUNK")),

@@ -82,7 +82,7 @@ static void test_output_cap_counts_both_streams(void **state) {
 
 /* 'Z' + int32 exit code + uint64 peak RSS, little-endian. */
 static size_t end_frame(char *m, uint32_t code, uint64_t rss) {
-        m[0] = FRAME_RESULT_END;
+        m[0] = FRAME_REPORT_END;
         for (int i = 0; i < 4; i++)
                 m[1 + i] = (char)(code >> (8 * i));
         for (int i = 0; i < 8; i++)

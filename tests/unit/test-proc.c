@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,10 +45,27 @@ static void test_first_child(void **state) {
         assert_int_equal(proc_cpu_ms(INT32_MAX), 0);
 }
 
+static void test_left_by_dead_server(void **state) {
+        char name[64];
+        (void)state;
+        /* A pid that cannot run (pid_max is at most 2^22). */
+        assert_true(proc_left_by_dead_server("snakebox-2147483000"));
+        snprintf(name, sizeof name, "snakebox-%d", (int)getpid());
+        assert_false(proc_left_by_dead_server(name)); /* ours */
+        snprintf(name, sizeof name, "snakebox-%d", (int)getppid());
+        assert_false(proc_left_by_dead_server(name)); /* alive */
+        assert_false(proc_left_by_dead_server("snakebox-"));
+        assert_false(proc_left_by_dead_server("snakebox-12x"));
+        assert_false(proc_left_by_dead_server("snakebox--5"));
+        assert_false(proc_left_by_dead_server("snakebox-99999999999999999999"));
+        assert_false(proc_left_by_dead_server("other-2147483000"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_stat_ticks),
                 cmocka_unit_test(test_first_child),
+                cmocka_unit_test(test_left_by_dead_server),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* Unit tests of seal_run's failure reporting (src/sandbox.c): a step that fails sends exactly one
+/* Unit tests of seal_run's failure reporting (src/seal.c): a step that fails sends exactly one
  * FRAME_FAIL {step, errno} on the socket, names the step that failed, and no later step runs.
  * Only the first two steps are driven to fail here, in a forked child: the later ones would
  * change the test process (setsid, namespaces, mounts) and are covered end to end by the API
@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "proto.h"
-#include "sandbox.h"
+#include "seal.h"
 
 /* Runs seal_run in a child with the given sync byte (none: the pipe is closed, as the zygote
  * does when it cannot write the maps) and out_fd; returns the one frame the child sent. */

@@ -1,4 +1,4 @@
-/* Unit tests of src/sandbox-seccomp.c: the table builds (no call named twice, which the builder
+/* Unit tests of src/seal-seccomp.c: the table builds (no call named twice, which the builder
  * refuses with -EEXIST) into a program the kernel accepts, and, loaded in a forked child, gives
  * each kind of call its verdict: allowed calls run; denied ones fail with EPERM; numbers past
  * the table, calls newer than libseccomp and clone3 fail with ENOSYS; the argument rules let
@@ -26,7 +26,7 @@
 
 #include <cmocka.h>
 
-#include "sandbox.h"
+#include "seal.h"
 
 /* Numbers that are the same on x86_64 and aarch64 (the unified table from 424 on). */
 #define NR_CLONE3 435

@@ -40,7 +40,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "sandbox.h"
+#include "seal.h"
 #include "util/macro.h"
 
 typedef enum Verdict {

@@ -23,7 +23,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "sandbox.h"
+#include "seal.h"
 #include "util/macro.h"
 
 #ifndef MOUNT_ATTR_RDONLY

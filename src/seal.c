@@ -6,7 +6,7 @@
  * FRAME_FAIL with (step, errno) on the socket, so the server can say exactly what the host
  * lacks, and the child exits: a sandbox that cannot be sealed never runs code. Seccomp is last
  * because once loaded it forbids the mount and namespace calls the earlier steps need. */
-#include "sandbox.h"
+#include "seal.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -53,18 +53,18 @@ pid_t init_fork_runner(void);
  * the runner's status once it has ended. */
 _noreturn_ void init_serve(pid_t runner, int sock_fd);
 
-/* --- sandbox-mount.c --- */
+/* --- seal-mount.c --- */
 /* Builds the run's root from the skeleton and pivots into it; cwd ends as /work. Child. */
 int seal_mounts(const SealPlan *plan);
 
-/* --- sandbox-seccomp.c --- */
+/* --- seal-seccomp.c --- */
 /* Compiles the allow-list filter to classic BPF in a malloc'ed program. Returns 0, -EEXIST
  * when its table names a call twice, or another -errno. */
 int seccomp_build(bool no_memory_cgroup, struct sock_fprog *ret);
 /* Loads a compiled filter on the calling thread (needs no_new_privs). Child; no allocation. */
 int seccomp_load_prog(const struct sock_fprog *prog);
 
-/* --- sandbox-ns.c --- */
+/* --- seal-ns.c --- */
 /* Parent half, in the zygote: writes the id maps of a fresh child. Returns 0 or -errno. */
 int userns_write_maps(pid_t pid, uint32_t host_uid, uint32_t host_gid);
 /* Child half (SEAL_SYNC): waits on sync_fd until the zygote has written the maps. Returns 0, or

@@ -1,6 +1,6 @@
 /* The user namespace's id maps, both halves of the handshake in one place: userns_write_maps
  * runs in the zygote (the parent) for each new child, userns_wait_maps in the child (SEAL_SYNC,
- * the first step of sandbox.c's pipeline). A process cannot map an arbitrary host id for
+ * the first step of seal.c's pipeline). A process cannot map an arbitrary host id for
  * itself; its parent, holding CAP_SETUID/CAP_SETGID in the namespace above, can. So the child waits on a pipe (SEAL_SYNC) until the zygote has written a one-line
  * map: inside id SANDBOX_INNER_ID is the host uid/gid of the sandbox's slot (SANDBOX_UID_RANGE,
  * or SANDBOX_UID/GID), an unprivileged id, and no other id (root included) exists inside. An
@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "sandbox.h"
+#include "seal.h"
 #include "util/fd.h"
 
 /* Parent half: runs in the zygote, after clone and before it writes 'G' on the child's pipe. */
