@@ -415,13 +415,12 @@ static int spawn_one(Zygote *z, int *fds, size_t ncgroups, uint32_t uid, uint32_
         }
         int saved = errno;
         PyOS_AfterFork_Parent();
-        if (as_slot && setresuid((uid_t)-1, 0, (uid_t)-1) < 0) {
+        /* Killed on every way out but success; the server, its parent, reaps it. */
+        _cleanup_sigkill_ pid_t child = pid;
+        if (as_slot && setresuid((uid_t)-1, 0, (uid_t)-1) < 0)
                 /* Cannot happen with saved uid 0; a zygote that is not root any more must not
                  * go on (it could not map the next child): it exits and the server restarts it. */
-                if (pid > 0)
-                        kill(pid, SIGKILL);
                 return -ENOTRECOVERABLE;
-        }
         if (pid < 0)
                 return -saved;
         *ret_pid = pid;
@@ -433,16 +432,11 @@ static int spawn_one(Zygote *z, int *fds, size_t ncgroups, uint32_t uid, uint32_
         }
         if (r == 0)
                 r = userns_write_maps(pid, uid, gid);
-        if (r < 0) {
-                /* Closing the pipe unblocks the child, which reports SEAL_SYNC and exits; the
-                 * server, its parent, reaps it. */
-                kill(pid, SIGKILL);
+        if (r < 0)
                 return r;
-        }
-        if (fd_write_all(sync[1], "G", 1) < 0) {
-                kill(pid, SIGKILL);
+        if (fd_write_all(sync[1], "G", 1) < 0)
                 return -EIO;
-        }
+        TAKE_PID(child);
         return 0;
 }
 

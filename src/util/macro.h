@@ -87,3 +87,14 @@ static inline void sigkill_waitp(pid_t *pid) {
         }
 }
 #define _cleanup_sigkill_wait_ _cleanup_(sigkill_waitp)
+
+/* Kills a child someone else reaps (the zygote's sandboxes are the server's children:
+ * CLONE_PARENT) unless it was handed on with TAKE_PID; keeps errno intact. */
+static inline void sigkillp(pid_t *pid) {
+        if (*pid > 0) {
+                int saved = errno;
+                kill(*pid, SIGKILL);
+                errno = saved;
+        }
+}
+#define _cleanup_sigkill_ _cleanup_(sigkillp)
