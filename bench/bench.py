@@ -43,6 +43,8 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from serverproc import ServerProcess, ServerStartError  # noqa: E402
 BENCH_DIR = ROOT / "bench"
 SNIPPET_DIR = BENCH_DIR / "snippets"
 RESULTS_DIR = BENCH_DIR / "results"
@@ -60,9 +62,7 @@ THROUGHPUT_SNIPPETS = ("hello", "pandas")
 PHASES = ("latency", "throughput", "sleep", "memory", "baselines")
 
 ACCESS_LOG_RE = re.compile(r'^snakebox: access |"(msg|event)"\s*:\s*"access"')
-READY_RE = re.compile(r"^snakebox: listening on http://127\.0\.0\.1:(\d+)\s*$", re.M)
 START_TIMEOUT = 120
-STOP_TIMEOUT = 10
 REQUEST_TIMEOUT = 120
 SANDBOX_COMM = "snakebox-run"
 MAIN_ZYGOTE_COMM = "snakebox-zygote"
@@ -357,81 +357,28 @@ def _set_pdeathsig():
         pass
 
 
-class ServerStartError(Exception):
-    pass
-
-
-class Server:
-    """One `snakebox serve` we started, in its own temporary working directory."""
+class Server(ServerProcess):
+    """One `snakebox serve` we started (tests/serverproc.py), in its own temporary working
+    directory; it gets SIGTERM if the benchmark itself is killed."""
 
     def __init__(self, binary, config):
         self.config = dict(config)
-        self.workdir = Path(tempfile.mkdtemp(prefix="snakebox-bench-"))
-        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-               "LANG": "C.UTF-8", "HOME": os.environ.get("HOME", "/root"),
-               "HOST": "127.0.0.1", "PORT": "0"}
-        for k in PASSTHROUGH_ENV:
-            if k in os.environ:
-                env[k] = os.environ[k]
-        env.update({k: str(v) for k, v in self.config.items()})
-        self.env = env
-        self.stderr_path = self.workdir / "server.stderr"
-        self.port = None
-        self.stderr_tail = ""
-        self.listen_offset = 0
-        with open(self.workdir / "server.stdout", "wb") as out, open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen([str(binary), "serve"], cwd=self.workdir, env=env,
-                                         stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                         preexec_fn=_set_pdeathsig)
-        self.pid = self.proc.pid
+        super().__init__(binary, self.config, prefix="snakebox-bench-", passthrough=PASSTHROUGH_ENV,
+                         preexec_fn=_set_pdeathsig)
         _our_pids.add(self.pid)
         _live_servers.append(self)
 
-    def stderr(self):
-        try:
-            return self.stderr_path.read_text(errors="replace")
-        except OSError:
-            return self.stderr_tail
-
     def wait_ready(self, timeout=START_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.stderr()
-            m = READY_RE.search(text)
-            if m:
-                self.port = int(m.group(1))
-                self.listen_offset = m.end()
-                return self
-            if self.proc.poll() is not None:
-                raise ServerStartError(f"snakebox exited with status {self.proc.returncode} before "
-                                       f"listening; stderr:\n{text[-3000:]}")
-            time.sleep(0.05)
-        raise ServerStartError(f"snakebox did not print its `listening` line within {timeout} s; "
-                               f"stderr:\n{self.stderr()[-3000:]}")
+        return super().wait_ready(timeout)
 
     def log_after_start(self):
         """Server log lines written after the `listening` line (warnings under load, etc.)."""
         return [l for l in self.stderr()[self.listen_offset:].splitlines() if l.strip()]
 
     def stop(self):
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                log(f"server pid {self.pid} still running {STOP_TIMEOUT} s after SIGTERM: SIGKILL")
-                try:
-                    os.kill(self.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(timeout=STOP_TIMEOUT)
-        self.stderr_tail = self.stderr()
+        super().stop()
         if self in _live_servers:
             _live_servers.remove(self)
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def zygotes(self):
         """{pid: comm} of the server's live children that are zygotes: every `snakebox-*` child

@@ -28,24 +28,20 @@ import json
 import os
 import re
 import secrets
-import shutil
-import signal
-import subprocess
-import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
+from serverproc import ServerProcess, ServerStartError
+
 ROOT = Path(__file__).resolve().parent.parent
 # SNAKEBOX_BIN runs the suite against another build of the server; SNAKEBOX_SANITIZED=1 says it is
 # built with sanitizers (make api-sanitized), which skips the few tests that cannot work then.
 BINARY = Path(os.environ.get("SNAKEBOX_BIN") or ROOT / "build" / "snakebox").resolve()
 
-READY_RE = re.compile(r"^snakebox: listening on http://127\.0\.0\.1:(\d+)\s*$", re.M)
 START_TIMEOUT = 60  # importing pandas and sklearn takes a few seconds
-STOP_TIMEOUT = 10
 
 CONFIG_KEYS = (
     "EXECUTION_TIMEOUT", "PREINSTALL_LIBS", "HOST", "PORT", "MAX_CONCURRENCY", "QUEUE_SIZE",
@@ -73,106 +69,34 @@ SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime
 _live_servers = []
 
 
-class ServerStartError(Exception):
-    pass
-
-
-class Server:
-    """One `build/snakebox serve` process we started, in its own temporary working directory."""
+class Server(ServerProcess):
+    """One `build/snakebox serve` process we started (tests/serverproc.py), tracked so that a
+    failing test shows its stderr and a sanitizer report in it fails the test."""
 
     def __init__(self, env=None, dotenv=None):
         if not BINARY.is_file() or not os.access(BINARY, os.X_OK):
             pytest.fail(f"{BINARY} does not exist or is not executable: run `make` first", pytrace=False)
-        self.workdir = Path(tempfile.mkdtemp(prefix="snakebox-test-"))
-        if dotenv is not None:
-            (self.workdir / ".env").write_text(dotenv)
-        self.env = {
-            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "LANG": "C.UTF-8",
-            "HOME": os.environ.get("HOME", "/root"),
-            "HOST": "127.0.0.1",
-            "PORT": "0",
-        }
-        for key, value in (env or {}).items():
-            if value is None:
-                self.env.pop(key, None)
-            else:
-                self.env[key] = str(value)
+        super().__init__(BINARY, env, prefix="snakebox-test-",
+                         files={".env": dotenv} if dotenv is not None else None)
         timeout = self.env.get("EXECUTION_TIMEOUT", "30")
         self.timeout_sec = int(timeout) if timeout.isdigit() else 30
-        self.stdout_path = self.workdir / "server.stdout"
-        self.stderr_path = self.workdir / "server.stderr"
-        self.port = None
-        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                [str(BINARY), "serve"], cwd=self.workdir, env=self.env,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        self.pid = self.proc.pid
         _live_servers.append(self)
 
-    def stderr(self):
-        try:
-            return self.stderr_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def stdout(self):
-        try:
-            return self.stdout_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
     def wait_ready(self, timeout=START_TIMEOUT):
-        """Waits for the `listening` line; raises ServerStartError if the server exits first."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            m = READY_RE.search(self.stderr())
-            if m:
-                self.port = int(m.group(1))
-                return self
-            if self.proc.poll() is not None:
-                raise ServerStartError(
-                    f"snakebox exited with status {self.proc.returncode} before listening; "
-                    f"stderr:\n{self.stderr()[-4000:]}")
-            time.sleep(0.05)
-        raise ServerStartError(
-            f"snakebox did not print `snakebox: listening on http://127.0.0.1:<port>` within "
-            f"{timeout} s; stderr:\n{self.stderr()[-4000:]}")
+        return super().wait_ready(timeout)
 
     def wait_exit(self, timeout=START_TIMEOUT):
-        """Returns the exit status, or None if still running after `timeout` seconds."""
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        return super().wait_exit(timeout)
 
     def stop(self):
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=STOP_TIMEOUT)
+        log = super().stop()
         if self in _live_servers:
             _live_servers.remove(self)
-        log = self.stderr()
-        shutil.rmtree(self.workdir, ignore_errors=True)
         # A sanitizer build (make api-sanitized) reports memory errors, undefined behaviour and
         # leaks of the server and its zygotes here; any report fails the test that ran it.
         m = SANITIZER_RE.search(log)
         if m:
             raise AssertionError(f"sanitizer report in snakebox's stderr:\n{log[m.start():][:6000]}")
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def alive(self):
-        return self.proc.poll() is None
 
 
 def ready_server(env):

@@ -47,15 +47,16 @@ from pathlib import Path
 
 import corpus
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from serverproc import OPENBLAS_ENV, ServerProcess, ServerStartError  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_FILE = Path(__file__).resolve().parent / "expected.toml"
 BINARY = Path(os.environ.get("SNAKEBOX_BIN") or ROOT / "build" / "snakebox").resolve()
 PYTHON = "/usr/bin/python3"
 NATIVE_USER = "nobody"
 
-READY_RE = re.compile(r"^snakebox: listening on http://127\.0\.0\.1:(\d+)\s*$", re.M)
 START_TIMEOUT = 120
-STOP_TIMEOUT = 10
 RESULT_PREFIX = "COMPAT-RESULT "
 TEST_PREFIX = "COMPAT-TEST "
 
@@ -140,54 +141,22 @@ class Outcome:
         return s + (f" ({self.note})" if self.note else "")
 
 
-class Server:
-    """build/snakebox serve on loopback, in a temporary directory (no .env read), stopped by the
-    pid we started: SIGTERM, then SIGKILL after STOP_TIMEOUT seconds."""
+class Server(ServerProcess):
+    """build/snakebox serve on loopback (tests/serverproc.py)."""
 
     def __init__(self, env):
         if not os.access(BINARY, os.X_OK):
             raise SystemExit(f"compat: {BINARY} is missing: run `make` first")
-        self.workdir = Path(tempfile.mkdtemp(prefix="snakebox-compat-"))
-        self.env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                    "LANG": "C.UTF-8", "HOME": os.environ.get("HOME", "/root"),
-                    "HOST": "127.0.0.1", "PORT": "0", **env}
-        # OpenBLAS computes wrong results on some CPUs without these (snakebox passes them on).
-        for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-            if key in os.environ:
-                self.env[key] = os.environ[key]
-        self.stderr_path = self.workdir / "server.stderr"
-        with open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen([str(BINARY), "serve"], cwd=self.workdir, env=self.env,
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
-        self.port = None
+        super().__init__(BINARY, env, prefix="snakebox-compat-", passthrough=OPENBLAS_ENV)
         # Requests may not ask for more time than the server's EXECUTION_TIMEOUT (default 30).
         self.max_timeout = int(self.env.get("EXECUTION_TIMEOUT", "30"))
 
-    def stderr(self):
-        return self.stderr_path.read_text(errors="replace")
-
     def wait_ready(self):
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            m = READY_RE.search(self.stderr())
-            if m:
-                self.port = int(m.group(1))
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        self.stop()
-        raise SystemExit(f"compat: snakebox did not start; its stderr:\n{self.stderr()[-3000:]}")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        try:
+            super().wait_ready(START_TIMEOUT)
+        except ServerStartError as e:
+            self.stop()
+            raise SystemExit(f"compat: snakebox did not start: {e}")
 
     def run(self, item):
         body = json.dumps({"code": item.code, "timeout": item.timeout})
