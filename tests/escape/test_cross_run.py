@@ -17,15 +17,30 @@ HOLD = 3.5  # seconds run A holds its resource; below the test server's 5 s time
 PROBE = 3.0  # seconds run B keeps probing
 
 
-def run_pair(server, holder_src, prober_src):
+def run_json_with(server, src, params):
+    """Like conftest's run_json, but sends params as the run's stdin (JSON), which the program
+    reads with json.load(sys.stdin): the program stays plain source, with no host values pasted
+    into it and no doubled braces."""
+    status, body = run(server, src, stdin=json.dumps(params))
+    assert status == 200, show((status, body))
+    assert body.get("status") == "Success", show(body)
+    lines = body["stdout"].strip().splitlines()
+    assert lines, show(body)
+    return json.loads(lines[-1])
+
+
+def run_pair(server, holder_src, prober_src, params=None):
     """Runs holder_src (A) and, 0.3 s later, prober_src (B) concurrently. A's last stdout line is
     JSON with t0/t1 (when it held the resource); B's is JSON with "probes": [[time, result]].
-    Returns (A's JSON, B's JSON, B's probes made while A held the resource)."""
+    Both get {"hold": HOLD, "probe": PROBE} plus params as stdin (JSON), which holder() and
+    prober() read into PARAMS. Returns (A's JSON, B's JSON, B's probes made while A held the
+    resource)."""
+    stdin = json.dumps({"hold": HOLD, "probe": PROBE, **(params or {})})
     answers = {}
 
     def go(name, src):
         try:
-            answers[name] = run(server, src)
+            answers[name] = run(server, src, stdin=stdin)
         except Exception as e:  # reported below
             answers[name] = e
 
@@ -51,58 +66,68 @@ def run_pair(server, holder_src, prober_src):
     return held, result["B"], overlapping
 
 
+# The parameters run_pair() sends as stdin, for the setup and probe code to read.
+READ_PARAMS = code('''
+    import json, os, sys, time
+    PARAMS = json.load(sys.stdin)
+''')
+
+
 def holder(setup, cleanup=""):
-    return code('''
-        import json, os, time
-        {setup}
+    """Run A: setup (which sets HELD), hold for PARAMS["hold"] seconds, cleanup, report."""
+    return "\n".join([READ_PARAMS, setup, code('''
         t0 = time.time()
-        time.sleep({hold})
+        time.sleep(PARAMS["hold"])
         t1 = time.time()
-        {cleanup}
-        print(json.dumps({{"t0": t0, "t1": t1, "held": HELD}}))
-    ''').format(setup=setup, cleanup=cleanup, hold=HOLD)
+    '''), cleanup, code('''
+        print(json.dumps({"t0": t0, "t1": t1, "held": HELD}))
+    ''')])
 
 
 def prober(probe):
-    return code('''
-        import json, os, time
-        {probe}
+    """Run B: defines probe() and calls it every 0.1 s for PARAMS["probe"] seconds."""
+    return "\n".join([READ_PARAMS, probe, code('''
         probes = []
-        end = time.time() + {duration}
+        end = time.time() + PARAMS["probe"]
         while time.time() < end:
             probes.append([time.time(), probe()])
             time.sleep(0.1)
-        print(json.dumps({{"probes": probes}}))
-    ''').format(probe=probe, duration=PROBE)
+        print(json.dumps({"probes": probes}))
+    ''')])
 
 
 def test_later_run_sees_nothing_of_an_earlier_one(server):
     token = new_token()
     places = [f"/tmp/{token}", f"{token}", f"/dev/shm/{token}", f"/var/tmp/{token}"]
-    planted = run_json(server, code(f'''
-        import json, os
+    params = {"places": places, "token": token}
+    planted = run_json_with(server, code('''
+        import json, os, sys
+        params = json.load(sys.stdin)
+        token = params["token"]
         planted = []
-        for p in {places!r}:
+        for p in params["places"]:
             try:
                 with open(p, "w") as f:
-                    f.write("{token}")
+                    f.write(token)
                 planted.append(p)
             except OSError:
                 pass
-        os.environ["{token.upper()}"] = "1"
-        os.putenv("{token.upper()}", "1")
+        os.environ[token.upper()] = "1"
+        os.putenv(token.upper(), "1")
         print(json.dumps(planted))
-    '''))
+    '''), params)
     assert f"/tmp/{token}" in planted and token in planted, show(planted)
     try:
-        seen = run_json(server, code(f'''
-            import json, os
-            found = [p for p in {places!r} if os.path.exists(p)]
+        seen = run_json_with(server, code('''
+            import json, os, sys
+            params = json.load(sys.stdin)
+            token = params["token"]
+            found = [p for p in params["places"] if os.path.exists(p)]
             for d in ("/tmp", ".", "/dev/shm"):
-                found += [os.path.join(d, n) for n in os.listdir(d) if "{token}" in n]
-            found += [k for k in os.environ if "{token.upper()}" in k]
+                found += [os.path.join(d, n) for n in os.listdir(d) if token in n]
+            found += [k for k in os.environ if token.upper() in k]
             print(json.dumps(found))
-        '''))
+        '''), params)
         assert seen == [], f"a later run sees what an earlier one left: {seen}"
     finally:
         for p in places:
@@ -114,12 +139,19 @@ def test_concurrent_run_cannot_see_files(server):
     token = new_token()
     paths = [f"/tmp/{token}", token, f"/dev/shm/{token}"]
     try:
-        setup = "\n".join(f'open({p!r}, "w").write("x")' for p in paths) + f"\nHELD = {paths!r}"
-        cleanup = "\n".join(f"os.unlink({p!r})" for p in paths)
-        _, _, overlapping = run_pair(server, holder(setup, cleanup), prober(code(f'''
+        setup = code('''
+            for p in PARAMS["paths"]:
+                open(p, "w").write("x")
+            HELD = PARAMS["paths"]
+        ''')
+        cleanup = code('''
+            for p in PARAMS["paths"]:
+                os.unlink(p)
+        ''')
+        _, _, overlapping = run_pair(server, holder(setup, cleanup), prober(code('''
             def probe():
-                return [p for p in {paths!r} if os.path.exists(p)]
-        ''')))
+                return [p for p in PARAMS["paths"] if os.path.exists(p)]
+        ''')), {"paths": paths})
         seen = [p for p in overlapping if p[1]]
         assert not seen, f"a concurrent run sees the other's files: {seen}"
     finally:
@@ -130,24 +162,24 @@ def test_concurrent_run_cannot_see_files(server):
 
 def test_concurrent_run_cannot_open_posix_shared_memory(server):
     name = "/" + new_token()
-    setup = code(f'''
+    setup = code('''
         import _posixshmem
-        fd = _posixshmem.shm_open({name!r}, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o666)
+        fd = _posixshmem.shm_open(PARAMS["name"], os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o666)
         os.ftruncate(fd, 4096)
         os.write(fd, b"shared")
-        HELD = {name!r}
+        HELD = PARAMS["name"]
     ''')
-    cleanup = f"_posixshmem.shm_unlink({name!r})"
-    _, _, overlapping = run_pair(server, holder(setup, cleanup), prober(code(f'''
+    cleanup = '_posixshmem.shm_unlink(PARAMS["name"])'
+    _, _, overlapping = run_pair(server, holder(setup, cleanup), prober(code('''
         import _posixshmem
         def probe():
             try:
-                fd = _posixshmem.shm_open({name!r}, os.O_RDONLY, 0)
+                fd = _posixshmem.shm_open(PARAMS["name"], os.O_RDONLY, 0)
             except OSError as e:
                 return None
             os.close(fd)
             return "opened"
-    ''')))
+    ''')), {"name": name})
     seen = [p for p in overlapping if p[1]]
     assert not seen, f"a concurrent run opened the other's shared memory: {seen}"
     host_path = "/dev/shm" + name
@@ -162,10 +194,11 @@ def test_concurrent_run_cannot_attach_sysv_ipc(server):
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
     ''')
-    setup = libc + code(f'''
-        shm = libc.shmget({key}, 4096, 0o1000 | 0o666)    # IPC_CREAT
-        msg = libc.msgget({key}, 0o1000 | 0o666)
-        sem = libc.semget({key}, 1, 0o1000 | 0o666)
+    setup = libc + code('''
+        key = PARAMS["key"]
+        shm = libc.shmget(key, 4096, 0o1000 | 0o666)    # IPC_CREAT
+        msg = libc.msgget(key, 0o1000 | 0o666)
+        sem = libc.semget(key, 1, 0o1000 | 0o666)
         HELD = [shm, msg, sem]  # -1 each if the sandbox refuses SysV IPC altogether
     ''')
     cleanup = code('''
@@ -176,24 +209,25 @@ def test_concurrent_run_cannot_attach_sysv_ipc(server):
         if sem >= 0:
             libc.semctl(sem, 0, 0)
     ''')
-    _, _, overlapping = run_pair(server, holder(setup, cleanup), prober(libc + code(f'''
+    _, _, overlapping = run_pair(server, holder(setup, cleanup), prober(libc + code('''
+        key = PARAMS["key"]
         def probe():
-            found = [libc.shmget({key}, 0, 0), libc.msgget({key}, 0), libc.semget({key}, 0, 0)]
+            found = [libc.shmget(key, 0, 0), libc.msgget(key, 0), libc.semget(key, 0, 0)]
             return [x for x in found if x >= 0]
-    ''')))
+    ''')), {"key": key})
     seen = [p for p in overlapping if p[1]]
     assert not seen, f"a concurrent run attached the other's SysV IPC objects: {seen}"
 
 
 def test_concurrent_run_cannot_connect_to_an_abstract_socket(server):
     name = "\0" + new_token()
-    setup = code(f'''
+    setup = code('''
         import socket
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind({name!r})
+        listener.bind(PARAMS["name"])
         listener.listen(8)
         listener.setblocking(False)
-        HELD = {name[1:]!r}
+        HELD = PARAMS["name"][1:]
     ''')
     cleanup = code('''
         try:
@@ -202,18 +236,18 @@ def test_concurrent_run_cannot_connect_to_an_abstract_socket(server):
         except BlockingIOError:
             pass
     ''')
-    held, _, overlapping = run_pair(server, holder(setup, cleanup), prober(code(f'''
+    held, _, overlapping = run_pair(server, holder(setup, cleanup), prober(code('''
         import socket
         def probe():
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                s.connect({name!r})
+                s.connect(PARAMS["name"])
                 return "connected"
             except OSError:
                 return None
             finally:
                 s.close()
-    ''')))
+    ''')), {"name": name})
     seen = [p for p in overlapping if p[1]]
     assert not seen, f"a concurrent run connected to the other's abstract socket: {seen}"
     assert held["held"] != "ACCEPTED A CONNECTION", show(held)

@@ -29,14 +29,15 @@ def test_os_environ_is_a_small_fixed_set(server):
 
 
 def test_proc_environ_files_do_not_hold_the_secret(server):
-    reply = post_json(server, {"code": code(f'''
-        import json, os
+    reply = post_json(server, {"stdin": json.dumps({"server_pid": server.pid}), "code": code('''
+        import json, os, sys
+        server_pid = json.load(sys.stdin)["server_pid"]
         paths = ["/proc/self/environ", "/proc/thread-self/environ", "/proc/1/environ",
-                 "/proc/{server.pid}/environ", "/proc/self/cmdline"]
+                 "/proc/%d/environ" % server_pid, "/proc/self/cmdline"]
         paths += ["/proc/%s/environ" % p for p in os.listdir("/proc") if p.isdigit()]
         paths += ["/proc/%s/task/%s/environ" % (os.getpid(), t)
                   for t in os.listdir("/proc/%d/task" % os.getpid())]
-        found = {{}}
+        found = {}
         for p in paths:
             try:
                 with open(p, "rb") as f:

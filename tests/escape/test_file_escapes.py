@@ -109,12 +109,14 @@ def test_returned_symlinks_are_not_followed(server):
     assert passwd_in_sandbox, "the sandbox has an empty /etc/passwd: nothing to look for"
     readme = str(ROOT / "README.md")
     status, body, raw = execute(server, {
-        "code": code(f'''
-            import os
+        "stdin": json.dumps({"readme": readme}),
+        "code": code('''
+            import json, os, sys
+            readme = json.load(sys.stdin)["readme"]
             os.symlink("/etc/passwd", "passwd_link")
             os.symlink("/proc/1/environ", "environ_link")
             os.symlink("/proc/self/environ", "self_environ_link")
-            os.symlink({readme!r}, "readme_link")
+            os.symlink(readme, "readme_link")
             os.symlink("../etc/passwd", "relative_link")
             os.symlink("/etc", "etc_dir")
             os.symlink("/proc/1", "proc_dir")
@@ -246,12 +248,14 @@ def test_file_swapped_for_a_symlink_while_collected(server):
     token = new_token()
     passwd_in_sandbox = sandbox_passwd_lines(server)
     status, body, raw = execute(server, {
-        "code": MARK_PRELUDE + code(f'''
-            import os, time
+        "stdin": json.dumps({"token": token}),
+        "code": MARK_PRELUDE + code('''
+            import json, os, sys, time
+            token = json.load(sys.stdin)["token"]
             with open("race.txt", "w") as f:
                 f.write("regular")
             if os.fork() == 0:
-                mark("{token}")
+                mark(token)
                 os.setsid()
                 end = time.monotonic() + 60
                 while time.monotonic() < end:
@@ -285,9 +289,10 @@ def test_files_with_odd_names_are_returned_correctly(server):
              "back\\slash.txt", "ünïcödé ✓ 🐍.txt", "star*?[].txt", ".hidden", "-dash", "#hash",
              "semi;colon&amp", "dir with space/in ner.txt", "<html>&.txt", "\u00a0nbsp", "z" * 255]
     status, body, _ = execute(server, {
-        "code": code(f'''
-            import os
-            for n in {names!r}:
+        "stdin": json.dumps(names),
+        "code": code('''
+            import json, os, sys
+            for n in json.load(sys.stdin):
                 d = os.path.dirname(n)
                 if d:
                     os.makedirs(d, exist_ok=True)

@@ -4,14 +4,27 @@ running as root writes everywhere; as any user it writes to /tmp, /var/tmp and /
 host without limit."""
 
 import errno
+import json
 import os
 import shutil
 
 import pytest
 
-from conftest import ROOT, TEST_LIMITS, assert_healthy, code, new_token, run_json, show
+from conftest import ROOT, TEST_LIMITS, assert_healthy, code, new_token, run, show
 
 MIB = 1 << 20
+
+
+def run_json_with(server, src, params):
+    """Like conftest's run_json, but sends params as the run's stdin (JSON), which the program
+    reads with json.load(sys.stdin): the program stays plain source, with no host values pasted
+    into it and no doubled braces."""
+    status, body = run(server, src, stdin=json.dumps(params))
+    assert status == 200, show((status, body))
+    assert body.get("status") == "Success", show(body)
+    lines = body["stdout"].strip().splitlines()
+    assert lines, show(body)
+    return json.loads(lines[-1])
 
 
 def remove_host_copies(paths):
@@ -31,28 +44,30 @@ def test_writes_outside_the_scratch_directory_fail(server):
     created_on_host = [os.path.join(d, token + s) for d in dirs for s in ("", "_d")]
     result = {}
     try:
-        result = run_json(server, code(f'''
-            import json, os, json as _j, numpy
-            dirs = {dirs!r}
-            dirs += [os.path.dirname(_j.__file__), os.path.dirname(os.__file__),
+        result = run_json_with(server, code('''
+            import json, os, sys, numpy
+            params = json.load(sys.stdin)
+            token = params["token"]
+            dirs = params["dirs"]
+            dirs += [os.path.dirname(json.__file__), os.path.dirname(os.__file__),
                      os.path.dirname(numpy.__file__)]
-            result = {{}}
+            result = {}
             for d in dirs:
                 outcome = []
                 try:
-                    with open(os.path.join(d, "{token}"), "x") as f:
+                    with open(os.path.join(d, token), "x") as f:
                         f.write("escaped")
                     outcome.append("file created")
                 except OSError as e:
                     outcome.append(e.errno)
                 try:
-                    os.mkdir(os.path.join(d, "{token}_d"))
+                    os.mkdir(os.path.join(d, token + "_d"))
                     outcome.append("dir created")
                 except OSError as e:
                     outcome.append(e.errno)
                 result[d] = outcome
             print(json.dumps(result))
-        '''))
+        '''), {"dirs": dirs, "token": token})
         written = {d: r for d, r in result.items() if any(isinstance(x, str) for x in r)}
         assert not written, f"the run wrote outside its scratch space: {written}"
         assert len(result) >= len(dirs) + 1, show(result)
@@ -67,17 +82,18 @@ def test_writes_outside_the_scratch_directory_fail(server):
 def test_cwd_tmp_and_dev_shm_are_writable(server):
     name = new_token()
     try:
-        result = run_json(server, code(f'''
-            import json, os
-            result = {{}}
+        result = run_json_with(server, code('''
+            import json, os, sys
+            name = json.load(sys.stdin)["name"]
+            result = {}
             for d in (".", "/tmp", "/dev/shm"):
-                p = os.path.join(d, "{name}")
+                p = os.path.join(d, name)
                 with open(p, "w") as f:
                     f.write(d)
                 with open(p) as f:
                     result[d] = f.read()
             print(json.dumps(result))
-        '''))
+        '''), {"name": name})
         assert result == {".": ".", "/tmp": "/tmp", "/dev/shm": "/dev/shm"}
     finally:
         remove_host_copies([f"/tmp/{name}", f"/dev/shm/{name}"])
@@ -91,19 +107,21 @@ def test_filling_the_scratch_space_fails_with_enospc(server, directory):
     host_dir = directory if directory != "." else None
     created_on_host = [os.path.join(host_dir, f"{token}_{i}") for i in range(attempts)] if host_dir else []
     try:
-        result = run_json(server, code(f'''
-            import json, os
-            chunk = b"x" * {MIB}
+        result = run_json_with(server, code('''
+            import json, os, sys
+            params = json.load(sys.stdin)
+            chunk = b"x" * params["chunk"]
             written, error = 0, None
             try:
-                for i in range({attempts}):
-                    with open(os.path.join({directory!r}, "{token}_%d" % i), "wb") as f:
+                for i in range(params["attempts"]):
+                    name = "%s_%d" % (params["token"], i)
+                    with open(os.path.join(params["directory"], name), "wb") as f:
                         f.write(chunk)
                     written += len(chunk)
             except OSError as e:
                 error = e.errno
-            print(json.dumps({{"written": written, "errno": error}}))
-        '''))
+            print(json.dumps({"written": written, "errno": error}))
+        '''), {"chunk": MIB, "attempts": attempts, "directory": directory, "token": token})
         assert result["errno"] == errno.ENOSPC, f"{directory} is not capped by TMP_SIZE_MB: {result}"
         assert result["written"] <= limit, show(result)
     finally:

@@ -19,7 +19,7 @@ import platform
 
 import pytest
 
-from conftest import code, run_json, run_ok, show
+from conftest import code, run, run_json, show
 
 MACHINE = platform.machine()
 INDEX = {"x86_64": 0, "aarch64": 1}.get(MACHINE)
@@ -69,18 +69,36 @@ ABSENT = {
 }
 
 
-def syscall_code(nr, args):
-    """A run that makes one raw system call, prints [return value, errno] as JSON, then proves it
-    is still running by printing a second line."""
-    return code(f'''
-        import ctypes, json
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.syscall.restype = ctypes.c_long
-        ctypes.set_errno(0)
-        r = libc.syscall(ctypes.c_long({nr}), *[ctypes.c_long(a) for a in {tuple(args)!r}])
-        print(json.dumps([r, ctypes.get_errno()]))
-        print("still running")
-    ''')
+# A run that makes one raw system call, given as [number, [arguments]] on its stdin, prints
+# [return value, errno] as JSON, then proves it is still running by printing a second line.
+SYSCALL_CODE = code('''
+    import ctypes, json, sys
+    nr, args = json.load(sys.stdin)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    ctypes.set_errno(0)
+    r = libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args])
+    print(json.dumps([r, ctypes.get_errno()]))
+    print("still running")
+''')
+
+
+def run_ok_with(server, src, params):
+    """Like conftest's run_ok, but sends params as the run's stdin (JSON), which the program reads
+    with json.load(sys.stdin): the program stays plain source, with no host values pasted into
+    it and no doubled braces."""
+    status, body = run(server, src, stdin=json.dumps(params))
+    assert status == 200, show((status, body))
+    assert body.get("status") == "Success", show(body)
+    return body
+
+
+def run_json_with(server, src, params):
+    """run_ok_with, returning the last stdout line parsed as JSON (like conftest's run_json)."""
+    body = run_ok_with(server, src, params)
+    lines = body["stdout"].strip().splitlines()
+    assert lines, show(body)
+    return json.loads(lines[-1])
 
 
 def call(server, table, name):
@@ -88,7 +106,7 @@ def call(server, table, name):
     spec = table[name]
     if spec[INDEX] is None:
         pytest.skip(f"{name} does not exist on {MACHINE}")
-    body = run_ok(server, syscall_code(spec[INDEX], spec[2]))
+    body = run_ok_with(server, SYSCALL_CODE, [spec[INDEX], list(spec[2])])
     lines = body["stdout"].splitlines()
     assert lines[-1:] == ["still running"], show(body)
     return json.loads(lines[-2])
@@ -159,13 +177,14 @@ SIGCHLD = 17
 
 def test_clone_with_a_namespace_flag_and_unshare_fail_with_eperm(server):
     clone_nr = {"x86_64": 56, "aarch64": 220}[MACHINE]
-    result = run_json(server, code(f'''
-        import ctypes, json, os
+    result = run_json_with(server, code('''
+        import ctypes, json, os, sys
+        clone_nr, flags = json.load(sys.stdin)
         libc = ctypes.CDLL(None, use_errno=True)
         libc.syscall.restype = ctypes.c_long
-        result = {{}}
+        result = {}
         ctypes.set_errno(0)
-        r = libc.syscall(ctypes.c_long({clone_nr}), ctypes.c_long({CLONE_NEWUSER | SIGCHLD}),
+        r = libc.syscall(ctypes.c_long(clone_nr), ctypes.c_long(flags),
                          ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0))
         if r == 0:
             os._exit(0)
@@ -176,6 +195,6 @@ def test_clone_with_a_namespace_flag_and_unshare_fail_with_eperm(server):
         ctypes.set_errno(0)
         result["libc unshare(CLONE_NEWNS)"] = [libc.unshare(0x00020000), ctypes.get_errno()]
         print(json.dumps(result))
-    '''))
+    '''), [clone_nr, CLONE_NEWUSER | SIGCHLD])
     assert result == {"clone(CLONE_NEWUSER)": [-1, errno.EPERM],
                       "libc unshare(CLONE_NEWNS)": [-1, errno.EPERM]}, show(result)

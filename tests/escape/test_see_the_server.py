@@ -1,10 +1,23 @@
 """Attacks on the server itself: see its processes, signal them, look at its files, learn the
 host's name. A naive server (python3 in a subprocess) allows all of them."""
 
+import json
 import os
 import socket
 
-from conftest import ROOT, code, run_json, show
+from conftest import ROOT, code, run, run_json, show
+
+
+def run_json_with(server, src, params):
+    """Like conftest's run_json, but sends params as the run's stdin (JSON), which the program
+    reads with json.load(sys.stdin): the program stays plain source, with no host values pasted
+    into it and no doubled braces."""
+    status, body = run(server, src, stdin=json.dumps(params))
+    assert status == 200, show((status, body))
+    assert body.get("status") == "Success", show(body)
+    lines = body["stdout"].strip().splitlines()
+    assert lines, show(body)
+    return json.loads(lines[-1])
 
 
 def host_descendants(pid):
@@ -43,10 +56,10 @@ def test_cannot_signal_the_server_or_its_helpers(server):
     targets = [server.pid] + host_descendants(server.pid) + [os.getpid(), os.getppid()]
     targets = [p for p in targets if p > 10]  # small numbers exist inside any pid namespace
     assert server.pid in targets, "the server's pid is too small to test"
-    result = run_json(server, code(f'''
-        import json, os
-        result = {{}}
-        for pid in {targets!r}:
+    result = run_json_with(server, code('''
+        import json, os, sys
+        result = {}
+        for pid in json.load(sys.stdin):
             try:
                 os.kill(pid, 0)  # signal 0: checks the right to signal, sends nothing
                 result[pid] = "signalable"
@@ -55,7 +68,7 @@ def test_cannot_signal_the_server_or_its_helpers(server):
             if os.path.exists("/proc/%d" % pid):
                 result[pid] += " visible"
         print(json.dumps(result))
-    '''))
+    '''), targets)
     reachable = {p: r for p, r in result.items() if r == "signalable" or "visible" in r}
     assert not reachable, f"the run can see or signal host processes: {reachable}"
 
@@ -64,11 +77,11 @@ def test_servers_directory_and_home_directories_are_not_visible(server):
     hidden = [str(ROOT), str(ROOT / "build" / "snakebox"), str(ROOT / "Makefile"),
               str(server.workdir), str(server.stderr_path), "/work/shared"]
     homes = ["/root", "/home"]
-    seen = run_json(server, code(f'''
-        import json, os
-        result = {{}}
-        for p in {hidden + homes!r}:
-            entry = {{"exists": os.path.exists(p)}}
+    seen = run_json_with(server, code('''
+        import json, os, sys
+        result = {}
+        for p in json.load(sys.stdin):
+            entry = {"exists": os.path.exists(p)}
             try:
                 entry["list"] = sorted(os.listdir(p))
             except OSError as e:
@@ -81,7 +94,7 @@ def test_servers_directory_and_home_directories_are_not_visible(server):
                 entry["read"] = False
             result[p] = entry
         print(json.dumps(result))
-    '''))
+    '''), hidden + homes)
     for p in hidden:
         assert seen[p]["exists"] is False and seen[p]["list"] is None and seen[p]["read"] is False, (
             f"the run can see {p}: {seen[p]}")

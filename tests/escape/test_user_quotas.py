@@ -15,10 +15,7 @@ import threading
 import pytest
 
 from conftest import code, run, show
-from test_cross_run import run_pair
-
-HOLD = 3.5
-PROBE = 3.0
+from test_cross_run import READ_PARAMS, holder, run_pair
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="an unprivileged server maps every run to its own uid (SECURITY.md)")
@@ -44,27 +41,19 @@ def test_one_run_holding_every_inotify_instance_leaves_others_theirs(start_serve
     server = start_server({"PREINSTALL_LIBS": "", "MAX_OPEN_FILES": "4096", "POOL_SIZE": "2"})
     with open("/proc/sys/fs/inotify/max_user_instances") as f:
         limit = int(f.read())
-    setup = LIBC + code(f'''
+    setup = LIBC + code('''
         held = []
         err = 0
-        for _ in range({limit} + 1):
+        for _ in range(PARAMS["limit"] + 1):
             fd = libc.inotify_init1(0o2000000)
             if fd < 0:
                 err = ctypes.get_errno()
                 break
             held.append(fd)
-        HELD = {{"count": len(held), "errno": err, "uid": host_uid()}}
+        HELD = {"count": len(held), "errno": err, "uid": host_uid()}
     ''')
-    holder = code('''
-        import json, os, time
-        {setup}
-        t0 = time.time()
-        time.sleep({hold})
-        t1 = time.time()
-        print(json.dumps({{"t0": t0, "t1": t1, "held": HELD}}))
-    ''').format(setup=setup, hold=HOLD)
-    prober = LIBC + code(f'''
-        import json, os, time
+    # run_pair() sends {hold, probe, limit} as stdin; READ_PARAMS reads it into PARAMS.
+    prober = READ_PARAMS + LIBC + code('''
         def probe():
             fd = libc.inotify_init1(0o2000000)
             if fd < 0:
@@ -72,13 +61,13 @@ def test_one_run_holding_every_inotify_instance_leaves_others_theirs(start_serve
             os.close(fd)
             return fd
         probes = []
-        end = time.time() + {PROBE}
+        end = time.time() + PARAMS["probe"]
         while time.time() < end:
             probes.append([time.time(), probe()])
             time.sleep(0.1)
-        print(json.dumps({{"probes": probes, "uid": host_uid()}}))
+        print(json.dumps({"probes": probes, "uid": host_uid()}))
     ''')
-    held, b, overlapping = run_pair(server, holder, prober)
+    held, b, overlapping = run_pair(server, holder(setup), prober, {"limit": limit})
     a = held["held"]
     # A really took what one user may have: the kernel (or the bound of the loop) stopped it.
     assert a["count"] >= 1 and (a["errno"] == 24 or a["count"] == limit + 1), show(held)
