@@ -277,6 +277,23 @@ def run_json(server, code, timeout=None):
     return json.loads(lines[-1])
 
 
+def run_ok_with(server, code, params, timeout=None):
+    """run_ok, with params sent as the run's stdin (JSON), which the program reads with
+    json.load(sys.stdin): the program stays plain source, with no host values pasted into it."""
+    status, body = run(server, code, timeout=timeout, stdin=json.dumps(params))
+    assert status == 200, show((status, body))
+    assert body.get("status") == "Success", show(body)
+    return body
+
+
+def run_json_with(server, code, params, timeout=None):
+    """run_json, with params sent as the run's stdin (JSON), as run_ok_with."""
+    body = run_ok_with(server, code, params, timeout=timeout)
+    lines = body["stdout"].strip().splitlines()
+    assert lines, show(body)
+    return json.loads(lines[-1])
+
+
 def assert_healthy(server):
     assert server.alive(), f"the server exited with status {server.proc.returncode}"
     status, body = run(server, 'print("Hello, World!")')

@@ -11,22 +11,11 @@ import os
 import threading
 import time
 
-from conftest import code, new_token, run, run_json, show
+from conftest import code, new_token, run, run_json, run_json_with, show
 
 HOLD = 3.5  # seconds run A holds its resource; below the test server's 5 s timeout
 PROBE = 3.0  # seconds run B keeps probing
 
-
-def run_json_with(server, src, params):
-    """Like conftest's run_json, but sends params as the run's stdin (JSON), which the program
-    reads with json.load(sys.stdin): the program stays plain source, with no host values pasted
-    into it and no doubled braces."""
-    status, body = run(server, src, stdin=json.dumps(params))
-    assert status == 200, show((status, body))
-    assert body.get("status") == "Success", show(body)
-    lines = body["stdout"].strip().splitlines()
-    assert lines, show(body)
-    return json.loads(lines[-1])
 
 
 def run_pair(server, holder_src, prober_src, params=None):

@@ -4,27 +4,15 @@ running as root writes everywhere; as any user it writes to /tmp, /var/tmp and /
 host without limit."""
 
 import errno
-import json
 import os
 import shutil
 
 import pytest
 
-from conftest import ROOT, TEST_LIMITS, assert_healthy, code, new_token, run, show
+from conftest import ROOT, TEST_LIMITS, assert_healthy, code, new_token, run_json_with, show
 
 MIB = 1 << 20
 
-
-def run_json_with(server, src, params):
-    """Like conftest's run_json, but sends params as the run's stdin (JSON), which the program
-    reads with json.load(sys.stdin): the program stays plain source, with no host values pasted
-    into it and no doubled braces."""
-    status, body = run(server, src, stdin=json.dumps(params))
-    assert status == 200, show((status, body))
-    assert body.get("status") == "Success", show(body)
-    lines = body["stdout"].strip().splitlines()
-    assert lines, show(body)
-    return json.loads(lines[-1])
 
 
 def remove_host_copies(paths):

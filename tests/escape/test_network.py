@@ -3,22 +3,11 @@ kernel through netlink, raw, packet and vsock sockets. All stay on loopback; a n
 the first two connect and the others open."""
 
 import errno
-import json
 import socket
 
-from conftest import code, run, run_json, show
+from conftest import code, run_json, run_json_with, show
 
 
-def run_json_with(server, src, params):
-    """Like conftest's run_json, but sends params as the run's stdin (JSON), which the program
-    reads with json.load(sys.stdin): the program stays plain source, with no host values pasted
-    into it and no doubled braces."""
-    status, body = run(server, src, stdin=json.dumps(params))
-    assert status == 200, show((status, body))
-    assert body.get("status") == "Success", show(body)
-    lines = body["stdout"].strip().splitlines()
-    assert lines, show(body)
-    return json.loads(lines[-1])
 
 CONNECT = code('''
     import json, socket

@@ -19,7 +19,7 @@ import platform
 
 import pytest
 
-from conftest import code, run, run_json, show
+from conftest import code, run_json, run_json_with, run_ok_with, show
 
 MACHINE = platform.machine()
 INDEX = {"x86_64": 0, "aarch64": 1}.get(MACHINE)
@@ -83,22 +83,6 @@ SYSCALL_CODE = code('''
 ''')
 
 
-def run_ok_with(server, src, params):
-    """Like conftest's run_ok, but sends params as the run's stdin (JSON), which the program reads
-    with json.load(sys.stdin): the program stays plain source, with no host values pasted into
-    it and no doubled braces."""
-    status, body = run(server, src, stdin=json.dumps(params))
-    assert status == 200, show((status, body))
-    assert body.get("status") == "Success", show(body)
-    return body
-
-
-def run_json_with(server, src, params):
-    """run_ok_with, returning the last stdout line parsed as JSON (like conftest's run_json)."""
-    body = run_ok_with(server, src, params)
-    lines = body["stdout"].strip().splitlines()
-    assert lines, show(body)
-    return json.loads(lines[-1])
 
 
 def call(server, table, name):

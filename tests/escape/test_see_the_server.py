@@ -1,23 +1,11 @@
 """Attacks on the server itself: see its processes, signal them, look at its files, learn the
 host's name. A naive server (python3 in a subprocess) allows all of them."""
 
-import json
 import os
 import socket
 
-from conftest import ROOT, code, run, run_json, show
+from conftest import ROOT, code, run_json, run_json_with, show
 
-
-def run_json_with(server, src, params):
-    """Like conftest's run_json, but sends params as the run's stdin (JSON), which the program
-    reads with json.load(sys.stdin): the program stays plain source, with no host values pasted
-    into it and no doubled braces."""
-    status, body = run(server, src, stdin=json.dumps(params))
-    assert status == 200, show((status, body))
-    assert body.get("status") == "Success", show(body)
-    lines = body["stdout"].strip().splitlines()
-    assert lines, show(body)
-    return json.loads(lines[-1])
 
 
 def host_descendants(pid):
