@@ -277,6 +277,15 @@ def run_json(server, code, timeout=None):
     return json.loads(lines[-1])
 
 
+def run_error(server, code, timeout=None):
+    """Runs code that must end in an Error answer (HTTP 200, an error object); returns the body."""
+    status, body = run(server, code, timeout=timeout)
+    assert status == 200, show((status, body))
+    assert body["status"] == "Error", show(body)
+    assert body["error"] is not None, show(body)
+    return body
+
+
 def run_ok_with(server, code, params, timeout=None):
     """run_ok, with params sent as the run's stdin (JSON), which the program reads with
     json.load(sys.stdin): the program stays plain source, with no host values pasted into it."""

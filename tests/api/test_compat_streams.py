@@ -8,16 +8,9 @@ run with SNAKEBOX_BIN pointing at that build)."""
 
 import re
 
-from conftest import code, run, run_json, run_ok, show
+from conftest import code, run, run_error, run_json, run_ok, show
 
 SCRIPT = "/tmp/.main/main.py"  # runner.py SCRIPT: shown in tracebacks, as python3 shows a path
-
-
-def run_error(server, src):
-    status, body = run(server, src)
-    assert status == 200, show((status, body))
-    assert body["status"] == "Error", show(body)
-    return body
 
 
 # --- item 4: the streams are TextIOWrappers -----------------------------------------------------

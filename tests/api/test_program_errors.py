@@ -3,7 +3,7 @@ and running as __main__. All are HTTP 200 answers."""
 
 import re
 
-from conftest import code, run, run_ok, show
+from conftest import code, run_error, run_ok, show
 
 FRAME_RE = re.compile(r'^  File "([^"]*)", line (\d+)', re.M)
 
@@ -16,13 +16,6 @@ def assert_no_snakebox_frames(text):
     lowered = text.lower()
     for word in ("snakebox", "runpy", "<frozen", "/work/main", "zygote"):
         assert word not in lowered, f"{word!r} leaks into the traceback:\n{text}"
-
-
-def run_error(server, src):
-    status, body = run(server, src)
-    assert status == 200, show((status, body))
-    assert body["status"] == "Error", show(body)
-    return body
 
 
 def test_exception_keeps_earlier_output_and_shows_the_users_line(server):

@@ -4,19 +4,11 @@ gives the first ones the memory and the output they ask for."""
 
 import pytest
 
-from conftest import TEST_LIMITS, assert_healthy, code, run, show
+from conftest import TEST_LIMITS, assert_healthy, code, run_error, show
 
 MEMORY_LIMIT = int(TEST_LIMITS["MEMORY_LIMIT_MB"]) << 20
 OUTPUT_LIMIT = int(TEST_LIMITS["MAX_OUTPUT_BYTES"])
 TIMEOUT = TEST_LIMITS["EXECUTION_TIMEOUT"]
-
-
-def run_error(server, src):
-    status, body = run(server, src)
-    assert status == 200, show((status, body))
-    assert body["status"] == "Error", show(body)
-    assert body["error"] is not None, show(body)
-    return body
 
 
 @pytest.mark.parametrize("src", [
