@@ -545,36 +545,35 @@ Sandbox *find_sandbox(Pool *p, uint64_t id) {
 
 /* Without a memory cgroup: sums what each run's processes and its tmpfs hold and kills a run
  * past its limit, as the cgroup's OOM killer would (memwatch.c says what is counted). */
+/* Whether a figure of a running sandbox was read (r is the reader's return): gone (its reap
+ * comes next) is false; unreadable is false too, and the run is ended, since a run we cannot
+ * measure would be a run without a memory limit (logged once per server). */
+static bool watch_read(Pool *p, Sandbox *sb, int r, const char *what) {
+        if (r == -ESRCH || r == -ENOENT)
+                return false;
+        if (r < 0) {
+                if (!p->memwatch_warned) {
+                        log_errno(r, "cannot read a run's %s; ending it (memory limit)", what);
+                        p->memwatch_warned = true;
+                }
+                sb_kill(sb, RUN_MEMORY_LIMIT);
+                return false;
+        }
+        return true;
+}
+
 void watch_memory(Pool *p) {
         for (Sandbox *sb = p->sandboxes; sb; sb = sb->next) {
                 MemSample ms;
                 if (sb->state != SB_RUNNING || sb->reaped || sb->kill_reason != RUN_EXITED)
                         continue;
-                int r = memwatch_sample(sb->pid, p->cfg.max_processes, &ms);
-                if (r == -ESRCH || r == -ENOENT)
-                        continue; /* exiting: its reap comes next */
-                if (r < 0) {
-                        /* A run we cannot measure would be a run without a memory limit. */
-                        if (!p->memwatch_warned) {
-                                log_errno(r, "cannot read a run's memory figures; ending it (memory limit)");
-                                p->memwatch_warned = true;
-                        }
-                        sb_kill(sb, RUN_MEMORY_LIMIT);
+                if (!watch_read(
+                            p, sb, memwatch_sample(sb->pid, p->cfg.max_processes, &ms), "memory figures"))
                         continue;
-                }
                 uint64_t used = ms.pss_bytes > sb->mem_before ? ms.pss_bytes - sb->mem_before : 0;
                 uint64_t files = 0;
-                r = memwatch_tmpfs_bytes(sb->pid, &files);
-                if (r == -ESRCH || r == -ENOENT)
+                if (!watch_read(p, sb, memwatch_tmpfs_bytes(sb->pid, &files), "tmpfs usage"))
                         continue;
-                if (r < 0) {
-                        if (!p->memwatch_warned) {
-                                log_errno(r, "cannot read a run's tmpfs usage; ending it (memory limit)");
-                                p->memwatch_warned = true;
-                        }
-                        sb_kill(sb, RUN_MEMORY_LIMIT);
-                        continue;
-                }
                 used += files;
                 sb->mem_peak = MAX(sb->mem_peak, used);
                 if (used > sb->job->result.memory_bytes)
