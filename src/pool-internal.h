@@ -145,7 +145,7 @@ struct Pool {
         uint32_t admitted;
         PoolPhase phase;
         int start_state; /* 0 pending, 1 serving, <0 failed */
-        char start_why[512];
+        char start_why[1024];
         PoolStatus status;
 
         /* pool thread only */

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "confine.h"
 #include "frame.h"
 #include "memwatch.h"
 #include "pool-sched.h"
@@ -375,12 +376,19 @@ static void sb_maybe_complete(Pool *p, Sandbox *sb) {
 }
 
 static void seal_failed(Pool *p, Sandbox *sb) {
-        char why[512];
+        char why[1024];
         if (sb->failed) {
                 const char *hint = seal_step_hint(sb->failure.step, sb->failure.error);
-                snprintf(why, sizeof why, "a sandbox could not be sealed: step \"%s\" failed: %s%s%s",
+                /* What confines the server too, when that explains the step's errno: the
+                 * container flag to add (confine.c). */
+                char buf[600];
+                Confinement conf;
+                const char *cause = "";
+                if (confine_read(&conf) == 0)
+                        cause = confine_hint(&conf, sb->failure.step, sb->failure.error, buf, sizeof buf);
+                snprintf(why, sizeof why, "a sandbox could not be sealed: step \"%s\" failed: %s%s%s%s%s",
                         seal_step_name(sb->failure.step), strerror(sb->failure.error), *hint ? ". " : "",
-                        hint);
+                        hint, *cause ? ". " : "", cause);
         } else
                 snprintf(why, sizeof why, "a sandbox died while sealing (status %d)", sb->si.si_status);
         p->seal_failures++;

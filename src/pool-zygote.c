@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "confine.h"
 #include "pool-sched.h"
 #include "util/fd.h"
 #include "util/log.h"
@@ -142,9 +143,14 @@ static void on_spawn_reply(Pool *p, Kind *k, const SpawnReply *rep) {
                 if (rep->error < 0 && p->seal_failures++ == 0)
                         log_errno(rep->error, "the %s could not create a sandbox", k->name);
                 if (!k->ever_up || p->seal_failures >= SCHED_SEAL_FAILURES_FATAL) {
-                        char why[300];
-                        snprintf(why, sizeof why, "cannot create a sandbox: %s",
-                                strerror(rep->error < 0 ? -rep->error : errno));
+                        char why[900], buf[600];
+                        int e = rep->error < 0 ? -rep->error : errno;
+                        Confinement conf;
+                        const char *cause = "";
+                        if (confine_read(&conf) == 0)
+                                cause = confine_hint(&conf, CONFINE_CLONE, e, buf, sizeof buf);
+                        snprintf(why, sizeof why, "cannot create a sandbox: %s%s%s", strerror(e),
+                                *cause ? ". " : "", cause);
                         set_fatal(p, FATAL_SANDBOX, why);
                         start_failed(p, why);
                 }

@@ -50,8 +50,7 @@ const char *seal_step_hint(int step, int error) {
                        "`sysctl -w user.max_user_namespaces=15000`, or run the server as root";
         if (step == SEAL_MOUNTS)
                 return "mounting inside a user namespace was refused: the host (or the container "
-                       "running snakebox) must allow it, e.g. docker run --security-opt "
-                       "seccomp=unconfined --security-opt apparmor=unconfined";
+                       "running snakebox) must allow it";
         if (step == SEAL_SECCOMP)
                 return "the kernel must be built with CONFIG_SECCOMP_FILTER";
         return "";
