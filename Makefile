@@ -36,7 +36,7 @@ LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
 .PHONY: all run test unit api api-unprivileged deps check host-check clean format format-check example \
         bench fuzz fuzz-replay soak tidy tidy-changed tidy-seed lint build-clang api-sanitized \
-        compat compat-subset
+        compat compat-subset image image-test image-test-if-possible
 all: $(BUILD)/snakebox
 
 # V=1 shows the commands.
@@ -164,6 +164,7 @@ test: deps
 	$(MAKE) api-sanitized
 	$(MAKE) soak SOAK_REQUESTS=1000
 	$(MAKE) api-unprivileged
+	$(MAKE) image-test-if-possible
 
 # Fuzzing: one target per parser of untrusted bytes (fuzz/fuzz-*.c). `make fuzz` builds them with
 # clang's libFuzzer, ASan and UBSan and runs each for FUZZ_SECONDS on a copy of its seed corpus;
@@ -233,6 +234,23 @@ compat:
 
 compat-subset: $(BUILD)/snakebox
 	$(PYTHON) tests/compat/compat.py --subset
+
+# The container image (deploy/Dockerfile, deploy/README.md), built with docker where its daemon
+# answers, else podman, from a base that scripts/image makes with debootstrap where no registry
+# is reachable (cached in the engine). `make image-test` builds it and runs tests/image against
+# containers of it on loopback ports (the documented flags, the README's examples, an escape
+# subset, each flag left out), then removes them. IMAGE names the tag.
+IMAGE ?= snakebox:dev
+image:
+	IMAGE=$(IMAGE) scripts/image build
+
+image-test:
+	IMAGE=$(IMAGE) scripts/image test
+
+# In `make test`: skipped, with one line saying why, where this machine cannot run a container.
+image-test-if-possible:
+	@if why=$$(scripts/image probe 2>&1); then $(MAKE) --no-print-directory image-test; \
+	else echo "image-test: SKIPPED: $$why"; fi
 
 # The developer's gate, for use while working (`make test` stays the full suite): build, format
 # check, pyflakes, clang-tidy on what changed, the unit tests and the fuzz corpus replay. Everything
