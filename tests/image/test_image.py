@@ -7,9 +7,10 @@ end of its test or module, whatever happened: none is left running.
 
 - the image: no compiler or test tool in it, and no source or host build output;
 - the documented run (the three flags): /health, the HEALTHCHECK's own command, the README's
-  hello and pandas examples, then a short escape subset through the container: no network
-  (not even the server's own port on the container's loopback, and no interface but its own lo), no write to /etc, and an
-  environment variable given to the server's container is visible to no run;
+  hello and pandas examples, then a short escape subset through the container: each run under
+  snakebox's own seccomp filter, no network (not even the server's own port on the container's
+  loopback; no interface but the run's own lo), no write to /etc, and an environment variable
+  given to the server's container is visible to no run;
 - the hardened variant (read-only root, no capabilities, no-new-privileges) still serves;
 - each flag left out: the container exits non-zero, and its message names that flag (taken from
   what the failed seal step and the server's own confinement showed, src/confine.c). Before
@@ -182,6 +183,20 @@ def test_no_network(container):
     # The same file seen by the server lists the container's interface: the run's is not it.
     r = engine("exec", container.name, "cat", "/proc/self/net/dev")
     assert len(r.stdout.splitlines()[2:]) > 1, r.stdout
+
+
+def test_runs_get_snakeboxs_seccomp_filter(container):
+    # The container runs with seccomp=unconfined: the filter a run has is snakebox's own. In the
+    # container (the server's view) there is none, so the check can tell the two apart.
+    status, body = run(container, (
+        "import ctypes, errno\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "seccomp = [l.split()[1] for l in open('/proc/self/status') if l.startswith('Seccomp:')]\n"
+        "print(seccomp, libc.unshare(0x00020000), errno.errorcode[ctypes.get_errno()])\n"), timeout=60)
+    assert status == 200, body
+    assert body["output"] == "['2'] -1 EPERM\n", body
+    r = engine("exec", container.name, "grep", "^Seccomp:", "/proc/1/status")
+    assert r.stdout.split() == ["Seccomp:", "0"], r.stdout
 
 
 def test_no_write_to_etc(container):
