@@ -239,13 +239,14 @@ compat-subset: $(BUILD)/snakebox
 # answers, else podman, from a base that scripts/image makes with debootstrap where no registry
 # is reachable (cached in the engine). `make image-test` builds it and runs tests/image against
 # containers of it on loopback ports (the documented flags, the README's examples, an escape
-# subset, each flag left out), then removes them. IMAGE names the tag.
-IMAGE ?= snakebox:dev
+# subset, each flag left out), then removes them. IMAGE_TAG names the image, IMAGE_BASE another
+# base (a registry's debian:12-slim, say).
+IMAGE_TAG ?= snakebox:dev
 image:
-	IMAGE=$(IMAGE) scripts/image build
+	IMAGE_TAG=$(IMAGE_TAG) scripts/image build
 
 image-test:
-	IMAGE=$(IMAGE) scripts/image test
+	IMAGE_TAG=$(IMAGE_TAG) scripts/image test
 
 # In `make test`: skipped, with one line saying why, where this machine cannot run a container.
 image-test-if-possible:

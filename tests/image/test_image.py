@@ -92,7 +92,7 @@ class Container:
         raise AssertionError(f"not listening after {START_TIMEOUT} s:\n{self.logs()[-3000:]}")
 
     def remove(self):
-        engine("rm", "-f", "-t", "10", self.name, check=False, timeout=60)
+        engine("rm", "-f", self.name, check=False, timeout=60)
 
 
 @pytest.fixture(scope="module")
