@@ -59,6 +59,12 @@ typedef struct SpawnRequest {
         uint64_t id;
         uint32_t uid;
         uint32_t gid;
+        /* RLIMIT_CPU of this sandbox's processes in seconds, or 0 for the run's (EXECUTION_TIMEOUT
+         * + 1). A session's runner lives through many cells: RLIMIT_CPU counts a process's whole
+         * life, so the server limits each cell's CPU itself and this is only the backstop over
+         * the session's life (pool-session.c). */
+        uint32_t cpu_limit_sec;
+        uint32_t reserved;
 } SpawnRequest;
 
 /* zygote -> server: the sandbox's pid in the server's pid namespace, or why there is none. */
