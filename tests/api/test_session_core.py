@@ -5,6 +5,7 @@ Every test here fails on the code before sessions: /api/sessions did not exist (
 found: the API is POST /api/execute"), so the first create of each test fails; the tests that
 check a piece of the machinery say below what else they would catch."""
 import json
+import os
 import re
 import signal
 import threading
@@ -311,3 +312,53 @@ def test_interrupt_with_sigint_ignored_by_the_server(start_server):
         assert cell_ok(s, sid, "v")["result"]["text/plain"] == "9"
     finally:
         s.stop()
+
+
+def test_delete_and_shutdown_leave_nothing(start_server):
+    """DELETE kills the session's processes (a daemon it started included) and removes its
+    cgroup; SIGTERM lets a busy cell finish within SHUTDOWN_GRACE, answers it, then ends every
+    session: no process, cgroup or runtime directory is left."""
+    from conftest import (MARK_PRELUDE, assert_no_processes_left, cgroup_dirs, host_processes,
+                          new_token, runtime_dir, sandbox_cgroups)
+    s = start_server(SESSION_ENV)
+    tok1, tok2 = new_token(), new_token()
+    daemon = MARK_PRELUDE + code("""
+        import os, time
+        if os.fork() == 0:
+            mark(TOKEN)
+            while True:
+                time.sleep(1)
+    """)
+    a = create_ok(s)
+    cell_ok(s, a, daemon.replace("TOKEN", repr(tok1)))
+    b = create_ok(s)
+    cell_ok(s, b, daemon.replace("TOKEN", repr(tok2)))
+    deadline = time.monotonic() + 10
+    while not (host_processes(tok1) and host_processes(tok2)):
+        assert time.monotonic() < deadline, "the daemons did not start"
+        time.sleep(0.1)
+    assert request(s, "DELETE", f"/api/sessions/{a}").status == 204
+    assert_no_processes_left(tok1)
+    assert host_processes(tok2), "deleting one session must not touch another"
+    # One sb-* cgroup per live sandbox: the pool's, and the one session left.
+    deadline = time.monotonic() + 20
+    while True:
+        h = request(s, "GET", "/health").json
+        live = sum(h["pool"][k] for k in ("ready", "busy", "starting")) + h["sessions"]["active"]
+        counts = sandbox_cgroups(s.pid)
+        if h["sessions"]["active"] == 1 and all(n == live for n in counts.values()):
+            break
+        assert time.monotonic() < deadline, (counts, h)
+        time.sleep(0.2)
+    out = {}
+    t = threading.Thread(target=lambda: out.update(r=cell(s, b, "import time\ntime.sleep(1)\n'done'")))
+    t.start()
+    time.sleep(0.4)
+    pid = s.pid
+    s.proc.send_signal(signal.SIGTERM)
+    t.join(30)
+    status, body = out["r"]
+    assert status == 200 and body["result"]["text/plain"] == "'done'", show(body)
+    s.wait_exit(30)
+    assert_no_processes_left(tok2)
+    assert cgroup_dirs(pid) == [] and not runtime_dir(pid).exists()
