@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pool.h"
 #include "report.h"
 #include "upload.h"
 #include "util/macro.h"
@@ -762,4 +763,111 @@ int api_merge_object(char **answer, size_t *len, const char *extra) {
         *answer = s;
         *len = strlen(s);
         return 0;
+}
+
+/* ---- session files ---- */
+
+static char *base64_encode(const char *p, size_t n) {
+        static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        char *out = malloc((n + 2) / 3 * 4 + 1);
+        if (!out)
+                return NULL;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i += 3) {
+                uint32_t v = (uint32_t)(uint8_t)p[i] << 16;
+                if (i + 1 < n)
+                        v |= (uint32_t)(uint8_t)p[i + 1] << 8;
+                if (i + 2 < n)
+                        v |= (uint8_t)p[i + 2];
+                out[k++] = tab[v >> 18 & 63];
+                out[k++] = tab[v >> 12 & 63];
+                out[k++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
+                out[k++] = i + 2 < n ? tab[v & 63] : '=';
+        }
+        out[k] = 0;
+        return out;
+}
+
+HttpStatus api_file_request(int op, const char *name, const char *body, size_t len, uint32_t max_files,
+        char **ret, size_t *ret_len) {
+        _cleanup_json_ json_t *o = NULL;
+        switch (op) {
+        case SOP_FILES_LIST:
+                o = json_pack("{sssI}", "op", "files_list", "max", (json_int_t)max_files);
+                break;
+        case SOP_FILE_GET:
+                o = json_pack("{ssss}", "op", "file_get", "name", name);
+                break;
+        case SOP_FILE_DELETE:
+                o = json_pack("{ssss}", "op", "file_delete", "name", name);
+                break;
+        case SOP_FILE_PUT: {
+                _cleanup_free_ char *b64 = base64_encode(body, len);
+                if (b64)
+                        o = json_pack("{ssssss}", "op", "file_put", "name", name, "content", b64);
+                break;
+        }
+        default:
+                return HTTP_INTERNAL_ERROR;
+        }
+        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        if (!s)
+                return HTTP_SERVICE_UNAVAILABLE;
+        *ret = s;
+        *ret_len = strlen(s);
+        return HTTP_STATUS_NONE;
+}
+
+int api_file_answer(
+        const RunResult *r, int op, const Config *c, ApiFileAnswer *ret, char *msg, size_t msgn) {
+        json_error_t e;
+        *ret = (ApiFileAnswer){0};
+        if (r->outcome != RUN_EXITED || !r->report_done || r->report_end_bad || r->report.dropped) {
+                snprintf(msg, msgn,
+                        "the file operation did not finish (the session's interpreter did not answer)");
+                return -EIO;
+        }
+        (void)c;
+        _cleanup_json_ json_t *rep = json_loadb(r->report.data ? r->report.data : "", r->report.len, 0, &e);
+        if (!json_is_object(rep)) {
+                snprintf(msg, msgn,
+                        "the session's interpreter answered the file operation with a malformed report");
+                return -EBADMSG;
+        }
+        json_t *err = json_object_get(rep, "error");
+        if (json_is_object(err)) {
+                const char *type = json_string_value(json_object_get(err, "type"));
+                const char *m = json_string_value(json_object_get(err, "message"));
+                type = type ? type : "OSError";
+                m = m ? m : "";
+                snprintf(msg, msgn, "%.100s: %.250s", type, m);
+                if (strstr(m, "[Errno 28]") || strstr(m, "[Errno 27]"))
+                        return 413;
+                if (op != SOP_FILE_PUT || strstr(m, "[Errno 40]") || strcmp(type, "NotADirectoryError") == 0)
+                        return 404;
+                return 400;
+        }
+        if (op == SOP_FILE_PUT)
+                ret->created = json_is_true(json_object_get(rep, "created"));
+        if (op != SOP_FILES_LIST)
+                return 0;
+        /* The listing, as the server checks it: what the runner sent is the session's own (its
+         * code may have forged it), so only well-formed entries are passed on. */
+        json_t *files = json_object_get(rep, "files"), *list = json_array(), *f;
+        size_t i;
+        if (!list)
+                return -ENOMEM;
+        json_array_foreach(files, i, f) {
+                json_t *name = json_object_get(f, "name"), *size = json_object_get(f, "size"),
+                       *mtime = json_object_get(f, "mtime");
+                if (json_is_string(name) && json_is_integer(size) && json_is_string(mtime))
+                        json_array_append_new(
+                                list, json_pack("{sOsOsO}", "name", name, "size", size, "mtime", mtime));
+        }
+        json_t *dropped = json_object_get(rep, "files_dropped");
+        json_t *o = json_pack("{soso}", "files", list, "files_dropped",
+                json_is_integer(dropped) ? json_incref(dropped) : json_integer(0));
+        ret->body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        return ret->body ? 0 : -ENOMEM;
 }

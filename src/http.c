@@ -37,12 +37,17 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <linux/magic.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "auth.h"
 #include "metrics.h"
+#include "upload.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/macro.h"
@@ -90,6 +95,7 @@ typedef struct Req {
         bool ran;
         bool session; /* a session endpoint: job.session is &sreq */
         SessionReq sreq;
+        char file[512]; /* a file endpoint's path under /work, checked as uploads are */
         Job job;
         struct timespec start;
         char method[16];
@@ -480,9 +486,14 @@ static enum MHD_Result session_body_complete(Http *h, Req *req) {
         size_t len = req->body.len;
         HttpStatus code = HTTP_STATUS_NONE;
         if (req->too_large) {
-                snprintf(why, sizeof why,
-                        "request body too large: the limit is MAX_REQUEST_BYTES (%llu bytes)",
-                        (unsigned long long)h->cfg.max_request_bytes);
+                if (req->sreq.op == SOP_FILE_PUT)
+                        snprintf(why, sizeof why,
+                                "file too large: the limit is MAX_FILES_BYTES (%llu bytes)",
+                                (unsigned long long)h->cfg.max_files_bytes);
+                else
+                        snprintf(why, sizeof why,
+                                "request body too large: the limit is MAX_REQUEST_BYTES (%llu bytes)",
+                                (unsigned long long)h->cfg.max_request_bytes);
                 return send_session_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "TooLarge", NULL, why);
         }
         switch (req->sreq.op) {
@@ -528,6 +539,13 @@ static enum MHD_Result session_body_complete(Http *h, Req *req) {
                 }
                 break;
         }
+        case SOP_FILES_LIST:
+        case SOP_FILE_GET:
+        case SOP_FILE_PUT:
+        case SOP_FILE_DELETE:
+                code = api_file_request(req->sreq.op, req->file, body, len, h->cfg.max_return_files,
+                        &req->job.request, &req->job.request_len);
+                break;
         default:
                 break; /* no body expected; what came is ignored */
         }
@@ -548,7 +566,8 @@ static enum MHD_Result route_session(Http *h, Req *req, const char *url, const c
         SessionOp op;
         req->endpoint = EP_SESSIONS;
         req->session = true;
-        req->sreq = (SessionReq){0};
+        req->sreq = (SessionReq){.fd = -1};
+        bool put = strcmp(method, MHD_HTTP_METHOD_PUT) == 0;
         bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
         bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
         bool del = strcmp(method, MHD_HTTP_METHOD_DELETE) == 0;
@@ -577,9 +596,29 @@ static enum MHD_Result route_session(Http *h, Req *req, const char *url, const c
                         op = sub[1] == 'e' ? SOP_EXECUTE : sub[1] == 'i' ? SOP_INTERRUPT : SOP_RESTART;
                         if (!post)
                                 goto not_allowed;
+                } else if (strcmp(sub, "/files") == 0 || strcmp(sub, "/files/") == 0) {
+                        allow = "GET";
+                        op = SOP_FILES_LIST;
+                        if (!get)
+                                goto not_allowed;
+                } else if (strncmp(sub, "/files/", 7) == 0) {
+                        char reason[160];
+                        const char *name = sub + 7;
+                        if (upload_check_name(name, strlen(name), reason, sizeof reason) < 0) {
+                                char msg[400];
+                                snprintf(msg, sizeof msg, "file \"%.200s\": %s", name, reason);
+                                return send_session_error(
+                                        req, MHD_HTTP_BAD_REQUEST, "BadRequest", NULL, msg);
+                        }
+                        snprintf(req->file, sizeof req->file, "%s", name);
+                        allow = "GET, PUT, DELETE";
+                        op = get ? SOP_FILE_GET : put ? SOP_FILE_PUT : SOP_FILE_DELETE;
+                        if (!get && !put && !del)
+                                goto not_allowed;
                 } else
                         return send_session_error(req, MHD_HTTP_NOT_FOUND, "NotFound", NULL,
-                                "not found: a session's endpoints are execute, interrupt and restart");
+                                "not found: a session's endpoints are execute, interrupt, restart and "
+                                "files");
         }
         req->sreq.op = op;
         if (!auth_check(h->auth, header(conn, MHD_HTTP_HEADER_AUTHORIZATION)))
@@ -590,6 +629,25 @@ static enum MHD_Result route_session(Http *h, Req *req, const char *url, const c
         if (h->cfg.max_sessions == 0)
                 return send_session_error(req, MHD_HTTP_NOT_FOUND, "SessionsDisabled", NULL,
                         "sessions are disabled on this server (MAX_SESSIONS=0)");
+        if (op == SOP_FILE_PUT) {
+                /* Raw bytes, any type; MAX_FILES_BYTES per upload, as "files" in a request. */
+                const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+                char *end;
+                errno = 0;
+                unsigned long long n = cl ? strtoull(cl, &end, 10) : 0;
+                if (cl && errno == 0 && *end == 0 && n > h->cfg.max_files_bytes) {
+                        char msg[160];
+                        snprintf(msg, sizeof msg,
+                                "file too large: the limit is MAX_FILES_BYTES (%llu bytes)",
+                                (unsigned long long)h->cfg.max_files_bytes);
+                        return send_session_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "TooLarge", NULL, msg);
+                }
+                req->state = REQ_READING;
+                buf_init(&req->body, h->cfg.max_files_bytes);
+                if (bodyless)
+                        return session_body_complete(h, req);
+                return MHD_YES;
+        }
         bool wants_body = op == SOP_CREATE || op == SOP_EXECUTE || op == SOP_RESTART;
         if (bodyless || !wants_body) {
                 req->state = REQ_READING;
@@ -630,9 +688,63 @@ not_allowed : {
 }
 }
 
+/* The runner answered a file operation: its report (checked here), and for a GET the file's
+ * fd, served as it is: regular, on the sandbox's tmpfs (an fd of anything else the sandbox can
+ * open, /proc or the read-only root, is refused), never opened by path in the server. */
+static enum MHD_Result send_file_answer(Http *h, Req *req) {
+        SessionReq *s = &req->sreq;
+        ApiFileAnswer fa;
+        char msg[400];
+        int kind = api_file_answer(&req->job.result, s->op, &h->cfg, &fa, msg, sizeof msg);
+        if (kind < 0)
+                return send_session_error(req, 500, "Internal", NULL, msg);
+        if (kind > 0) {
+                const char *type = kind == 404 ? "FileNotFound" : kind == 413 ? "TooLarge" : "BadRequest";
+                return send_session_error(req, (unsigned)kind, type, NULL, msg);
+        }
+        if (s->op == SOP_FILES_LIST)
+                return send_json(req, 200, fa.body, fa.body ? strlen(fa.body) : 0);
+        free(fa.body);
+        if (s->op == SOP_FILE_PUT || s->op == SOP_FILE_DELETE) {
+                struct MHD_Response *resp =
+                        MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+                if (!resp)
+                        return MHD_NO;
+                return queue(req, s->op == SOP_FILE_PUT && fa.created ? 201 : 204, resp);
+        }
+        struct stat st;
+        struct statfs sf;
+        if (s->fd < 0 || fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode) || fstatfs(s->fd, &sf) < 0 ||
+                sf.f_type != TMPFS_MAGIC)
+                return send_session_error(
+                        req, 404, "FileNotFound", NULL, "not a regular file of the session");
+        struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)st.st_size, s->fd);
+        if (!resp)
+                return MHD_NO;
+        s->fd = -1; /* the response owns it */
+        req->bytes_out = (size_t)st.st_size;
+        const char *base = strrchr(req->file, '/');
+        base = base ? base + 1 : req->file;
+        char disp[400];
+        size_t k = (size_t)snprintf(disp, sizeof disp, "attachment; filename=\"");
+        for (const char *c = base; *c && k < sizeof disp - 3; c++)
+                disp[k++] =
+                        (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+                                ? '_'
+                                : *c;
+        disp[k++] = '"';
+        disp[k] = 0;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+        MHD_add_response_header(resp, "Content-Disposition", disp);
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+        return queue(req, 200, resp);
+}
+
 /* The pool answered a session request. */
 static enum MHD_Result send_session_answer(Http *h, Req *req) {
         SessionReq *s = &req->sreq;
+        if (s->status == 0 && s->op >= SOP_FILES_LIST && req->job.result.outcome != RUN_SHUTDOWN)
+                return send_file_answer(h, req);
         if (s->status == 0) {
                 if (s->op != SOP_EXECUTE || req->job.result.outcome == RUN_SHUTDOWN)
                         return send_session_error(
@@ -906,6 +1018,8 @@ static void on_completed(
         free(req->sreq.body);
         free(req->sreq.extra);
         free(req->sreq.init_request);
+        if (req->sreq.fd >= 0)
+                close(req->sreq.fd);
         free(req);
         *con_cls = NULL;
         atomic_fetch_sub(&h->active, 1);

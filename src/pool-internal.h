@@ -315,6 +315,9 @@ void session_client_gone(Pool *p, Job *job);
 void session_tick(Pool *p, uint64_t now);
 /* Shutdown: ends every session (their jobs answered RUN_SHUTDOWN). */
 void session_stop_all(Pool *p);
+/* recv() of a session sandbox's socket into p->rbuf: an fd it passes is kept only when it is
+ * the one a file GET waits for (FRAME_FD alone), else closed. */
+ssize_t session_recv(Pool *p, Sandbox *sb);
 /* The memory limit a session sandbox has (memwatch), 0 if none. */
 uint64_t session_memory_limit(const Sandbox *sb);
 /* Asks k's zygote for a sandbox for sess (sb_new's twin). */

@@ -552,7 +552,10 @@ void on_sb_sock(Pool *p, Sandbox *sb, uint32_t events) {
         if (events & EPOLLOUT && (sb->state == SB_RUNNING || sb->state == SB_SESSION) && sb->job)
                 sb_send_request(p, sb);
         for (int i = 0; i < 64 && !sb->sock_eof; i++) {
-                ssize_t k = recv(sb->sock, p->rbuf, RBUF_SIZE, MSG_DONTWAIT);
+                /* A session's runner may pass a file's fd (FRAME_FD); recv() alone has the
+                 * kernel drop any fd a stateless run sends. */
+                ssize_t k = sb->for_session ? session_recv(p, sb)
+                                            : recv(sb->sock, p->rbuf, RBUF_SIZE, MSG_DONTWAIT);
                 if (k < 0) {
                         if (errno == EAGAIN || errno == EINTR)
                                 break;

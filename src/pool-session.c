@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -365,7 +366,8 @@ static void session_usable(Pool *p, Session *s) {
                 break;
         }
         default:
-                answer(p, job, 500, NULL, 0);
+                answer_error(p, job, 500, "Internal", NULL,
+                        "the session's interpreter was replaced during the file operation; try again");
                 break;
         }
 }
@@ -417,6 +419,12 @@ void session_cell_done(Pool *p, Sandbox *sb) {
         s->job = NULL;
         s->state = SS_IDLE;
         s->last_active_ms = now_ms();
+        if (job->session->op != SOP_EXECUTE) {
+                job_finish(p, job, outcome);
+                if (intr)
+                        answer(p, intr, 200, strdup("{\"interrupted\":false,\"reset\":false}"), 0);
+                return;
+        }
         json_t *extra = json_pack("{sI s{ss sb}}", "execution_count", (json_int_t)s->execution_count,
                 "session", "session_id", s->id, "reset", s->reset);
         if (extra && s->reset)
@@ -633,6 +641,54 @@ static void op_execute(Pool *p, Job *job, Session *s) {
         sb_send_job(p, sb, job);
 }
 
+/* A file operation: a request to the runner while the session is idle. */
+static void op_file(Pool *p, Job *job, Session *s) {
+        if (s->state != SS_IDLE || !s->sb) {
+                answer_error(p, job, 409, "SessionBusy", NULL,
+                        "session %s is %s: files can be read and written when it is idle", s->id,
+                        state_name(s->state));
+                return;
+        }
+        Sandbox *sb = s->sb;
+        s->job = job;
+        s->state = SS_BUSY;
+        s->stop_reason = RUN_EXITED;
+        s->cell_deadline_ms = (uint64_t)p->cfg.timeout_sec * 1000;
+        job->result.timeout_ms = (uint32_t)s->cell_deadline_ms;
+        sb->start_ms = now_ms();
+        sb->cpu_base_ms = sb_cpu_ms(p, sb);
+        arm_timer(sb->timer, s->cell_deadline_ms);
+        sb_send_job(p, sb, job);
+}
+
+ssize_t session_recv(Pool *p, Sandbox *sb) {
+        char cbuf[CMSG_SPACE(sizeof(int) * 8)];
+        struct iovec iov = {p->rbuf, RBUF_SIZE};
+        struct msghdr mh = {
+                .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+        ssize_t k = recvmsg(sb->sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (k < 0)
+                return k;
+        Job *job = sb->job;
+        bool want = k == 1 && p->rbuf[0] == FRAME_FD && sb->sess && job && job->session &&
+                    job->session->op == SOP_FILE_GET && job->session->fd < 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < n; i++) {
+                        int fd;
+                        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                        if (want) {
+                                job->session->fd = fd;
+                                want = false;
+                        } else
+                                close(fd);
+                }
+        }
+        return k;
+}
+
 static void op_interrupt(Pool *p, Job *job, Session *s) {
         if (s->state == SS_BUSY || s->state == SS_INTERRUPTING) {
                 if (s->interrupter) {
@@ -707,6 +763,12 @@ void session_job(Pool *p, Job *job) {
         case SOP_DELETE:
                 end_session(p, s, SESSION_END_DELETED);
                 answer(p, job, 204, NULL, 0);
+                break;
+        case SOP_FILES_LIST:
+        case SOP_FILE_GET:
+        case SOP_FILE_PUT:
+        case SOP_FILE_DELETE:
+                op_file(p, job, s);
                 break;
         default:
                 answer(p, job, 500, NULL, 0);

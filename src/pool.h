@@ -29,6 +29,12 @@ typedef enum SessionOp {
         SOP_INTERRUPT,
         SOP_RESTART,
         SOP_DELETE,
+        /* Files of its /work, through its runner (runner.py _FILE_OPS), when it is idle: the
+         * runner request is Job.request, the answer its report (and fd, for a GET). */
+        SOP_FILES_LIST,
+        SOP_FILE_GET,
+        SOP_FILE_PUT,
+        SOP_FILE_DELETE,
 } SessionOp;
 
 typedef struct SessionReq {
@@ -50,6 +56,7 @@ typedef struct SessionReq {
         unsigned retry_after;
         char location[128];
         char *extra;
+        int fd; /* SOP_FILE_GET: the file, passed by the runner (-1 until then); owned */
 } SessionReq;
 
 /* One request's run. Owned by the caller (the HTTP layer), which must keep it alive until done

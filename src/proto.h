@@ -84,6 +84,10 @@ enum {
         FRAME_REPORT = 'R', /* followed by a piece of the report (JSON, runner.py main) */
         FRAME_REPORT_END = 'Z', /* + FRAME_END_SIZE - 1 bytes: the report is complete */
         FRAME_RUNNER_KILLED = 'K', /* + int32 signal: from the init, the runner died of it */
+        /* A session's runner, answering a file GET: 'D' alone, carrying the file's fd
+         * (SCM_RIGHTS), before its report. Taken only then (pool-session.c); any other fd a
+         * sandbox sends is closed unread. */
+        FRAME_FD = 'D',
 };
 
 /* 'K' + int32 signal number, little-endian: the init's last word when the runner was killed by

@@ -652,6 +652,125 @@ def main():
 CELL_PREFIX = "<cell "
 
 
+def _walk_to(name, create_dirs=False):
+    """(fd of the directory that holds name's last component, that component), name being a
+    path relative to WORKDIR that the server checked as it checks uploads. No symlink is
+    followed on the way: each directory is opened O_NOFOLLOW from the one before."""
+    parts = name.split("/")
+    dfd = os.open(WORKDIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            if create_dirs:
+                try:
+                    os.mkdir(part, 0o755, dir_fd=dfd)
+                except FileExistsError:
+                    pass
+            nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+            os.close(dfd)
+            dfd = nfd
+    except BaseException:
+        os.close(dfd)
+        raise
+    return dfd, parts[-1]
+
+
+def _files_list(req):
+    """The regular files under WORKDIR (symlinks and special files are not listed, nor
+    followed), at most req["max"] of them, in name order."""
+    import stat
+    import time
+    found = []
+    for dirpath, dirnames, filenames in os.walk(WORKDIR, followlinks=False):
+        dirnames.sort()
+        for fn in filenames:
+            path = os.path.join(dirpath, fn)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                found.append((os.path.relpath(path, WORKDIR), st))
+    found.sort()
+    out = []
+    for rel, st in found[:req.get("max", 1000)]:
+        mtime = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(st.st_mtime)) + ".%03dZ" % (st.st_mtime_ns // 1000000 % 1000)
+        out.append({"name": rel, "size": st.st_size, "mtime": mtime})
+    return {"exit_code": 0, "error": None, "files": out, "files_dropped": max(0, len(found) - len(out))}
+
+
+def _file_get(req):
+    """Sends the file's fd (FRAME_FD, SCM_RIGHTS): the server serves it without ever opening a
+    path in the sandbox. Regular files only, never through a symlink."""
+    import stat
+    dfd, last = _walk_to(req["name"])
+    try:
+        fd = os.open(last, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+    finally:
+        os.close(dfd)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IsADirectoryError("not a regular file: %s" % req["name"])
+        _send_fd(fd)
+    finally:
+        os.close(fd)
+    return {"exit_code": 0, "error": None}
+
+
+_sock = None
+
+
+def _send_fd(fd):
+    global _sock
+    import socket
+    if _sock is None:
+        # A socket object over SOCK that never closes it (the runner writes to SOCK directly).
+        _sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=os.dup(SOCK))
+    socket.send_fds(_sock, [FRAME["fd"]], [fd])
+
+
+def _file_put(req):
+    """Writes the file (content base64), replacing one that is there; never through a symlink.
+    Reports whether it was created."""
+    import base64
+    data = base64.b64decode(req["content"], validate=True)
+    dfd, last = _walk_to(req["name"], create_dirs=True)
+    try:
+        try:
+            fd = os.open(last, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dfd)
+            created = True
+        except FileExistsError:
+            fd = os.open(last, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+            created = False
+    finally:
+        os.close(dfd)
+    try:
+        import stat
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IsADirectoryError("not a regular file: %s" % req["name"])
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+    return {"exit_code": 0, "error": None, "created": created}
+
+
+def _file_delete(req):
+    import stat
+    dfd, last = _walk_to(req["name"])
+    try:
+        if stat.S_ISDIR(os.lstat(last, dir_fd=dfd).st_mode):
+            raise IsADirectoryError("a directory: %s" % req["name"])
+        os.unlink(last, dir_fd=dfd)
+    finally:
+        os.close(dfd)
+    return {"exit_code": 0, "error": None}
+
+
+_FILE_OPS = {"files_list": _files_list, "file_get": _file_get, "file_put": _file_put,
+             "file_delete": _file_delete}
+
+
 def _ignore_interrupt(signum, frame):
     """SIGINT between a session's cells: nothing to interrupt (a late interrupt or timeout of
     the cell that just ended). A Python handler, not SIG_IGN, so that the C handler stays and
@@ -681,6 +800,12 @@ def _session(req, mod, out, err):
                 # back: the cell was interrupted.
                 signal.signal(signal.SIGINT, _ignore_interrupt)
                 report = {"exit_code": 1, "error": {"type": "KeyboardInterrupt", "message": "",
+                                                    "traceback": ""}}
+        elif op in _FILE_OPS:
+            try:
+                report = _FILE_OPS[op](req)
+            except OSError as e:
+                report = {"exit_code": 1, "error": {"type": type(e).__name__, "message": str(e),
                                                     "traceback": ""}}
         elif op == "init":
             report = {"exit_code": 0, "error": None}

@@ -183,6 +183,7 @@ static int set_runner_globals(PyObject *g, void *userdata) {
                 {"report", FRAME_REPORT},
                 {"report_end", FRAME_REPORT_END},
                 {"request", FRAME_REQUEST},
+                {"fd", FRAME_FD},
         };
         static const char *const env[] = {SANDBOX_ENV};
         (void)userdata;

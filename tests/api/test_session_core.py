@@ -362,3 +362,67 @@ def test_delete_and_shutdown_leave_nothing(start_server):
     s.wait_exit(30)
     assert_no_processes_left(tok2)
     assert cgroup_dirs(pid) == [] and not runtime_dir(pid).exists()
+
+
+def raw(server, method, path, body=None):
+    h = {"Content-Type": "application/octet-stream"} if body is not None else {}
+    return request(server, method, path, body=body, headers=h)
+
+
+def test_files_api(srv):
+    """Files of a session's /work: PUT (201 new, 204 replaced), list, GET (raw bytes, an
+    attachment, never through a symlink, regular files only: the runner passes the open file to
+    the server, which checks it is a regular file of the sandbox's tmpfs), DELETE; names are
+    checked as uploads are; a file operation while a cell runs is 409."""
+    sid = create_ok(srv)
+    base = f"/api/sessions/{sid}/files"
+    assert raw(srv, "PUT", base + "/data/in.bin", b"\x00\x01binary\xff").status == 201
+    assert raw(srv, "PUT", base + "/data/in.bin", b"\x00\x01binary\xff!").status == 204
+    body = cell_ok(srv, sid, code("""
+        import os
+        data = open("data/in.bin", "rb").read()
+        open("out.txt", "w").write("result %d" % len(data))
+        os.symlink("/etc/passwd", "passwd")
+        os.symlink("/tmp", "tmplink")
+        open("/tmp/secret", "w").write("not in /work")
+        os.mkfifo("fifo")
+        os.mkdir("adir")
+        len(data)
+    """))
+    assert body["result"]["text/plain"] == "10", show(body)
+    lst = request(srv, "GET", base)
+    assert lst.status == 200, show(lst)
+    names = [f["name"] for f in lst.json["files"]]
+    assert names == ["data/in.bin", "out.txt"], show(lst)
+    assert all(isinstance(f["size"], int) and isinstance(f["mtime"], str) for f in lst.json["files"])
+    g = raw(srv, "GET", base + "/out.txt")
+    assert g.status == 200 and g.body == b"result 10", show(g)
+    assert g.headers["content-type"] == "application/octet-stream"
+    assert g.headers["content-disposition"] == 'attachment; filename="out.txt"'
+    assert g.headers["x-content-type-options"] == "nosniff"
+    assert raw(srv, "GET", base + "/data/in.bin").body == b"\x00\x01binary\xff!"
+    for name in ("passwd", "tmplink/secret", "fifo", "adir", "missing"):
+        assert_error(raw(srv, "GET", base + "/" + name), 404, "FileNotFound")
+    # PUT through a symlinked directory does not write outside /work.
+    r = raw(srv, "PUT", base + "/tmplink/secret", b"overwritten")
+    assert r.status >= 400, show(r)
+    assert cell_ok(srv, sid, "open('/tmp/secret').read()")["result"]["text/plain"] == "'not in /work'"
+    assert_error(raw(srv, "GET", base + "/.%2E/etc/passwd"), 400, "BadRequest")
+    assert raw(srv, "DELETE", base + "/out.txt").status == 204
+    assert_error(raw(srv, "DELETE", base + "/out.txt"), 404, "FileNotFound")
+    # Too large for one PUT: MAX_FILES_BYTES (8 MiB by default).
+    big = raw(srv, "PUT", base + "/big", b"x" * (8 * 1024 * 1024 + 1))
+    assert big.status == 413 and big.json["error"]["type"] == "TooLarge", show(big)
+    # Busy: 409.
+    t = threading.Thread(target=lambda: cell(srv, sid, "import time\ntime.sleep(1.5)"))
+    t.start()
+    deadline = time.monotonic() + 20
+    while request(srv, "GET", f"/api/sessions/{sid}").json["state"] != "busy":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert_error(raw(srv, "GET", base + "/data/in.bin"), 409, "SessionBusy")
+    assert_error(raw(srv, "PUT", base + "/x", b"1"), 409, "SessionBusy")
+    t.join(30)
+    # Files do not count as cells.
+    assert request(srv, "GET", f"/api/sessions/{sid}").json["execution_count"] == 3
+    request(srv, "DELETE", f"/api/sessions/{sid}")
