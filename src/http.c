@@ -1018,7 +1018,7 @@ static void on_completed(
         free(req->sreq.body);
         free(req->sreq.extra);
         free(req->sreq.init_request);
-        if (req->sreq.fd >= 0)
+        if (req->session && req->sreq.fd >= 0)
                 close(req->sreq.fd);
         free(req);
         *con_cls = NULL;

@@ -426,3 +426,37 @@ def test_files_api(srv):
     # Files do not count as cells.
     assert request(srv, "GET", f"/api/sessions/{sid}").json["execution_count"] == 3
     request(srv, "DELETE", f"/api/sessions/{sid}")
+
+
+def test_answers_match_the_openapi_document(srv):
+    """Each kind of session answer validates against docs/openapi.json (closed schemas: a field
+    the document does not describe fails)."""
+    from conftest import ROOT
+    from test_openapi import check
+    doc = json.loads((ROOT / "docs" / "openapi.json").read_text())
+
+    def schema(path, method, status, media="application/json"):
+        return doc["paths"][path][method]["responses"][str(status)]["content"][media]["schema"]
+
+    def valid(r, path, method):
+        errors = check(doc, schema(path, method, r.status), r.json)
+        assert not errors, (errors, show(r))
+
+    r = create(srv, {"files": [{"name": "a.txt", "content": "x"}]})
+    valid(r, "/api/sessions", "post")
+    sid = r.json["session_id"]
+    one = "/api/sessions/{id}"
+    valid(request(srv, "GET", f"/api/sessions/{sid}"), one, "get")
+    valid(request(srv, "GET", "/api/sessions"), "/api/sessions", "get")
+    valid(post_json(srv, {"code": "import matplotlib.pyplot as plt\nplt.plot([1, 2])\n1",
+                          "return_files": True}, path=f"/api/sessions/{sid}/execute"), one + "/execute", "post")
+    valid(post_json(srv, {"code": "while True: pass", "timeout": 1}, path=f"/api/sessions/{sid}/execute"),
+          one + "/execute", "post")
+    valid(request(srv, "POST", f"/api/sessions/{sid}/interrupt"), one + "/interrupt", "post")
+    valid(request(srv, "GET", f"/api/sessions/{sid}/files"), one + "/files", "get")
+    valid(raw(srv, "GET", f"/api/sessions/{sid}/files/nope"), one + "/files/{path}", "get")
+    valid(post_json(srv, {}, path=f"/api/sessions/{sid}/restart"), one + "/restart", "post")
+    valid(create(srv, {"bad": 1}), "/api/sessions", "post")
+    assert request(srv, "DELETE", f"/api/sessions/{sid}").status == 204
+    valid(request(srv, "GET", f"/api/sessions/{sid}"), one, "get")
+    valid(request(srv, "GET", "/health"), "/health", "get")
