@@ -286,11 +286,33 @@ static Kind *session_kind(Pool *p, Session *s) {
         return k;
 }
 
-/* Spawns a fresh sandbox for s. Returns 0 or -errno. */
+/* Keeps one spare sealed while sessions are in use and fewer than MAX_SESSIONS are open. */
+static void refill_spare(Pool *p) {
+        Kind *k = &p->kinds[POOL_FULL];
+        if (p->session_spare || !p->sessions_used || p->stopped || p->n_sessions + 1 > p->max_sessions ||
+                k->zstate != Z_UP)
+                return;
+        Sandbox *before = p->sandboxes;
+        if (sb_new_session(p, k, NULL) == 0 && p->sandboxes != before)
+                p->session_spare = p->sandboxes; /* sb_spawn links the new one first */
+}
+
+/* Spawns a fresh sandbox for s, or gives it the spare when that is sealed. Returns 0 or
+ * -errno. */
 static int start_sandbox(Pool *p, Session *s) {
         if (p->stopped)
                 return -ESHUTDOWN;
         Kind *k = session_kind(p, s);
+        Sandbox *spare = p->session_spare;
+        if (k->id == POOL_FULL && spare && !spare->reaped && !spare->sess) {
+                /* Sealed: used at once; still sealing: its READY goes to s (on_frame). */
+                p->session_spare = NULL;
+                spare->sess = s;
+                s->sb = spare;
+                if (spare->state == SB_SESSION)
+                        session_sb_ready(p, spare);
+                return 0;
+        }
         if (k->zstate != Z_UP)
                 return -EAGAIN;
         return sb_new_session(p, k, s);
@@ -299,8 +321,9 @@ static int start_sandbox(Pool *p, Session *s) {
 void session_sb_ready(Pool *p, Sandbox *sb) {
         Session *s = sb->sess;
         if (!s) {
-                sb_retire(p, sb);
-                return;
+                if (sb != p->session_spare)
+                        sb_retire(p, sb);
+                return; /* the spare waits, at the zygote's low priority, for a create */
         }
         int r = cgroup_set_memory(&p->cgroups, &sb->cg, s->memory_bytes);
         if (r < 0 && r != -EOPNOTSUPP)
@@ -570,11 +593,11 @@ static void op_create(Pool *p, Job *job) {
                         p->cfg.max_sessions_per_key);
                 return;
         }
-        if (p->n_sessions >= p->cfg.max_sessions && !evict_one(p)) {
+        if (p->n_sessions >= p->max_sessions && !evict_one(p)) {
                 answer_error(p, job, 503, "SessionCapacity", NULL,
                         "MAX_SESSIONS (%u) sessions are open and none has been idle for a minute; try "
                         "again later",
-                        p->cfg.max_sessions);
+                        p->max_sessions);
                 return;
         }
         Session *s = calloc(1, sizeof *s);
@@ -597,11 +620,13 @@ static void op_create(Pool *p, Job *job) {
         s->next = p->sessions;
         p->sessions = s;
         p->n_sessions++;
+        p->sessions_used = true;
         int e = start_sandbox(p, s);
         if (e < 0) {
                 abort_create(p, s, e == -EUSERS ? "every sandbox uid is in use" : strerror(-e));
                 return;
         }
+        refill_spare(p);
         pthread_mutex_lock(&p->lock);
         p->status.sessions_created++;
         pthread_mutex_unlock(&p->lock);
@@ -778,6 +803,10 @@ void session_job(Pool *p, Job *job) {
 
 void session_tick(Pool *p, uint64_t now) {
         Session *next;
+        refill_spare(p);
+        /* At MAX_SESSIONS the spare is not kept: it would be a session's worth of memory. */
+        if (p->session_spare && p->n_sessions >= p->max_sessions)
+                sb_retire(p, p->session_spare);
         for (Session *s = p->sessions; s; s = next) {
                 next = s->next;
                 Sandbox *sb = s->sb;
