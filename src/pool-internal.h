@@ -96,6 +96,8 @@ typedef struct Sandbox {
          * its session while it serves one (NULL once detached, e.g. killed and replaced). */
         bool for_session;
         Session *sess;
+        int peak_fd; /* a session cell's memory.peak (cgroup_peak_reset), or -1 */
+        uint64_t oom_base; /* OOM kills its cgroup counted before the cell */
         struct Sandbox *next;
 } Sandbox;
 
@@ -119,6 +121,7 @@ struct Session {
         RunOutcome stop_reason; /* why the cell is being interrupted: TIMEOUT, OUTPUT_LIMIT, ABORTED */
         bool reset; /* the interpreter was replaced since the last answer: say so once */
         bool lost_memory; /* its sandbox died of the memory limit */
+        bool peak_exact; /* the cgroup's peak was reset at the cell's start */
         char *init_request;
         size_t init_len;
         uint64_t created_ms, created_wall_ms, last_active_ms;

@@ -100,6 +100,7 @@ static void sb_release(Pool *p, Sandbox *sb) {
         sb->out = safe_close(sb->out);
         sb->err = safe_close(sb->err);
         sb->timer = safe_close(sb->timer);
+        sb->peak_fd = safe_close(sb->peak_fd);
         /* Reaped, so its pid namespace is empty: no process of it holds the uid any more. */
         slot_put(p, sb);
         /* A cgroup still holding a task refuses rmdir: one whose last task the kernel is still
@@ -198,7 +199,7 @@ static int sb_spawn(Pool *p, Kind *k, Session *sess, bool for_session) {
         sb->kind = k;
         sb->for_session = for_session;
         sb->sess = sess;
-        sb->pidfd = sb->timer = -1;
+        sb->pidfd = sb->timer = sb->peak_fd = -1;
         sb->kill_reason = RUN_EXITED;
         for (size_t i = 0; i < CGROUP_PROCS_MAX; i++)
                 sb->cg.procs_fds[i] = -1;
@@ -399,7 +400,7 @@ RunOutcome sb_fill_result(Pool *p, Sandbox *sb, Job *job) {
                 r->signal = sb->si.si_status;
         }
         RunOutcome outcome = sb->kill_reason;
-        if (outcome == RUN_EXITED && cs.oom_kills > 0 && (r->signal != 0 || r->exit_code != 0))
+        if (outcome == RUN_EXITED && cs.oom_kills > sb->oom_base && (r->signal != 0 || r->exit_code != 0))
                 outcome = RUN_MEMORY_LIMIT;
         return outcome;
 }

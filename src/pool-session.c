@@ -432,9 +432,12 @@ void session_cell_done(Pool *p, Sandbox *sb) {
         RunResult *r = &job->result;
         RunOutcome outcome = sb_fill_result(p, sb, job);
         r->exit_code = sb->report_code;
-        if (p->cgroups.mode != CGROUP_NONE)
+        if (p->cgroups.mode != CGROUP_NONE) {
                 r->memory_peak_bytes = MAX(s->cell_mem_peak, cgroup_memory_current(&p->cgroups, &sb->cg));
-        else
+                if (s->peak_exact)
+                        r->memory_peak_bytes = MAX(
+                                r->memory_peak_bytes, cgroup_peak_read(&p->cgroups, &sb->cg, sb->peak_fd));
+        } else
                 r->memory_peak_bytes = sb->mem_peak;
         if (s->state == SS_INTERRUPTING && s->stop_reason != RUN_EXITED)
                 outcome = s->stop_reason;
@@ -662,6 +665,10 @@ static void op_execute(Pool *p, Job *job, Session *s) {
         sb->mem_peak = 0;
         sb->runner_signal = 0;
         s->cell_mem_peak = cgroup_memory_current(&p->cgroups, &sb->cg);
+        s->peak_exact = cgroup_peak_reset(&p->cgroups, &sb->cg, &sb->peak_fd) == 0;
+        CgroupStats cs;
+        cgroup_read_stats(&p->cgroups, &sb->cg, &cs);
+        sb->oom_base = cs.oom_kills;
         arm_timer(sb->timer, timeout_ms);
         sb_send_job(p, sb, job);
 }
