@@ -477,9 +477,9 @@ def test_cpu_and_memory_figures_are_per_cell(srv):
     """))
     small = cell_ok(srv, sid, "x = 1")
     assert big["cpu_ms"] >= 400 and small["cpu_ms"] < 300, show((big, small))
-    if big["memory_peak_bytes"]:  # 0 where nothing measures it
-        assert big["memory_peak_bytes"] >= 150 * 1024 * 1024, show(big)
-        assert small["memory_peak_bytes"] < big["memory_peak_bytes"] - 100 * 1024 * 1024, show((big, small))
+    # Without a memory cgroup the watchdog samples every 100 ms: it may see less than all 150 MB.
+    assert big["memory_peak_bytes"] >= 100 * 1024 * 1024, show(big)
+    assert small["memory_peak_bytes"] < big["memory_peak_bytes"] - 80 * 1024 * 1024, show((big, small))
     request(srv, "DELETE", f"/api/sessions/{sid}")
 
 
