@@ -505,6 +505,11 @@ static void on_frame(Pool *p, Sandbox *sb, const char *m, size_t n) {
         else if (sb->state == SB_SESSION)
                 ph = FRAME_PHASE_IDLE;
         frame_parse(ph, m, n, &f);
+        /* Only a phase with a job (RUNNING, REPORTED) yields what the job takes. */
+        bool for_job = f.verdict == FRAME_IS_OUTPUT || f.verdict == FRAME_IS_REPORT ||
+                       f.verdict == FRAME_IS_REPORT_END || f.verdict == FRAME_IS_REPORT_BAD_END;
+        if (for_job && !sb->job)
+                return;
         switch (f.verdict) {
         case FRAME_IGNORE:
                 break;
