@@ -225,8 +225,8 @@ static int sb_spawn(Pool *p, Kind *k, Session *sess, bool for_session) {
                 cpu_limit = (uint32_t)MIN(
                         life * ((p->cfg.cpu_limit_percent + 99) / 100) + 1, (uint64_t)UINT32_MAX - 2);
         }
-        r = zygote_request_spawn(
-                &k->zyg, sb->id, sb->uid, sb->gid, cpu_limit, fds, (size_t)sb->cg.nprocs_fds);
+        r = zygote_request_spawn(&k->zyg, sb->id, sb->uid, sb->gid, cpu_limit,
+                for_session ? p->cfg.session_files_bytes : 0, fds, (size_t)sb->cg.nprocs_fds);
         cgroup_close_fds(&sb->cg);
         if (r < 0)
                 return r;

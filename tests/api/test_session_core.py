@@ -506,3 +506,19 @@ def test_client_gone_interrupts_and_timeout_clamped_to_lifetime(srv):
     assert t["error"]["type"] == "Timeout" and t["duration_ms"] < 4500, show(t)
     time.sleep(1)
     assert_error(request(srv, "GET", f"/api/sessions/{sid}"), 410, "SessionGone", "max_lifetime")
+
+
+def test_session_tmpfs_is_session_files_mb(start_server):
+    """A session's tmpfs is SESSION_FILES_MB, not a run's TMP_SIZE_MB: a PUT that does not fit
+    is 413 TooLarge, a cell that writes past it gets ENOSPC, and the session lives on."""
+    s = start_server({"SESSION_FILES_MB": "4", "TMP_SIZE_MB": "16"})
+    sid = create_ok(s)
+    base = f"/api/sessions/{sid}/files"
+    assert raw(s, "PUT", base + "/a.bin", b"a" * (3 * 1024 * 1024)).status == 201
+    r = raw(s, "PUT", base + "/b.bin", b"b" * (2 * 1024 * 1024))
+    assert r.status == 413 and r.json["error"]["type"] == "TooLarge", show(r)
+    status, body = cell(s, sid, "open('c.bin', 'wb').write(b'c' * (2 * 1024 * 1024))")
+    assert body["error"]["type"] == "OSError" and "No space left" in body["error"]["message"], show(body)
+    assert cell_ok(s, sid, "import os\nos.path.getsize('a.bin')")["result"]["text/plain"] == str(3 * 1024 * 1024)
+    files = request(s, "GET", f"/api/sessions/{sid}").json["files_bytes"]
+    assert 3 * 1024 * 1024 <= files <= 4 * 1024 * 1024, files
