@@ -277,6 +277,18 @@ def test_capacity_quota_expiry(start_server):
     assert h["sessions"] == {"active": 0, "busy": 0, "max": 2}, show(h)
 
 
+def test_a_cell_that_ignored_sigint_does_not_disarm_the_next_one(srv):
+    """A cell that sets SIGINT to SIG_IGN and ends: the next cell's timeout still interrupts it
+    with the state kept, since the runner sets SIGINT's handler itself before each cell. Without
+    that (seen by disabling it), the next cell ignored the SIGINT and the session was reset."""
+    sid = create_ok(srv)
+    cell_ok(srv, sid, "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nkept = 7")
+    status, t = cell(srv, sid, "while True:\n    pass", timeout=1)
+    assert t["error"]["type"] == "Timeout" and t["session"]["reset"] is False, show(t)
+    assert cell_ok(srv, sid, "kept")["result"]["text/plain"] == "7"
+    request(srv, "DELETE", f"/api/sessions/{sid}")
+
+
 def test_sessions_disabled(start_server):
     s = start_server({"MAX_SESSIONS": "0"})
     assert_error(create(s), 404, "SessionsDisabled")
@@ -296,9 +308,11 @@ class IgnoringSigint(Server):
 
 
 def test_interrupt_with_sigint_ignored_by_the_server(start_server):
-    """Python installs its KeyboardInterrupt handler only if SIGINT is not ignored at start:
-    without the runner setting it itself, the timeout's SIGINT would do nothing and every
-    timeout would reset the session."""
+    """Python installs its KeyboardInterrupt handler only if SIGINT is not ignored at start: a
+    server started with SIGINT ignored must still interrupt cells. (The zygote is spawned with
+    every signal at its default, POSIX_SPAWN_SETSIGDEF, so this holds even without the runner's
+    own handler; the test guards the whole chain. The runner's handler is what
+    test_a_cell_that_ignored_sigint_does_not_disarm_the_next_one needs.)"""
     from conftest import TEST_LIMITS
     env = dict(TEST_LIMITS)
     env.update(SESSION_ENV)
