@@ -400,13 +400,55 @@ int cgroup_set_memory(const CgroupRoot *root, const Cgroup *cg, uint64_t bytes) 
                 return -EOPNOTSUPP;
         snprintf(v, sizeof v, "%" PRIu64, bytes);
         if (root->mode == CGROUP_V1) {
-                /* memsw must stay >= the memory limit: lower it second. */
+                /* memsw must stay >= the memory limit: lower it second, raise it first (a
+                 * session's SESSION_MEMORY_MB may be above MEMORY_LIMIT_MB). */
+                bool memsw = file_exists(cg->mem, "memory.memsw.limit_in_bytes");
                 r = write_knob(cg->mem, "memory.limit_in_bytes", v);
-                if (r == 0 && file_exists(cg->mem, "memory.memsw.limit_in_bytes"))
+                if (r == -EINVAL && memsw) {
+                        r = write_knob(cg->mem, "memory.memsw.limit_in_bytes", v);
+                        return r < 0 ? r : write_knob(cg->mem, "memory.limit_in_bytes", v);
+                }
+                if (r == 0 && memsw)
                         r = write_knob(cg->mem, "memory.memsw.limit_in_bytes", v);
                 return r;
         }
         return write_knob(cg->mem, "memory.max", v);
+}
+
+int cgroup_peak_reset(const CgroupRoot *root, const Cgroup *cg, int *fd) {
+        char p[CGROUP_PATH_MAX + 64];
+        if (root->mode == CGROUP_NONE || !cg->mem[0])
+                return -EOPNOTSUPP;
+        if (root->mode == CGROUP_V1)
+                return write_knob(cg->mem, "memory.max_usage_in_bytes", "0");
+        *fd = safe_close(*fd);
+        snprintf(p, sizeof p, "%s/memory.peak", cg->mem);
+        _cleanup_close_ int f = open(p, O_RDWR | O_CLOEXEC);
+        if (f < 0)
+                return -errno;
+        if (write(f, "reset\n", 6) != 6)
+                return -errno; /* before 6.12: not resettable */
+        *fd = TAKE_FD(f);
+        return 0;
+}
+
+uint64_t cgroup_peak_read(const CgroupRoot *root, const Cgroup *cg, int fd) {
+        char b[32];
+        if (root->mode == CGROUP_V1)
+                return read_u64(cg->mem, "memory.max_usage_in_bytes");
+        if (fd < 0)
+                return 0;
+        ssize_t k = pread(fd, b, sizeof b - 1, 0);
+        if (k <= 0)
+                return 0;
+        b[k] = 0;
+        return strtoull(b, NULL, 10); /* kernel-written */
+}
+
+uint64_t cgroup_memory_current(const CgroupRoot *root, const Cgroup *cg) {
+        if (root->mode == CGROUP_NONE || !cg->mem[0])
+                return 0;
+        return read_u64(cg->mem, root->mode == CGROUP_V2 ? "memory.current" : "memory.usage_in_bytes");
 }
 
 int cgroup_cpu_usage_us(const CgroupRoot *root, const Cgroup *cg, uint64_t *ret) {

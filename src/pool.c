@@ -92,10 +92,18 @@ void arm_timer(int fd, uint64_t ms) {
         timerfd_settime(fd, 0, &its, NULL);
 }
 
-static void publish_status(Pool *p) {
+void publish_status(Pool *p) {
+        uint32_t busy = 0;
+        for (Session *s = p->sessions; s; s = s->next)
+                busy += s->state == SS_BUSY || s->state == SS_INTERRUPTING;
         pthread_mutex_lock(&p->lock);
+        p->status.sessions_active = p->n_sessions;
+        p->status.sessions_busy = busy;
+        p->status.sessions_max = p->max_sessions;
         p->status.zygote_up = p->kinds[POOL_FULL].zstate == Z_UP;
-        p->status.ready = p->kinds[POOL_FULL].n_ready + p->kinds[POOL_LEAN].n_ready;
+        /* The sessions' sealed spare is a ready sandbox too (its cgroup is one of the live). */
+        p->status.ready = p->kinds[POOL_FULL].n_ready + p->kinds[POOL_LEAN].n_ready +
+                          (p->session_spare && p->session_spare->state == SB_SESSION);
         p->status.busy = p->n_running;
         p->status.queued = p->queued;
         p->status.spawning = p->kinds[POOL_FULL].n_spawning + p->kinds[POOL_FULL].n_sealing +
@@ -128,6 +136,8 @@ void job_finish(Pool *p, Job *job, RunOutcome outcome) {
         }
         job->sandbox = NULL;
         pthread_mutex_lock(&p->lock);
+        if (job->session)
+                p->admitted_sessions--;
         p->admitted--;
         if (p->admitted == 0)
                 pthread_cond_broadcast(&p->cond);
@@ -291,6 +301,8 @@ static void on_tick(Pool *p) {
                 recycle_tick(p, kd, now);
         }
         sweep_children(p);
+        if (!p->stopped)
+                session_tick(p, now);
         if (p->cgroups.mode == CGROUP_NONE)
                 watch_memory(p);
         size_t keep = 0;
@@ -306,6 +318,10 @@ static void on_client(Pool *p, Watch *w) {
         if (!job)
                 return;
         ep_del(p, w->fd);
+        if (job->session) {
+                session_client_gone(p, job);
+                return;
+        }
         Sandbox *sb = job->sandbox;
         if (sb)
                 sb_kill(sb, RUN_ABORTED); /* the job finishes when the sandbox is reaped */
@@ -336,6 +352,21 @@ static void take_inbox(Pool *p) {
                 job->enqueued_ms = now_ms();
                 if (p->stopped) {
                         job_finish(p, job, RUN_SHUTDOWN);
+                        continue;
+                }
+                if (job->session) {
+                        if (job->client_fd >= 0) {
+                                Watch *w = calloc(1, sizeof *w);
+                                if (w) {
+                                        *w = (Watch){.job = job, .fd = job->client_fd};
+                                        w->tag = (Tag){T_CLIENT, w};
+                                        if (ep_add(p, w->fd, EPOLLRDHUP, &w->tag) == 0)
+                                                job->watch = w;
+                                        else
+                                                free(w);
+                                }
+                        }
+                        session_job(p, job);
                         continue;
                 }
                 if (p->fatal[0]) {
@@ -386,6 +417,7 @@ static void stop_everything(Pool *p) {
                 list = n;
         }
         fail_queues(p, RUN_SHUTDOWN, NULL);
+        session_stop_all(p);
         Sandbox *next;
         for (Sandbox *sb = p->sandboxes; sb; sb = next) {
                 next = sb->next;
@@ -579,6 +611,17 @@ static int uid_slots_init(Pool *p, const Config *c, char *why, size_t whyn) {
                         first, last, have, need, c->pool_size, c->lean_pool_size, c->max_concurrency);
                 return -EINVAL;
         }
+        /* Sessions use the uids beyond what runs need (two each, as a run's: one live, one being
+         * torn down; and the spare's), so that they never take a uid from a run: a range too
+         * small for MAX_SESSIONS lowers it. */
+        uint64_t room = (have - need) / 2;
+        if (c->max_sessions && room < (uint64_t)c->max_sessions + 1) {
+                p->max_sessions = room > 1 ? (uint32_t)room - 1 : 0;
+                log_error("SANDBOX_UID_RANGE: %" PRIu32 "-%" PRIu32 " leaves uids for %" PRIu32
+                          " sessions, not MAX_SESSIONS %" PRIu32 " (each session needs 2 beyond 2 x "
+                          "(POOL_SIZE + LEAN_POOL_SIZE + MAX_CONCURRENCY) + 2, and 2 more for the spare)",
+                        first, last, p->max_sessions, c->max_sessions);
+        }
         /* The whole range (up to a bound on our table): a released uid is reused as late as
          * possible, and a burst of sandboxes being torn down rarely makes a new one wait. */
         p->nslots = (uint32_t)MIN(have, (uint64_t)UID_SLOTS_MAX);
@@ -605,6 +648,7 @@ static void pool_free(Pool *p) {
         rootfs_remove(p->rt);
         free(p->rbuf);
         free(p->slot_used);
+        tombstones_free(&p->tombstones);
         route_free(p->route);
         pthread_mutex_destroy(&p->lock);
         pthread_cond_destroy(&p->cond);
@@ -619,12 +663,20 @@ int pool_start(const Config *c, Pool **ret, char *why, size_t whyn) {
         if (!p)
                 return -ENOMEM;
         p->cfg = *c;
+        p->max_sessions = c->max_sessions;
         p->epfd = p->wake_fd = p->tick_fd = p->image_fd = -1;
         for (int i = 0; i < _POOL_KINDS; i++)
                 p->kinds[i] = (Kind){.id = (PoolKind)i, .zyg = {.pidfd = -1, .ctl = -1}};
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->cond, NULL);
 
+        r = session_boot_new(p->boot);
+        if (r == 0)
+                r = tombstones_init(&p->tombstones, c->max_sessions ? TOMBSTONES_MAX : 0);
+        if (r < 0) {
+                snprintf(why, whyn, "cannot prepare the session registry: %s", strerror(-r));
+                goto fail;
+        }
         r = rootfs_create(p->rt, sizeof p->rt, why, whyn);
         if (r < 0)
                 goto fail;
@@ -722,6 +774,31 @@ fail:
         return r < 0 ? r : -EIO;
 }
 
+int pool_session_submit(Pool *p, Job *job) {
+        job->next = NULL;
+        job->sandbox = NULL;
+        job->watch = NULL;
+        job->result = (RunResult){.want_files = job->want_files};
+        buf_init(&job->result.out, p->cfg.max_output_bytes);
+        buf_init(&job->result.err, p->cfg.max_output_bytes);
+        buf_init(&job->result.merged, p->cfg.max_output_bytes);
+        buf_init(&job->result.report, report_cap(&p->cfg));
+
+        pthread_mutex_lock(&p->lock);
+        if (p->phase != POOL_SERVING) {
+                pthread_mutex_unlock(&p->lock);
+                return -ESHUTDOWN;
+        }
+        p->admitted++;
+        p->admitted_sessions++;
+        job->next = p->inbox;
+        p->inbox = job;
+        pthread_mutex_unlock(&p->lock);
+        uint64_t one = 1;
+        ssize_t k _unused_ = write(p->wake_fd, &one, sizeof one);
+        return 0;
+}
+
 int pool_submit(Pool *p, Job *job) {
         job->next = NULL;
         job->sandbox = NULL;
@@ -739,7 +816,7 @@ int pool_submit(Pool *p, Job *job) {
                 pthread_mutex_unlock(&p->lock);
                 return -ESHUTDOWN;
         }
-        if (p->admitted >= p->cfg.max_concurrency + p->cfg.queue_size) {
+        if (p->admitted - p->admitted_sessions >= p->cfg.max_concurrency + p->cfg.queue_size) {
                 pthread_mutex_unlock(&p->lock);
                 return -EBUSY;
         }
