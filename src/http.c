@@ -532,10 +532,13 @@ static enum MHD_Result session_body_complete(Http *h, Req *req) {
                 bool keep = false;
                 code = api_decode_session_restart(body, len, &keep, why, sizeof why);
                 if (code == HTTP_STATUS_NONE && keep) {
-                        snprintf(why, sizeof why,
-                                "\"keep_files\": true is not supported yet: a restart starts "
-                                "with an empty /work");
-                        code = HTTP_BAD_REQUEST;
+                        /* The old runner packs /work first; the new one unpacks it. */
+                        req->job.request = strdup("{\"mode\":\"session\",\"op\":\"pack\"}");
+                        if (!req->job.request)
+                                code = HTTP_SERVICE_UNAVAILABLE;
+                        else
+                                req->job.request_len = strlen(req->job.request);
+                        req->sreq.keep_files = true;
                 }
                 break;
         }

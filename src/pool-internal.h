@@ -124,6 +124,7 @@ struct Session {
         bool peak_exact; /* the cgroup's peak was reset at the cell's start */
         char *init_request;
         size_t init_len;
+        int carry_fd; /* a restart's packed /work (a memfd the old runner made), for the new runner's init, or -1 */
         uint64_t created_ms, created_wall_ms, last_active_ms;
         uint32_t idle_timeout_sec, max_lifetime_sec;
         uint64_t memory_bytes;

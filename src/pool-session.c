@@ -255,6 +255,8 @@ static void end_session(Pool *p, Session *s, SessionEnd why) {
         fail_job(p, s, intr, why);
         init_job_free(s);
         free(s->init_request);
+        if (s->carry_fd >= 0)
+                close(s->carry_fd);
         free(s);
 }
 
@@ -274,6 +276,8 @@ static void abort_create(Pool *p, Session *s, const char *why) {
                         p, job, 503, "SessionCapacity", NULL, "the session could not be started: %s", why);
         init_job_free(s);
         free(s->init_request);
+        if (s->carry_fd >= 0)
+                close(s->carry_fd);
         free(s);
 }
 
@@ -318,6 +322,24 @@ static int start_sandbox(Pool *p, Session *s) {
         return sb_new_session(p, k, s);
 }
 
+/* One FRAME_FD message carrying fd (SCM_RIGHTS). Returns 0 or -errno. */
+static int send_fd(int sock, int fd) {
+        char tag = FRAME_FD;
+        struct iovec iov = {&tag, 1};
+        union {
+                char buf[CMSG_SPACE(sizeof(int))];
+                struct cmsghdr align;
+        } u = {0};
+        struct msghdr mh = {
+                .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+        return sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == 1 ? 0 : -errno;
+}
+
 void session_sb_ready(Pool *p, Sandbox *sb) {
         Session *s = sb->sess;
         if (!s) {
@@ -342,9 +364,15 @@ void session_sb_ready(Pool *p, Sandbox *sb) {
         buf_init(&ij->result.err, p->cfg.max_output_bytes);
         buf_init(&ij->result.merged, p->cfg.max_output_bytes);
         buf_init(&ij->result.report, 4096);
+        bool carry = false;
         if (s->init_request && s->state == SS_STARTING) {
                 ij->request = TAKE_PTR(s->init_request);
                 ij->request_len = s->init_len;
+        } else if (s->carry_fd >= 0) {
+                /* A restart that keeps the files: the packed /work follows the request. */
+                ij->request = strdup("{\"mode\":\"session\",\"op\":\"init\",\"carry\":true}");
+                ij->request_len = ij->request ? strlen(ij->request) : 0;
+                carry = true;
         } else {
                 ij->request = strdup("{\"mode\":\"session\",\"op\":\"init\"}");
                 ij->request_len = ij->request ? strlen(ij->request) : 0;
@@ -356,6 +384,15 @@ void session_sb_ready(Pool *p, Sandbox *sb) {
         sb->start_ms = now_ms();
         arm_timer(sb->timer, SESSION_START_MS);
         sb_send_job(p, sb, ij);
+        if (carry) {
+                _cleanup_close_ int fd = TAKE_FD(s->carry_fd);
+                /* A fresh sandbox's socket is empty: the small request went at once, and the
+                 * runner reads this message right after it. Should either fail, the runner
+                 * does not answer the init and the session is replaced at SESSION_START_MS. */
+                int e = sb->sent == ij->request_len ? send_fd(sb->sock, fd) : -EAGAIN;
+                if (e < 0)
+                        log_errno(e, "cannot pass a session's files to its fresh sandbox");
+        }
 }
 
 /* The request in progress gets its answer now that the session is usable again. */
@@ -408,6 +445,8 @@ static void reset_session(Pool *p, Session *s, bool memory) {
         }
 }
 
+static void restart(Pool *p, Job *job, Session *s);
+
 void session_cell_done(Pool *p, Sandbox *sb) {
         Session *s = sb->sess;
         Job *job = sb->job;
@@ -445,6 +484,25 @@ void session_cell_done(Pool *p, Sandbox *sb) {
         s->job = NULL;
         s->state = SS_IDLE;
         s->last_active_ms = now_ms();
+        if (job->session->op == SOP_RESTART) {
+                /* The old runner packed /work: the restart goes on with it, or the session
+                 * stays as it was. */
+                int fd = TAKE_FD(job->session->fd);
+                if (outcome == RUN_EXITED && sb->report_code == 0 && fd >= 0) {
+                        s->carry_fd = fd;
+                        restart(p, job, s);
+                } else {
+                        if (fd >= 0)
+                                close(fd);
+                        answer_error(p, job, 500, "RestartFailed", NULL,
+                                "the files in /work could not be packed for the restart (more than the "
+                                "session's memory can hold, or a file changed while it was read); the "
+                                "session is unchanged");
+                }
+                if (intr)
+                        answer(p, intr, 200, strdup("{\"interrupted\":true,\"reset\":false}"), 0);
+                return;
+        }
         if (job->session->op != SOP_EXECUTE) {
                 job_finish(p, job, outcome);
                 if (intr)
@@ -611,6 +669,7 @@ static void op_create(Pool *p, Job *job) {
         }
         s->owner = r->owner;
         s->kind = r->kind;
+        s->carry_fd = -1;
         s->state = SS_STARTING;
         s->stop_reason = RUN_EXITED;
         s->idle_timeout_sec = r->idle_timeout_sec ? r->idle_timeout_sec : p->cfg.session_idle_timeout_sec;
@@ -703,7 +762,9 @@ ssize_t session_recv(Pool *p, Sandbox *sb) {
                 return k;
         Job *job = sb->job;
         bool want = k == 1 && p->rbuf[0] == FRAME_FD && sb->sess && job && job->session &&
-                    job->session->op == SOP_FILE_GET && job->session->fd < 0;
+                    (job->session->op == SOP_FILE_GET ||
+                            (job->session->op == SOP_RESTART && job->session->keep_files)) &&
+                    job->session->fd < 0;
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
                 if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
                         continue;
@@ -735,12 +796,8 @@ static void op_interrupt(Pool *p, Job *job, Session *s) {
         answer(p, job, 200, strdup("{\"interrupted\":false,\"reset\":false}"), 0);
 }
 
-static void op_restart(Pool *p, Job *job, Session *s) {
-        if (s->state != SS_IDLE) {
-                answer_error(p, job, 409, "SessionBusy", NULL,
-                        "session %s is %s: restart it when it is idle", s->id, state_name(s->state));
-                return;
-        }
+/* Replaces s's sandbox by a fresh one for job, a restart (with s->carry_fd the files to keep). */
+static void restart(Pool *p, Job *job, Session *s) {
         s->job = job;
         s->execution_count = 0;
         drop_sandbox(p, s);
@@ -751,6 +808,20 @@ static void op_restart(Pool *p, Job *job, Session *s) {
                 log_errno(r, "cannot restart a session");
                 end_session(p, s, SESSION_END_DELETED);
         }
+}
+
+static void op_restart(Pool *p, Job *job, Session *s) {
+        if (s->state != SS_IDLE) {
+                answer_error(p, job, 409, "SessionBusy", NULL,
+                        "session %s is %s: restart it when it is idle", s->id, state_name(s->state));
+                return;
+        }
+        if (job->session->keep_files) {
+                /* First the runner packs /work (session_cell_done goes on from there). */
+                op_file(p, job, s);
+                return;
+        }
+        restart(p, job, s);
 }
 
 static void op_list(Pool *p, Job *job) {

@@ -57,7 +57,9 @@ typedef struct SessionReq {
         unsigned retry_after;
         char location[128];
         char *extra;
-        int fd; /* SOP_FILE_GET: the file, passed by the runner (-1 until then); owned */
+        int fd; /* SOP_FILE_GET: the file, passed by the runner (-1 until then); owned. SOP_RESTART
+                 * with keep_files: the old runner's packed /work, the same way */
+        bool keep_files; /* SOP_RESTART: job.request asks the runner to pack /work first */
 } SessionReq;
 
 /* One request's run. Owned by the caller (the HTTP layer), which must keep it alive until done

@@ -767,8 +767,75 @@ def _file_delete(req):
     return {"exit_code": 0, "error": None}
 
 
+def _pack(req):
+    """A restart that keeps the files: /work's regular files (no symlink followed, special files
+    left out) as a tar in a memfd, passed to the server (FRAME_FD), which hands it to the fresh
+    runner's init (_unpack). A file that changes size while it is read fails the pack: the
+    server then answers the restart with an error and the session stays as it was."""
+    import stat
+    import tarfile
+    fd = os.memfd_create("snakebox-carry", os.MFD_CLOEXEC)
+    try:
+        with open(os.dup(fd), "wb") as f, tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for dirpath, dirnames, filenames in os.walk(WORKDIR, followlinks=False):
+                dirnames.sort()
+                for fn in sorted(filenames):
+                    path = os.path.join(dirpath, fn)
+                    try:
+                        ffd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+                    except OSError:
+                        continue  # a symlink (ELOOP), a FIFO opened elsewhere, gone meanwhile
+                    with open(ffd, "rb") as fo:
+                        st = os.fstat(ffd)
+                        if not stat.S_ISREG(st.st_mode):
+                            continue
+                        info = tarfile.TarInfo(os.path.relpath(path, WORKDIR))
+                        info.size = st.st_size
+                        info.mode = st.st_mode & 0o777
+                        info.mtime = st.st_mtime
+                        tar.addfile(info, fo)
+        _send_fd(fd)
+    finally:
+        os.close(fd)
+    return {"exit_code": 0, "error": None}
+
+
+def _unpack():
+    """The packed /work of the sandbox this one replaces (_pack), passed right after the init
+    request; written as uploads are (_walk_to, never through a symlink: the tmpfs is fresh)."""
+    import socket
+    import tarfile
+    global _sock
+    if _sock is None:
+        _sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=os.dup(SOCK))
+    msg, fds, _flags, _addr = socket.recv_fds(_sock, 16, 1)
+    if msg != FRAME["fd"] or len(fds) != 1:
+        for fd in fds:
+            os.close(fd)
+        raise OSError("the packed files did not come")
+    os.lseek(fds[0], 0, os.SEEK_SET)  # the packer's writes left the shared offset at the end
+    with open(fds[0], "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
+        for m in tar:
+            parts = m.name.split("/")
+            if not m.isreg() or m.name.startswith("/") or any(x in ("", ".", "..") for x in parts):
+                continue
+            dfd, last = _walk_to(m.name, create_dirs=True)
+            try:
+                fd = os.open(last, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             m.mode & 0o777, dir_fd=dfd)
+            finally:
+                os.close(dfd)
+            with open(fd, "wb") as out, tar.extractfile(m) as src:
+                while True:
+                    chunk = src.read(1 << 20)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                os.utime(out.fileno(), (m.mtime, m.mtime))
+
+
 _FILE_OPS = {"files_list": _files_list, "file_get": _file_get, "file_put": _file_put,
-             "file_delete": _file_delete}
+             "file_delete": _file_delete, "pack": _pack}
 
 
 def _ignore_interrupt(signum, frame):
@@ -810,6 +877,8 @@ def _session(req, mod, out, err):
         elif op == "init":
             report = {"exit_code": 0, "error": None}
             try:
+                if req.get("carry"):
+                    _unpack()
                 if req.get("files"):
                     _write_files(req["files"], replace=True)
             except Exception as e:
