@@ -376,12 +376,13 @@ static enum MHD_Result send_openapi(Req *req) {
         return send_json(req, 200, doc, doc ? strlen(doc) : 0);
 }
 
-/* CORS preflight: only for allowed origins; anything else is a plain 405. */
+/* CORS preflight: only for allowed origins; anything else is a plain 405. PUT and DELETE are the
+ * session files API's and DELETE a session's. */
 static enum MHD_Result send_preflight(Req *req) {
         struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
         if (!resp)
                 return MHD_NO;
-        MHD_add_response_header(resp, "Access-Control-Allow-Methods", "POST, GET, OPTIONS");
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", "POST, GET, PUT, DELETE, OPTIONS");
         MHD_add_response_header(
                 resp, "Access-Control-Allow-Headers", "Content-Type, Authorization, X-Request-Id");
         MHD_add_response_header(resp, "Access-Control-Max-Age", "600");

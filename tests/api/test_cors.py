@@ -157,3 +157,12 @@ def test_wildcard_is_refused_at_start_up(start_server, value):
     assert status != 0, show(s.stderr())
     assert "CORS_ORIGINS" in s.stderr(), show(s.stderr())
     assert "listening on" not in s.stderr(), show(s.stderr())
+
+
+def test_preflight_allows_the_session_files_methods(cors):
+    """A browser app on an allowed origin may PUT and DELETE a session's files. Failed before:
+    the preflight allowed only POST, GET and OPTIONS."""
+    r = request(cors, "OPTIONS", "/api/sessions/0-00000000-x/files/a.csv",
+                headers={"Origin": A, "Access-Control-Request-Method": "PUT"}, timeout=30)
+    assert r.status == 204, show(r)
+    assert {"put", "delete"} <= tokens(r.headers.get("access-control-allow-methods")), show(r)
