@@ -412,10 +412,29 @@ def _write_files(files, replace=False):
     return written
 
 
-def _collect_files(spec, uploaded, limits):
+def _file_stats():
+    """{relative path: (size, mtime_ns, inode)} of the working directory's regular files: what
+    a session's cell found, so that its return_files are what it created or changed."""
+    import stat
+    seen = {}
+    for dirpath, dirnames, filenames in os.walk(".", followlinks=False):
+        for fn in filenames:
+            rel = os.path.normpath(os.path.join(dirpath, fn))
+            try:
+                st = os.lstat(rel)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                seen[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return seen
+
+
+def _collect_files(spec, uploaded, limits, before=None):
     """The regular files of the working directory the run created or changed, matching spec
     (True: all; a list: fnmatch patterns on the relative path). Symlinks and special files are
-    never followed nor read. Over the caps a file is listed, truncated, without content."""
+    never followed nor read. Over the caps a file is listed, truncated, without content.
+    before: a session cell's _file_stats() from its start; a file it shows unchanged is the
+    session's, not this cell's."""
     import base64
     import fnmatch
     import stat
@@ -432,6 +451,8 @@ def _collect_files(spec, uploaded, limits):
             except OSError:
                 continue
             if not stat.S_ISREG(st.st_mode):
+                continue
+            if before is not None and before.get(rel) == (st.st_size, st.st_mtime_ns, st.st_ino):
                 continue
             found.append((rel, st))
     found.sort()
@@ -730,28 +751,35 @@ def _send_fd(fd):
 
 def _file_put(req):
     """Writes the file (content base64), replacing one that is there; never through a symlink.
-    Reports whether it was created."""
+    Written beside it under a temporary name, then renamed over it: a write that fails (the
+    session's tmpfs full) leaves neither a partial file nor a truncated old one. Reports
+    whether it was created."""
     import base64
+    import stat
     data = base64.b64decode(req["content"], validate=True)
     dfd, last = _walk_to(req["name"], create_dirs=True)
     try:
         try:
-            fd = os.open(last, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dfd)
-            created = True
-        except FileExistsError:
-            fd = os.open(last, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
             created = False
+            if not stat.S_ISREG(os.lstat(last, dir_fd=dfd).st_mode):
+                raise IsADirectoryError("not a regular file: %s" % req["name"])
+        except FileNotFoundError:
+            created = True
+        tmp = ".%s.snakebox-put-%s" % (last[:64], os.urandom(6).hex())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dfd)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            os.rename(tmp, last, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            os.unlink(tmp, dir_fd=dfd)
+            raise
     finally:
         os.close(dfd)
-    try:
-        import stat
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise IsADirectoryError("not a regular file: %s" % req["name"])
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
     return {"exit_code": 0, "error": None, "created": created}
 
 
@@ -929,6 +957,7 @@ def _run(req, mod, err, script, cell=None):
         figures.install()
 
     status, error, value, uploaded = 0, None, None, {}
+    before = _file_stats() if cell is not None and report_mode and req.get("return_files") else None
     try:
         if cell is None:
             _apply_limits(req)  # a session's limits are the server's, per cell
@@ -987,7 +1016,7 @@ def _run(req, mod, err, script, cell=None):
         spec = req.get("return_files")
         if spec:
             try:
-                report["files"], report["files_dropped"] = _collect_files(spec, uploaded, limits)
+                report["files"], report["files_dropped"] = _collect_files(spec, uploaded, limits, before)
             except BaseException as e:
                 print("snakebox: files could not be collected: %s" % e, file=sys.stderr)
                 report["files"] = []
