@@ -242,9 +242,13 @@ def proc_children(pid):
 
 def sandbox_kind(pid):
     """"full" if the sandbox maps any third-party package (it was cloned from the zygote that
-    imported PREINSTALL_LIBS), else "lean" (a zygote with only the standard library)."""
-    maps = read_text(f"/proc/{pid}/maps") or ""
-    return "full" if ("dist-packages" in maps or "site-packages" in maps) else "lean"
+    imported PREINSTALL_LIBS), else "lean" (a zygote with only the standard library). The init
+    (pid) is a small program of its own: its runner, a descendant, shows which zygote it was."""
+    for p in [pid] + proc_descendants(pid):
+        maps = read_text(f"/proc/{p}/maps") or ""
+        if "dist-packages" in maps or "site-packages" in maps:
+            return "full"
+    return "lean"
 
 
 def proc_descendants(pid):

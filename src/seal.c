@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/rseq.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -313,6 +314,15 @@ static int step_runner(SealCtx *c) {
         }
         /* The runner: the init program is not its business. */
         close(SANDBOX_INIT_FD);
+#if defined(__x86_64__)
+        /* The kernel forgets a CLONE_VM child's rseq area (a fork keeps it registered), while
+         * glibc goes on reading it (sched_getcpu) and libraries may run critical sections on
+         * it: register it again, as glibc does for each thread it starts. Failure leaves what
+         * the old zygote's raw clone left, an unregistered area. */
+        if (c->plan->tid_offset >= 0 && __rseq_size > 0)
+                (void)syscall(SYS_rseq, (char *)__builtin_thread_pointer() + __rseq_offset,
+                        __rseq_size < 32 ? 32U : __rseq_size, 0, RSEQ_SIG);
+#endif
         if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
                 return -errno;
         /* FRAME_READY is sent by the runner, once it has prepared what does not depend on the

@@ -332,7 +332,8 @@ _noreturn_ static void child_main(Zygote *z, int *fds, int sync_fd) {
         /* Before the seal: the fork hooks libraries registered may still need what the seal
          * closes (matplotlib's clears its font cache, whose FreeType faces close their font
          * files; with those fds gone FreeType crashed). Python then stays untouched until the
-         * runner, a plain copy of this process, starts: it needs no second PyOS_AfterFork. */
+         * runner, which goes on in this very memory (seal.c step_runner), takes over: it needs
+         * no second PyOS_AfterFork. */
         PyOS_AfterFork_Child();
         /* Returns in the runner only: the sealed child stays behind as the run's init, an
          * exec'd program that no longer shares this memory. */

@@ -114,6 +114,9 @@ __attribute__((noreturn, used)) void init_main(long argc, char **argv) {
                 sys_exit(127);
         /* The name `ps` and the server's tools see: the exec named us after the memfd's fd. */
         SYS(prctl, PR_SET_NAME, "snakebox-run", 0, 0);
+        /* The exec kept the parent-death signal (our credentials did not change); set again so
+         * that the run's end with the server does not hang on that. */
+        SYS(prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0);
         ksigset_t all = ~0UL;
         /* Blocked already (the sealed child blocked them before it started the runner, and the
          * mask survives exec); set again so that nothing depends on it. */
