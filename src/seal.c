@@ -317,8 +317,11 @@ static int step_runner(SealCtx *c) {
 #if defined(__x86_64__)
         /* The kernel forgets a CLONE_VM child's rseq area (a fork keeps it registered), while
          * glibc goes on reading it (sched_getcpu) and libraries may run critical sections on
-         * it: register it again, as glibc does for each thread it starts. Failure leaves what
-         * the old zygote's raw clone left, an unregistered area. */
+         * it: register it again, as glibc does for each thread it starts (failing, it stays
+         * unregistered, as glibc leaves it on a kernel without rseq). glibc's fork also
+         * registers the child's robust-futex list, which this does not: glibc publishes no
+         * offset for it, and only a process-shared robust mutex that the main thread holds when
+         * it dies would notice (its waiters get no EOWNERDEAD). */
         if (c->plan->tid_offset >= 0 && __rseq_size > 0)
                 (void)syscall(SYS_rseq, (char *)__builtin_thread_pointer() + __rseq_offset,
                         __rseq_size < 32 ? 32U : __rseq_size, 0, RSEQ_SIG);
