@@ -47,9 +47,20 @@ $(BUILD)/obj/%.o: src/%.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/runner-blob.o: src/runner-blob.S src/runner.py src/learn.py src/warmup.py docs/openapi.json
+$(BUILD)/obj/runner-blob.o: src/runner-blob.S src/runner.py src/learn.py src/warmup.py docs/openapi.json \
+                            $(BUILD)/snakebox-init
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) -c $< -o $@
+	$(Q)$(CC) -DSANDBOX_INIT_BIN='"$(BUILD)/snakebox-init"' -c $< -o $@
+
+# A sandbox's pid 1 (src/init/sandbox-init.c): a static program without libc, embedded in the
+# binary and exec'd by every sandbox. Built apart from CFLAGS: no sanitizer, no stack protector
+# (there is no libc to provide their runtime), nothing that would make it map more than itself.
+INIT_CFLAGS := -std=gnu11 -O2 $(WARN) -ffreestanding -fno-stack-protector -fno-pie -fno-builtin \
+               -fno-asynchronous-unwind-tables -nostdlib -static -no-pie -Wl,--build-id=none -s
+$(BUILD)/snakebox-init: src/init/sandbox-init.c src/proto.h
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(INIT_CFLAGS) -o $@ $<
 
 $(BUILD)/snakebox: $(OBJS)
 	@echo "  LINK    $@"
@@ -276,10 +287,10 @@ example: $(BUILD)/snakebox
 	$(BUILD)/snakebox example > .env.example
 
 format:
-	clang-format -i src/*.c src/*.h src/util/*.h src/util/*.c tests/unit/*.c fuzz/*.c
+	clang-format -i src/*.c src/*.h src/util/*.h src/util/*.c src/init/*.c tests/unit/*.c fuzz/*.c
 
 format-check:
-	clang-format --dry-run --Werror src/*.c src/*.h src/util/*.h src/util/*.c tests/unit/*.c fuzz/*.c
+	clang-format --dry-run --Werror src/*.c src/*.h src/util/*.h src/util/*.c src/init/*.c tests/unit/*.c fuzz/*.c
 
 clean:
 	rm -rf $(BUILD)

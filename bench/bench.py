@@ -242,9 +242,13 @@ def proc_children(pid):
 
 def sandbox_kind(pid):
     """"full" if the sandbox maps any third-party package (it was cloned from the zygote that
-    imported PREINSTALL_LIBS), else "lean" (a zygote with only the standard library)."""
-    maps = read_text(f"/proc/{pid}/maps") or ""
-    return "full" if ("dist-packages" in maps or "site-packages" in maps) else "lean"
+    imported PREINSTALL_LIBS), else "lean" (a zygote with only the standard library). The init
+    (pid) is a small program of its own: its runner, a descendant, shows which zygote it was."""
+    for p in [pid] + proc_descendants(pid):
+        maps = read_text(f"/proc/{p}/maps") or ""
+        if "dist-packages" in maps or "site-packages" in maps:
+            return "full"
+    return "lean"
 
 
 def proc_descendants(pid):
@@ -267,6 +271,50 @@ def proc_cpu_seconds(pid, with_children=True):
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def runs_cgroup_file(server_pid):
+    """The file that holds the CPU time of every process that ran in the server's run cgroups
+    (their parent, "snakebox-<pid>", counts its removed leaves too), or None without one:
+    (path, "usage" for v1's cpuacct.usage in ns, "usage_usec" for v2's cpu.stat)."""
+    mounts = {}
+    for line in (read_text("/proc/self/mountinfo") or "").splitlines():
+        left, _, right = line.partition(" - ")
+        f, r = left.split(), right.split()
+        if len(f) > 4 and len(r) > 2 and r[0] in ("cgroup", "cgroup2"):
+            key = "v2" if r[0] == "cgroup2" else ("cpuacct" if "cpuacct" in r[2].split(",") else None)
+            if key:
+                mounts.setdefault(key, f[4])
+    for line in (read_text(f"/proc/{server_pid}/cgroup") or "").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, ctrls, path = parts
+        if "cpuacct" in ctrls.split(",") and "cpuacct" in mounts:
+            f = f"{mounts['cpuacct']}{path.rstrip('/')}/snakebox-{server_pid}/cpuacct.usage"
+            if os.path.exists(f):
+                return f, "usage"
+    for line in (read_text(f"/proc/{server_pid}/cgroup") or "").splitlines():
+        if line.startswith("0::") and "v2" in mounts:
+            path = line[3:].rstrip("/")
+            if os.path.basename(path).startswith("snakebox-server-"):
+                path = os.path.dirname(path)
+            f = f"{mounts['v2']}{path}/snakebox-{server_pid}/cpu.stat"
+            if os.path.exists(f):
+                return f, "usage_usec"
+    return None
+
+
+def runs_cgroup_seconds(where):
+    path, kind = where
+    text = read_text(path) or ""
+    if kind == "usage":
+        return int(text.split()[0]) / 1e9 if text.strip() else 0.0
+    for line in text.splitlines():
+        k, _, v = line.partition(" ")
+        if k == "usage_usec":
+            return int(v) / 1e6
+    return 0.0
+
+
 def machine_cpu_ticks():
     """(busy, total) jiffies of all CPUs from /proc/stat."""
     line = read_text("/proc/stat").splitlines()[0].split()
@@ -277,8 +325,9 @@ def machine_cpu_ticks():
 
 
 class CpuMeter:
-    """CPU used between start() and stop(): this client process, the server (with its reaped
-    sandboxes) plus the zygote, and the whole machine (in cores: CPU seconds per wall second)."""
+    """CPU used between start() and stop(): this client process, the server and the zygotes plus
+    every run (from the runs' cgroups, else the sandboxes the server reaped), and the whole
+    machine (in cores: CPU seconds per wall second)."""
 
     def __init__(self, server):
         self.server = server
@@ -287,9 +336,15 @@ class CpuMeter:
         ru = resource.getrusage(resource.RUSAGE_SELF)
         srv = 0.0
         if self.server:
-            srv = proc_cpu_seconds(self.server.pid)
+            # With the runs' cgroups: the server and zygotes themselves, plus everything that ran
+            # in a run. Reaped children's times would miss a run's runner: killed with its pid
+            # namespace, it is reaped by the kernel, and its time reaches no parent's rusage.
+            cg = runs_cgroup_file(self.server.pid)
+            srv = proc_cpu_seconds(self.server.pid, with_children=cg is None)
             for z in self.server.zygote_pids():
-                srv += proc_cpu_seconds(z)
+                srv += proc_cpu_seconds(z, with_children=cg is None)
+            if cg:
+                srv += runs_cgroup_seconds(cg)
         busy, total = machine_cpu_ticks()
         return time.perf_counter(), ru.ru_utime + ru.ru_stime, srv, busy, total
 
@@ -1089,7 +1144,7 @@ def render(res):
                     "server+runs CPU", "other CPU", "machine busy"], rows)
         L.append("  CPU columns, in cores: client = this benchmark process (near 1.0 = the Python client is"
                  " the bottleneck);")
-        L.append("  server+runs = server, zygote and the sandboxes it reaped; other = the rest of the machine"
+        L.append("  server+runs = server, zygotes and every run (its cgroups); other = the rest of the machine"
                  " (kernel threads...)")
         errs = [(n, c, s["error_kinds"]) for n, lv in r["snippets"].items() for c, s in lv.items()
                 if s["errors"]]

@@ -6,7 +6,7 @@
  * Processes. The server (this process) starts the zygote (zygote.c) and asks it for sandboxes.
  * A sandbox is cloned by the zygote with CLONE_PARENT, so the server is its parent: the pool
  * thread reaps it through a pidfd, reads its exit status and rusage, and kills it with
- * pidfd_send_signal(SIGKILL). The process we know is the sandbox's init (sandbox-init.c), pid 1
+ * pidfd_send_signal(SIGKILL). The process we know is the sandbox's init (init/sandbox-init.c), pid 1
  * of its own pid namespace, whose child is the runner: one SIGKILL to it ends every process the
  * run started, daemons included; the kernel has killed them all before the init's exit is
  * reported. The sandboxes' parent-death signal is tied to this thread, which lives as long as

@@ -142,7 +142,7 @@ typedef enum SealStep {
         SEAL_IDENTITY, /* drop the bounding set, groups, uid, gid; verify no capability is left */
         SEAL_NNP, /* no_new_privs, parent-death signal */
         SEAL_SECCOMP, /* after it, the filter also binds us */
-        SEAL_RUNNER, /* fork the runner; we stay its init (sandbox-init.c) */
+        SEAL_RUNNER, /* start the runner; we exec its init (init/sandbox-init.c) */
         _SEAL_MAX,
 } SealStep;
 

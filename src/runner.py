@@ -650,7 +650,7 @@ def _open_script():
         return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
 
 
-# The runner's pid (2: the sandbox's init is 1, sandbox-init.c). Only the runner reports: a
+# The runner's pid (2: the sandbox's init is 1, init/sandbox-init.c). Only the runner reports: a
 # process the code forked and that returns from it instead of exiting must not.
 _RUNNER_PID = None
 

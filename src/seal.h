@@ -31,27 +31,27 @@ typedef struct SealPlan {
         uint32_t cpu_limit_sec;
         int cap_last;
         struct sock_fprog filter; /* compiled once in the zygote */
+        int init_fd; /* sealed memfd of the sandboxes' init program (src/init/sandbox-init.c) */
+        /* Where glibc keeps the calling thread's id, from pthread_self(); -1 if not found (the
+         * runner is then forked by glibc, which updates it: see step_runner). */
+        long tid_offset;
 } SealPlan;
 
-/* Fills plan from the zygote's init message; compiles the seccomp filter. Returns 0 or
- * -errno. Runs in the zygote. */
+/* The fd at which the sealed child keeps the init program until it execs it; the runner
+ * closes its copy. */
+#define SANDBOX_INIT_FD 4
+
+/* Fills plan from the zygote's init message; compiles the seccomp filter; puts the init
+ * program in a sealed memfd. Returns 0 or -errno. Runs in the zygote. */
 int seal_plan_init(SealPlan *plan, const ZygoteConfig *init);
 
 /* Runs every step on the calling process, a fresh clone in new namespaces. fds: the socket,
  * stdout and stderr pipes; sync_fd: read end of the zygote's "maps written" pipe. The last step
- * forks: the calling process stays pid 1 of the namespace and never returns from here (it
- * serves as the run's init, sandbox-init.c); seal_run returns 0 in the child, pid 2, which is
- * to become the runner. On failure it reports FRAME_FAIL on the socket and returns -errno.
+ * starts the runner: the calling process stays pid 1 of the namespace, execs the init program
+ * and never returns from here; seal_run returns 0 in the runner, pid 2, on the same stack and
+ * with the same memory. On failure it reports FRAME_FAIL on the socket and returns -errno.
  * Runs in the child; allocates nothing. */
 int seal_run(const SealPlan *plan, int sock_fd, int out_fd, int err_fd, int sync_fd);
-
-/* --- sandbox-init.c --- */
-/* Blocks every signal and forks the runner, which gets an empty signal mask back. Returns the
- * runner's pid in the caller (the init), 0 in the runner, or -errno. */
-pid_t init_fork_runner(void);
-/* pid 1's loop: forwards signals to the runner, reaps every process that ends, and exits with
- * the runner's status once it has ended. */
-_noreturn_ void init_serve(pid_t runner, int sock_fd);
 
 /* --- seal-mount.c --- */
 /* Builds the run's root from the skeleton and pivots into it; cwd ends as /work. Child. */

@@ -21,8 +21,9 @@
  * its effective uid switched to the host uid of the sandbox's slot (SpawnRequest.uid), so that
  * the namespace's owner, which the kernel charges per-user counts to, differs between
  * concurrent runs (spawn_one). The zygote writes the child's id maps and cgroup membership,
- * then releases it through a pipe; the child seals itself (seal.c), forks the runner and
- * stays behind as the run's init (sandbox-init.c); the runner says FRAME_READY on the socket to
+ * then releases it through a pipe; the child seals itself (seal.c), starts the runner (a clone
+ * that shares its memory) and execs the run's init (src/init/sandbox-init.c), which leaves the
+ * runner the only copy of the zygote; the runner says FRAME_READY on the socket to
  * the server, and blocks until the server sends the request. The zygote keeps no fd of any
  * sandbox.
  *
@@ -332,14 +333,16 @@ _noreturn_ static void child_main(Zygote *z, int *fds, int sync_fd, const SpawnR
         /* Before the seal: the fork hooks libraries registered may still need what the seal
          * closes (matplotlib's clears its font cache, whose FreeType faces close their font
          * files; with those fds gone FreeType crashed). Python then stays untouched until the
-         * runner, a plain copy of this process, starts: it needs no second PyOS_AfterFork. */
+         * runner, which goes on in this very memory (seal.c step_runner), takes over: it needs
+         * no second PyOS_AfterFork. */
         PyOS_AfterFork_Child();
         /* A session's limits (SpawnRequest); this is the child's own copy of the plan. */
         if (req->cpu_limit_sec)
                 z->plan.cpu_limit_sec = req->cpu_limit_sec;
         if (req->tmp_size_bytes)
                 z->plan.tmp_size_bytes = req->tmp_size_bytes;
-        /* Returns in the runner only: the sealed child stays behind as the run's init. */
+        /* Returns in the runner only: the sealed child stays behind as the run's init, an
+         * exec'd program that no longer shares this memory. */
         if (seal_run(&z->plan, fds[0], fds[1], fds[2], sync_fd) < 0)
                 _exit(127);
         /* First copy, in one call per range, the pages the runner is going to write anyway
@@ -579,8 +582,8 @@ int zygote_main(void) {
         r = seal_plan_init(&z.plan, &z.init);
         if (r < 0) {
                 ready.error = r;
-                snprintf(ready.message, sizeof ready.message, "cannot compile the seccomp filter: %s",
-                        strerror(-r));
+                snprintf(ready.message, sizeof ready.message,
+                        "cannot prepare the seal (seccomp filter, init program): %s", strerror(-r));
         } else {
                 r = python_start(&z, ready.message, sizeof ready.message);
                 if (r < 0)
