@@ -478,11 +478,12 @@ def create_session(server, key=None, **fields):
     return r.json
 
 
-def session_execute(server, sid, src, key=None, timeout=None, conn=None, **extra):
-    """POST /api/sessions/{sid}/execute with {"code": src, **extra}; returns the Reply."""
+def session_execute(server, sid, src, key=None, http_timeout=None, conn=None, **extra):
+    """POST /api/sessions/{sid}/execute with {"code": src, **extra} (so `timeout` is the cell's);
+    returns the Reply."""
     obj = {"code": src}
     obj.update(extra)
-    return session_request(server, "POST", f"/{sid}/execute", obj, key=key, timeout=timeout, conn=conn)
+    return session_request(server, "POST", f"/{sid}/execute", obj, key=key, timeout=http_timeout, conn=conn)
 
 
 def cell(server, sid, src, key=None, **extra):

@@ -41,7 +41,8 @@ def sid(server):
 
 
 def says_lost(body):
-    text = (body.get("output") or "") + " " + ((body.get("error") or {}).get("message") or "")
+    text = " ".join(str(x or "") for x in (body.get("output"), (body.get("error") or {}).get("message"),
+                                            (body.get("session") or {}).get("message")))
     return re.search(r"\blost\b", text, re.I) is not None
 
 
@@ -141,7 +142,7 @@ def start_cell(server, sid, src, **extra):
     results = []
 
     def go():
-        results.append(session_execute(server, sid, src, timeout=60, **extra))
+        results.append(session_execute(server, sid, src, http_timeout=60, **extra))
 
     t = threading.Thread(target=go)
     t.start()

@@ -254,7 +254,7 @@ def test_busy_session_takes_no_concurrency_from_execute(keys_server):
     sid = create_session(keys_server, key=A)["session_id"]
     results = []
     t = threading.Thread(target=lambda: results.append(
-        session_execute(keys_server, sid, "import time\ntime.sleep(3)\nprint('cell')", key=A, timeout=60)))
+        session_execute(keys_server, sid, "import time\ntime.sleep(3)\nprint('cell')", key=A, http_timeout=60)))
     try:
         t.start()
         wait_session_state(keys_server, sid, "busy", key=A)
@@ -302,7 +302,7 @@ def test_shutdown_with_a_busy_session_leaves_nothing(start_server):
     busy_token = start_marked_child(s, busy_sid)
     results = []
     t = threading.Thread(target=lambda: results.append(
-        session_execute(s, busy_sid, "import time\ntime.sleep(4.5)", timeout=60)))
+        session_execute(s, busy_sid, "import time\ntime.sleep(4.5)", http_timeout=60)))
     t.start()
     wait_session_state(s, busy_sid, "busy")
     os.kill(s.pid, signal.SIGTERM)

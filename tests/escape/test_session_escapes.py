@@ -5,7 +5,9 @@ tests/escape/* as it is and runs it with every POST /api/execute it makes sent a
 session instead (conftest.post_json, and the module's own import of it, swapped for a session
 execute; `memory_mb`, which a cell does not take, is dropped). A bounded, representative choice:
 the server's processes, files, port and environment, the host's loopback, identity, the root
-file system, inherited descriptors, denied system calls, returned symlinks.
+file system, inherited descriptors, denied system calls, returned symlinks. The runs of one attack
+are cells of one session (what one cell leaves, the next one has), except for the attacks in
+FRESH, whose runs count on an empty working directory: each of their runs is a new session.
 
 Every test here fails against a server without sessions: the create is a 404 there, and each
 test checks that its attack's code did go through the session."""
@@ -39,6 +41,8 @@ ATTACKS = [
     ("test_file_escapes", "test_returned_symlinks_are_not_followed", {}),
     ("test_file_escapes", "test_fifo_is_not_returned_and_does_not_hang", {}),
 ]
+# Attacks whose runs each expect a fresh working directory: each of their runs gets a new session.
+FRESH = {"test_fifo_is_not_returned_and_does_not_hang"}
 
 
 class SessionRuns:
@@ -50,6 +54,7 @@ class SessionRuns:
         self.server = None
         self.sid = None
         self.cells = 0
+        self.fresh = False
 
     def post_json(self, server, obj, path="/api/execute", timeout=None, conn=None):
         if path != "/api/execute":
@@ -57,6 +62,8 @@ class SessionRuns:
         body = dict(obj) if isinstance(obj, dict) else obj
         if isinstance(body, dict):
             body.pop("memory_mb", None)
+        if self.fresh:
+            self.close()
         for _ in range(2):
             if self.sid is None:
                 self.server = server
@@ -72,6 +79,7 @@ class SessionRuns:
     def close(self):
         if self.sid is not None:
             delete_session(self.server, self.sid)
+            self.sid = None
 
 
 @pytest.fixture
@@ -86,6 +94,7 @@ def session_runs(monkeypatch):
                          ids=[f"{m[5:]}-{n[5:45]}" + (f"-{k['name']}" if k else "") for m, n, k in ATTACKS])
 def test_escape_attack_from_inside_a_session(server, session_runs, module, name, kwargs):
     sr, monkeypatch = session_runs
+    sr.fresh = name in FRESH
     mod = importlib.import_module(module)
     if hasattr(mod, "post_json"):
         monkeypatch.setattr(mod, "post_json", sr.post_json)
