@@ -121,9 +121,9 @@ def test_create_with_bad_json_is_400(cells_server):
 
 
 def test_get_does_not_extend_the_idle_life(cells_server):
-    obj = create_session(cells_server, idle_timeout=60)
-    sid = obj["session_id"]
+    sid = create_session(cells_server, idle_timeout=60)["session_id"]
     try:
+        obj = wait_session_state(cells_server, sid, "idle")
         time.sleep(1.2)
         got = session_request(cells_server, "GET", f"/{sid}").json
         assert got["last_active_at"] == obj["last_active_at"], show([obj, got])
@@ -412,3 +412,46 @@ def test_openapi_lists_the_session_endpoints(cells_server):
         assert p in paths, f"{p} not in openapi.json paths: {sorted(paths)}"
         assert methods <= paths[p], f"{p}: {methods - paths[p]} missing"
     assert "session" in json.dumps(doc.get("components", {})).lower(), "no session schema in components"
+
+
+# --- create-time options and the object's figures -------------------------------------------------
+
+def test_defaults_of_a_session_object(cells_server):
+    """SESSION_IDLE_TIMEOUT (600) and SESSION_MAX_LIFETIME (3600) are the defaults."""
+    obj = create_session(cells_server)
+    try:
+        assert obj["idle_timeout"] == 600 and obj["max_lifetime"] == 3600, show(obj)
+        assert obj["execution_count"] == 0 and obj["state"] in ("starting", "idle"), show(obj)
+    finally:
+        delete_session(cells_server, obj["session_id"])
+
+
+def test_files_given_at_create_are_in_the_working_directory(cells_server):
+    obj = create_session(cells_server, files=[
+        {"name": "seed.csv", "content": "a\n1\n2\n"},
+        {"name": "raw/bytes.bin", "content": base64.b64encode(b"\x00\x01\x02").decode(), "encoding": "base64"},
+    ])
+    sid = obj["session_id"]
+    try:
+        out = cell_json(cells_server, sid, code('''
+            import json
+            print(json.dumps([open("seed.csv").read(), list(open("raw/bytes.bin", "rb").read())]))
+        '''))
+        assert out == ["a\n1\n2\n", [0, 1, 2]], out
+        bad = session_request(cells_server, "POST", "", {"files": [{"name": "../x", "content": "x"}]})
+        assert_session_error(bad, 400, "BadRequest")
+    finally:
+        delete_session(cells_server, sid)
+
+
+def test_object_reports_memory_and_files_in_use(cells_server, sid):
+    cell_ok(cells_server, sid, code('''
+        hold = bytearray(64 << 20)
+        for i in range(0, len(hold), 4096):
+            hold[i] = 1
+        with open("two-mb.bin", "wb") as f:
+            f.write(b"z" * (2 << 20))
+    '''))
+    obj = session_request(cells_server, "GET", f"/{sid}").json
+    assert obj["files_bytes"] >= 2 << 20, show(obj)
+    assert obj["memory_bytes"] >= 64 << 20, show(obj)
