@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pool.h"
 #include "report.h"
 #include "upload.h"
 #include "util/macro.h"
@@ -603,4 +604,270 @@ HttpStatus api_build_answer(const RunResult *r, const Config *c, char **ret, siz
         *ret = s;
         *ret_len = strlen(s);
         return HTTP_OK;
+}
+
+/* ---- sessions ---- */
+
+char *api_session_error(const char *type, const char *reason, const char *msg, size_t *ret_len) {
+        _cleanup_free_ char *clean = NULL;
+        size_t n;
+        clean = utf8_sanitize(msg, strlen(msg), &n);
+        if (!clean)
+                return NULL;
+        _cleanup_json_ json_t *o = json_pack("{ss ss% s{ss ss%}}", "status", "Error", "output", clean, n,
+                "error", "type", type, "message", clean, n);
+        if (!o)
+                return NULL;
+        if (reason)
+                json_object_set_new(json_object_get(o, "error"), "reason", json_string(reason));
+        char *s = json_dumps(o, JSON_COMPACT);
+        if (s && ret_len)
+                *ret_len = strlen(s);
+        return s;
+}
+
+/* An optional whole number of seconds from 1 to max. */
+static HttpStatus seconds_field(json_t *root, const char *name, uint32_t max, const char *key, uint32_t *ret,
+        char *why, size_t whyn) {
+        json_t *v = json_object_get(root, name);
+        *ret = 0;
+        if (!v)
+                return HTTP_STATUS_NONE;
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > max) {
+                snprintf(why, whyn,
+                        "field \"%s\" must be a whole number of seconds from 1 to %u (the server's %s)",
+                        name, max, key);
+                return HTTP_BAD_REQUEST;
+        }
+        *ret = (uint32_t)json_integer_value(v);
+        return HTTP_STATUS_NONE;
+}
+
+HttpStatus api_decode_session_create(
+        const char *body, size_t len, const Config *c, ApiSessionCreate *ret, char *why, size_t whyn) {
+        static const char *const fields[] = {
+                "idle_timeout", "max_lifetime", "memory_mb", "profile", "files"};
+        json_error_t e;
+        HttpStatus r;
+
+        *ret = (ApiSessionCreate){.full = true};
+        _cleanup_json_ json_t *root = NULL;
+        if (len == 0 || is_blank(body, len))
+                root = json_object();
+        else
+                root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &e);
+        if (!root) {
+                snprintf(why, whyn, "invalid JSON at line %d, column %d (position %d): %s", e.line, e.column,
+                        e.position, e.text);
+                return HTTP_BAD_REQUEST;
+        }
+        if (!json_is_object(root)) {
+                snprintf(why, whyn, "the request body must be a JSON object");
+                return HTTP_BAD_REQUEST;
+        }
+        const char *key;
+        json_t *value;
+        json_object_foreach(root, key, value) {
+                bool known = false;
+                for (size_t i = 0; i < ELEMENTSOF(fields); i++)
+                        known = known || strcmp(key, fields[i]) == 0;
+                if (!known) {
+                        snprintf(why, whyn,
+                                "unknown field \"%.100s\": the allowed fields are idle_timeout, "
+                                "max_lifetime, "
+                                "memory_mb, profile, files",
+                                key);
+                        return HTTP_BAD_REQUEST;
+                }
+        }
+        r = seconds_field(root, "idle_timeout", c->session_idle_timeout_sec, "SESSION_IDLE_TIMEOUT",
+                &ret->idle_timeout_sec, why, whyn);
+        if (r)
+                return r;
+        r = seconds_field(root, "max_lifetime", c->session_max_lifetime_sec, "SESSION_MAX_LIFETIME",
+                &ret->max_lifetime_sec, why, whyn);
+        if (r)
+                return r;
+        json_t *mem = json_object_get(root, "memory_mb");
+        if (mem) {
+                uint64_t max_mb = c->session_memory_bytes >> 20;
+                if (!json_is_integer(mem) || json_integer_value(mem) < 16 ||
+                        (uint64_t)json_integer_value(mem) > max_mb) {
+                        snprintf(why, whyn,
+                                "field \"memory_mb\" must be a whole number from 16 to %llu (the server's "
+                                "SESSION_MEMORY_MB)",
+                                (unsigned long long)max_mb);
+                        return HTTP_BAD_REQUEST;
+                }
+                ret->memory_bytes = (uint64_t)json_integer_value(mem) << 20;
+        }
+        json_t *profile = json_object_get(root, "profile");
+        if (profile) {
+                if (!string_is(profile, "full", "lean")) {
+                        snprintf(why, whyn, "field \"profile\" must be \"full\" or \"lean\"");
+                        return HTTP_BAD_REQUEST;
+                }
+                ret->full = string_is(profile, "full", NULL);
+        }
+        _cleanup_json_ json_t *init = json_pack("{ssss}", "mode", "session", "op", "init");
+        if (!init)
+                return HTTP_SERVICE_UNAVAILABLE;
+        json_t *files = json_object_get(root, "files");
+        if (files) {
+                r = check_files(files, c, why, whyn);
+                if (r)
+                        return r;
+                json_object_set(init, "files", files);
+        }
+        ret->init = json_dumps(init, JSON_COMPACT);
+        if (!ret->init)
+                return HTTP_SERVICE_UNAVAILABLE;
+        ret->init_len = strlen(ret->init);
+        return HTTP_STATUS_NONE;
+}
+
+HttpStatus api_decode_session_restart(
+        const char *body, size_t len, bool *ret_keep_files, char *why, size_t whyn) {
+        json_error_t e;
+        *ret_keep_files = false;
+        if (len == 0 || is_blank(body, len))
+                return HTTP_STATUS_NONE;
+        _cleanup_json_ json_t *root =
+                json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &e);
+        if (!root || !json_is_object(root)) {
+                snprintf(why, whyn, "the request body must be a JSON object like {\"keep_files\": false}");
+                return HTTP_BAD_REQUEST;
+        }
+        const char *key;
+        json_t *value;
+        json_object_foreach(root, key, value) {
+                if (strcmp(key, "keep_files") != 0 || !json_is_boolean(value)) {
+                        snprintf(why, whyn, "the only field is \"keep_files\", a boolean");
+                        return HTTP_BAD_REQUEST;
+                }
+                *ret_keep_files = json_is_true(value);
+        }
+        return HTTP_STATUS_NONE;
+}
+
+int api_merge_object(char **answer, size_t *len, const char *extra) {
+        json_error_t e;
+        _cleanup_json_ json_t *a = json_loadb(*answer, *len, 0, &e);
+        _cleanup_json_ json_t *x = json_loads(extra, 0, &e);
+        if (!a || !x || json_object_update(a, x) < 0)
+                return -ENOMEM;
+        char *s = json_dumps(a, JSON_COMPACT);
+        if (!s)
+                return -ENOMEM;
+        free(*answer);
+        *answer = s;
+        *len = strlen(s);
+        return 0;
+}
+
+/* ---- session files ---- */
+
+static char *base64_encode(const char *p, size_t n) {
+        static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        char *out = malloc((n + 2) / 3 * 4 + 1);
+        if (!out)
+                return NULL;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i += 3) {
+                uint32_t v = (uint32_t)(uint8_t)p[i] << 16;
+                if (i + 1 < n)
+                        v |= (uint32_t)(uint8_t)p[i + 1] << 8;
+                if (i + 2 < n)
+                        v |= (uint8_t)p[i + 2];
+                out[k++] = tab[v >> 18 & 63];
+                out[k++] = tab[v >> 12 & 63];
+                out[k++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
+                out[k++] = i + 2 < n ? tab[v & 63] : '=';
+        }
+        out[k] = 0;
+        return out;
+}
+
+HttpStatus api_file_request(int op, const char *name, const char *body, size_t len, uint32_t max_files,
+        char **ret, size_t *ret_len) {
+        _cleanup_json_ json_t *o = NULL;
+        switch (op) {
+        case SOP_FILES_LIST:
+                o = json_pack("{sssI}", "op", "files_list", "max", (json_int_t)max_files);
+                break;
+        case SOP_FILE_GET:
+                o = json_pack("{ssss}", "op", "file_get", "name", name);
+                break;
+        case SOP_FILE_DELETE:
+                o = json_pack("{ssss}", "op", "file_delete", "name", name);
+                break;
+        case SOP_FILE_PUT: {
+                _cleanup_free_ char *b64 = base64_encode(body, len);
+                if (b64)
+                        o = json_pack("{ssssss}", "op", "file_put", "name", name, "content", b64);
+                break;
+        }
+        default:
+                return HTTP_INTERNAL_ERROR;
+        }
+        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        if (!s)
+                return HTTP_SERVICE_UNAVAILABLE;
+        *ret = s;
+        *ret_len = strlen(s);
+        return HTTP_STATUS_NONE;
+}
+
+int api_file_answer(
+        const RunResult *r, int op, const Config *c, ApiFileAnswer *ret, char *msg, size_t msgn) {
+        json_error_t e;
+        *ret = (ApiFileAnswer){0};
+        if (r->outcome != RUN_EXITED || !r->report_done || r->report_end_bad || r->report.dropped) {
+                snprintf(msg, msgn,
+                        "the file operation did not finish (the session's interpreter did not answer)");
+                return -EIO;
+        }
+        (void)c;
+        _cleanup_json_ json_t *rep = json_loadb(r->report.data ? r->report.data : "", r->report.len, 0, &e);
+        if (!json_is_object(rep)) {
+                snprintf(msg, msgn,
+                        "the session's interpreter answered the file operation with a malformed report");
+                return -EBADMSG;
+        }
+        json_t *err = json_object_get(rep, "error");
+        if (json_is_object(err)) {
+                const char *type = json_string_value(json_object_get(err, "type"));
+                const char *m = json_string_value(json_object_get(err, "message"));
+                type = type ? type : "OSError";
+                m = m ? m : "";
+                snprintf(msg, msgn, "%.100s: %.250s", type, m);
+                if (strstr(m, "[Errno 28]") || strstr(m, "[Errno 27]"))
+                        return 413;
+                if (op != SOP_FILE_PUT || strstr(m, "[Errno 40]") || strcmp(type, "NotADirectoryError") == 0)
+                        return 404;
+                return 400;
+        }
+        if (op == SOP_FILE_PUT)
+                ret->created = json_is_true(json_object_get(rep, "created"));
+        if (op != SOP_FILES_LIST)
+                return 0;
+        /* The listing, as the server checks it: what the runner sent is the session's own (its
+         * code may have forged it), so only well-formed entries are passed on. */
+        json_t *files = json_object_get(rep, "files"), *list = json_array(), *f;
+        size_t i;
+        if (!list)
+                return -ENOMEM;
+        json_array_foreach(files, i, f) {
+                json_t *name = json_object_get(f, "name"), *size = json_object_get(f, "size"),
+                       *mtime = json_object_get(f, "mtime");
+                if (json_is_string(name) && json_is_integer(size) && json_is_string(mtime))
+                        json_array_append_new(
+                                list, json_pack("{sOsOsO}", "name", name, "size", size, "mtime", mtime));
+        }
+        json_t *dropped = json_object_get(rep, "files_dropped");
+        json_t *o = json_pack("{soso}", "files", list, "files_dropped",
+                json_is_integer(dropped) ? json_incref(dropped) : json_integer(0));
+        ret->body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        return ret->body ? 0 : -ENOMEM;
 }

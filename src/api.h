@@ -45,3 +45,43 @@ HttpStatus api_build_answer(const RunResult *r, const Config *c, char **ret, siz
 /* Builds {"status": "Error", "output": msg}: the shape of every error body. Malloc'ed, or NULL
  * on out-of-memory. */
 char *api_error_body(const char *msg, size_t *ret_len);
+
+/* Sessions. An error of a session endpoint: api_error_body's shape plus
+ * "error": {"type", "message", "reason"?}. Malloc'ed, or NULL on out-of-memory. */
+char *api_session_error(const char *type, const char *reason, const char *msg, size_t *ret_len);
+
+/* POST /api/sessions: what the body (may be empty) asks. 0 in a field: the server's default. */
+typedef struct ApiSessionCreate {
+        uint32_t idle_timeout_sec, max_lifetime_sec;
+        uint64_t memory_bytes;
+        bool full; /* profile "full" (the default) or "lean" */
+        char *init; /* the runner's init request, with the initial files; malloc'ed */
+        size_t init_len;
+} ApiSessionCreate;
+
+/* Returns as api_decode_request does. */
+HttpStatus api_decode_session_create(
+        const char *body, size_t len, const Config *c, ApiSessionCreate *ret, char *why, size_t whyn);
+
+/* POST /api/sessions/{id}/restart: {"keep_files"?: bool}, or no body. */
+HttpStatus api_decode_session_restart(
+        const char *body, size_t len, bool *ret_keep_files, char *why, size_t whyn);
+
+/* The runner's request for a file operation of a session (op: SessionOp, pool.h): list, get,
+ * put (body, len: the file), delete name (checked by upload_check_name). Returns as
+ * api_decode_request does. */
+HttpStatus api_file_request(int op, const char *name, const char *body, size_t len, uint32_t max_files,
+        char **ret, size_t *ret_len);
+
+typedef struct ApiFileAnswer {
+        char *body; /* a listing's JSON, malloc'ed */
+        bool created; /* a put made a new file */
+} ApiFileAnswer;
+
+/* Judges the runner's report of a file operation: 0 and *ret; an HTTP status (404 no such file,
+ * 413 no room, 400) with msg; or -errno with msg when the runner gave no usable answer. */
+int api_file_answer(const RunResult *r, int op, const Config *c, ApiFileAnswer *ret, char *msg, size_t msgn);
+
+/* Adds the members of the JSON object extra to the JSON object *answer (len bytes), replacing
+ * *answer. Returns 0 or -ENOMEM (also when either is not an object). */
+int api_merge_object(char **answer, size_t *len, const char *extra);

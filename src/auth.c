@@ -137,6 +137,28 @@ static unsigned ct_differs(const char *a, size_t an, const char *b, size_t bn) {
         return d;
 }
 
+int auth_owner(const Auth *a, const char *authorization) {
+        if (!auth_enabled(a))
+                return 0;
+        if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
+                return -1;
+        const char *key = authorization + 7;
+        while (*key == ' ')
+                key++;
+        size_t n = strlen(key);
+        if (n > KEY_LEN_MAX)
+                return -1;
+        size_t owner = 0;
+        unsigned match = 0;
+        for (size_t i = 0; i < a->n; i++) {
+                unsigned m = !ct_differs(key, n, a->keys[i], strlen(a->keys[i]));
+                /* Branch-free: the index of the (last) matching key, whatever matched. */
+                owner |= (size_t)(0 - (size_t)m) & i;
+                match |= m;
+        }
+        return match ? (int)owner : -1;
+}
+
 bool auth_check(const Auth *a, const char *authorization) {
         if (!auth_enabled(a))
                 return true;

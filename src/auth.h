@@ -19,3 +19,8 @@ bool auth_enabled(const Auth *a);
 /* True when the Authorization header value is "Bearer <one of the keys>". The time taken does
  * not depend on which key matched, or how much of one did. */
 bool auth_check(const Auth *a, const char *authorization);
+
+/* Which key authorization names: its index among the configured keys (what a session's owner
+ * is recorded as, so that no key is kept anywhere else), 0 when no keys are configured (every
+ * client is the same owner), -1 when it names none. Constant time as auth_check. */
+int auth_owner(const Auth *a, const char *authorization);

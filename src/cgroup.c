@@ -400,13 +400,25 @@ int cgroup_set_memory(const CgroupRoot *root, const Cgroup *cg, uint64_t bytes) 
                 return -EOPNOTSUPP;
         snprintf(v, sizeof v, "%" PRIu64, bytes);
         if (root->mode == CGROUP_V1) {
-                /* memsw must stay >= the memory limit: lower it second. */
+                /* memsw must stay >= the memory limit: lower it second, raise it first (a
+                 * session's SESSION_MEMORY_MB may be above MEMORY_LIMIT_MB). */
+                bool memsw = file_exists(cg->mem, "memory.memsw.limit_in_bytes");
                 r = write_knob(cg->mem, "memory.limit_in_bytes", v);
-                if (r == 0 && file_exists(cg->mem, "memory.memsw.limit_in_bytes"))
+                if (r == -EINVAL && memsw) {
+                        r = write_knob(cg->mem, "memory.memsw.limit_in_bytes", v);
+                        return r < 0 ? r : write_knob(cg->mem, "memory.limit_in_bytes", v);
+                }
+                if (r == 0 && memsw)
                         r = write_knob(cg->mem, "memory.memsw.limit_in_bytes", v);
                 return r;
         }
         return write_knob(cg->mem, "memory.max", v);
+}
+
+uint64_t cgroup_memory_current(const CgroupRoot *root, const Cgroup *cg) {
+        if (root->mode == CGROUP_NONE || !cg->mem[0])
+                return 0;
+        return read_u64(cg->mem, root->mode == CGROUP_V2 ? "memory.current" : "memory.usage_in_bytes");
 }
 
 int cgroup_cpu_usage_us(const CgroupRoot *root, const Cgroup *cg, uint64_t *ret) {

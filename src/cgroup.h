@@ -97,6 +97,10 @@ void cgroup_close_fds(Cgroup *cg);
 
 void cgroup_read_stats(const CgroupRoot *root, const Cgroup *cg, CgroupStats *ret);
 
+/* The memory the run's cgroup holds now (a session's memory_bytes, its cells' peaks), in bytes;
+ * 0 without a memory cgroup or when it cannot be read. */
+uint64_t cgroup_memory_current(const CgroupRoot *root, const Cgroup *cg);
+
 /* Removes the run's cgroups; call after the run's last process was reaped. Returns 0, or the
  * -errno of an rmdir that failed (the cgroup still has a task, or one still being torn down):
  * what is left stays named in cg, so that calling again retries only that. */

@@ -205,6 +205,26 @@ static const Key keys[] = {
                 "Seconds a connection has for a request's line and headers, counted from when it opened "
                 "or its last answer was sent (so also how long a kept-alive connection may idle); then "
                 "it is closed. Bodies and runs are not subject to it."),
+        NUM("MAX_SESSIONS", KEY_COUNT, max_sessions, 8, 0, 1024,
+                "Sessions (POST /api/sessions: a live interpreter kept across requests) at once; 0 "
+                "disables sessions. They never take sandboxes or concurrency from /api/execute."),
+        NUM("MAX_SESSIONS_PER_KEY", KEY_COUNT, max_sessions_per_key, 4, 1, 1024,
+                "Sessions one API key may hold at once (without keys: all clients together); more are "
+                "answered 429."),
+        NUM("SESSION_IDLE_TIMEOUT", KEY_SECONDS, session_idle_timeout_sec, 600, 1, 86400,
+                "Seconds a session may stay idle before it ends; the default and the largest "
+                "\"idle_timeout\" a session may ask for."),
+        NUM("SESSION_MAX_LIFETIME", KEY_SECONDS, session_max_lifetime_sec, 3600, 1, 604800,
+                "Seconds a session may live in all; the default and the largest \"max_lifetime\"."),
+        NUM("SESSION_MEMORY_MB", KEY_MEGABYTES, session_memory_bytes, 1024, 16, 1048576,
+                "Memory of one session in megabytes, its files included; the default and the largest "
+                "\"memory_mb\". Without a memory cgroup it is also capped by MEMORY_LIMIT_MB (RLIMIT_AS)."),
+        NUM("INTERRUPT_GRACE", KEY_SECONDS, interrupt_grace_sec, 2, 0, 60,
+                "Seconds a session's cell has to stop after an interrupt (SIGINT, KeyboardInterrupt) "
+                "before its interpreter is killed and replaced (its variables are lost)."),
+        NUM("NODE_ID", KEY_COUNT, node_id, 0, 0, 65535,
+                "This server's number in session ids (<node>-<boot>-<random>), for routing sessions "
+                "when several servers share a name; ids of another node are unknown here."),
 };
 
 _printf_(3, 0) static int vfail(char **ret_error, int r, const char *fmt, va_list ap) {

@@ -86,6 +86,17 @@ typedef struct Config {
         uint32_t max_connections_per_ip;
         /* HEADER_TIMEOUT: seconds a connection may take to send a request's headers. */
         uint32_t header_timeout_sec;
+        /* Sessions (pool-session.c): how many at once (0: none), per API key; their default and
+         * largest idle timeout, lifetime and memory; the wait between an interrupt and the kill
+         * that replaces an interpreter that did not stop; and this server's node in session
+         * ids. */
+        uint32_t max_sessions;
+        uint32_t max_sessions_per_key;
+        uint32_t session_idle_timeout_sec;
+        uint32_t session_max_lifetime_sec;
+        uint64_t session_memory_bytes;
+        uint32_t interrupt_grace_sec;
+        uint32_t node_id;
 } Config;
 
 /* Fills every field with its default. */

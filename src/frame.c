@@ -89,6 +89,9 @@ void frame_parse(FramePhase ph, const char *m, size_t n, Frame *ret) {
                         ret->len = n - 1;
                 }
                 return;
+        case FRAME_PHASE_IDLE:
+                ret->verdict = FRAME_IGNORE;
+                return;
         case FRAME_PHASE_QUIET:
                 /* A waiting sandbox has nothing to say; one that talks is not ours to trust. */
                 return;

@@ -17,6 +17,10 @@ typedef enum FramePhase {
         FRAME_PHASE_RUNNING, /* has its request: output and the report */
         FRAME_PHASE_REPORTED, /* running, its 'Z' came: output only, no more of the report */
         FRAME_PHASE_QUIET, /* ready and waiting, or already answered: must say nothing */
+        /* A session between cells: its background threads and processes may still write to the
+         * socket (output, or anything else); nothing is believed, nothing punished, all of it
+         * is dropped, so that nothing reaches the next cell's answer. */
+        FRAME_PHASE_IDLE,
 } FramePhase;
 
 typedef enum FrameVerdict {

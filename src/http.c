@@ -37,12 +37,17 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <linux/magic.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "auth.h"
 #include "metrics.h"
+#include "upload.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/macro.h"
@@ -88,6 +93,9 @@ typedef struct Req {
         Buf body;
         bool too_large;
         bool ran;
+        bool session; /* a session endpoint: job.session is &sreq */
+        SessionReq sreq;
+        char file[512]; /* a file endpoint's path under /work, checked as uploads are */
         Job job;
         struct timespec start;
         char method[16];
@@ -344,6 +352,10 @@ static enum MHD_Result send_health(Req *req) {
                         json_integer((json_int_t)(cgroup_memory_bound(cg, &h->cfg) >> 20)));
                 json_object_set_new(iso, "cpu_limit", json_string(cgroup_cpu_name(cg)));
         }
+        if (o)
+                json_object_set_new(o, "sessions",
+                        json_pack("{sIsIsI}", "active", (json_int_t)st.sessions_active, "busy",
+                                (json_int_t)st.sessions_busy, "max", (json_int_t)h->cfg.max_sessions));
         if (o && st.fatal[0])
                 json_object_set_new(o, "error", json_string(st.fatal));
         char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -426,9 +438,368 @@ static enum MHD_Result on_first_call(
         return route_request(h, req, url, method);
 }
 
+/* ---- sessions ---- */
+
+static enum MHD_Result send_session_error(
+        Req *req, unsigned code, const char *type, const char *reason, const char *msg) {
+        size_t len = 0;
+        char *body = api_session_error(type, reason, msg, &len);
+        return send_body(req, code, body, len, "application/json; charset=utf-8",
+                code == 429 || code == 409 || code == 503 ? MHD_HTTP_HEADER_RETRY_AFTER : NULL, "1");
+}
+
+/* Submits the session request in req->sreq (the cell, for an execute, in req->job.request). */
+static enum MHD_Result session_submit(Http *h, Req *req) {
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        char *request = req->job.request;
+        size_t request_len = req->job.request_len;
+        uint32_t timeout_ms = req->job.timeout_ms;
+        bool want_files = req->job.want_files;
+        req->job = (Job){
+                .request = request,
+                .request_len = request_len,
+                /* Only a cell is interrupted when its client goes away. */
+                .client_fd = ci && req->sreq.op == SOP_EXECUTE ? ci->connect_fd : -1,
+                .timeout_ms = timeout_ms,
+                .want_files = want_files,
+                .done = job_done,
+                .userdata = req,
+                .session = &req->sreq,
+        };
+        req->state = REQ_WAITING;
+        MHD_suspend_connection(req->conn);
+        int r = pool_session_submit(h->pool, &req->job);
+        if (r < 0) {
+                req->state = REQ_READING;
+                MHD_resume_connection(req->conn);
+                return send_session_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "ServiceUnavailable", NULL,
+                        "the server is shutting down");
+        }
+        return MHD_YES;
+}
+
+/* The body of a session request is in: decode it, then submit. */
+static enum MHD_Result session_body_complete(Http *h, Req *req) {
+        char why[512];
+        const char *body = req->body.data ? req->body.data : "";
+        size_t len = req->body.len;
+        HttpStatus code = HTTP_STATUS_NONE;
+        if (req->too_large) {
+                if (req->sreq.op == SOP_FILE_PUT)
+                        snprintf(why, sizeof why,
+                                "file too large: the limit is MAX_FILES_BYTES (%llu bytes)",
+                                (unsigned long long)h->cfg.max_files_bytes);
+                else
+                        snprintf(why, sizeof why,
+                                "request body too large: the limit is MAX_REQUEST_BYTES (%llu bytes)",
+                                (unsigned long long)h->cfg.max_request_bytes);
+                return send_session_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "TooLarge", NULL, why);
+        }
+        switch (req->sreq.op) {
+        case SOP_CREATE: {
+                ApiSessionCreate ac;
+                code = api_decode_session_create(body, len, &h->cfg, &ac, why, sizeof why);
+                if (code == HTTP_STATUS_NONE) {
+                        req->sreq.idle_timeout_sec = ac.idle_timeout_sec;
+                        req->sreq.max_lifetime_sec = ac.max_lifetime_sec;
+                        req->sreq.memory_bytes = ac.memory_bytes;
+                        req->sreq.kind = ac.full ? POOL_FULL : POOL_LEAN;
+                        req->sreq.init_request = ac.init;
+                        req->sreq.init_len = ac.init_len;
+                }
+                break;
+        }
+        case SOP_EXECUTE: {
+                ApiRequest ar;
+                code = api_decode_request(body, len, &h->cfg, &ar, why, sizeof why);
+                if (code == HTTP_STATUS_NONE && ar.memory_bytes) {
+                        free(ar.runner);
+                        snprintf(why, sizeof why,
+                                "field \"memory_mb\" belongs to the session (POST /api/sessions), not to a "
+                                "cell");
+                        code = HTTP_BAD_REQUEST;
+                }
+                if (code == HTTP_STATUS_NONE) {
+                        req->job.request = ar.runner;
+                        req->job.request_len = ar.runner_len;
+                        req->job.timeout_ms = ar.timeout_ms;
+                        req->job.want_files = ar.want_files;
+                }
+                break;
+        }
+        case SOP_RESTART: {
+                bool keep = false;
+                code = api_decode_session_restart(body, len, &keep, why, sizeof why);
+                if (code == HTTP_STATUS_NONE && keep) {
+                        snprintf(why, sizeof why,
+                                "\"keep_files\": true is not supported yet: a restart starts "
+                                "with an empty /work");
+                        code = HTTP_BAD_REQUEST;
+                }
+                break;
+        }
+        case SOP_FILES_LIST:
+        case SOP_FILE_GET:
+        case SOP_FILE_PUT:
+        case SOP_FILE_DELETE:
+                code = api_file_request(req->sreq.op, req->file, body, len, h->cfg.max_return_files,
+                        &req->job.request, &req->job.request_len);
+                break;
+        default:
+                break; /* no body expected; what came is ignored */
+        }
+        buf_free(&req->body);
+        if (code == HTTP_SERVICE_UNAVAILABLE)
+                return send_session_error(req, 503, "ServiceUnavailable", NULL, "out of memory");
+        if (code != HTTP_STATUS_NONE)
+                return send_session_error(req, (unsigned)code, "BadRequest", NULL, why);
+        return session_submit(h, req);
+}
+
+/* /api/sessions[/{id}[/execute|/interrupt|/restart]]: decides the operation, checks method and
+ * key; then reads the body (on_body_complete) or submits at once. */
+static enum MHD_Result route_session(Http *h, Req *req, const char *url, const char *method, bool bodyless) {
+        struct MHD_Connection *conn = req->conn;
+        const char *rest = url + strlen("/api/sessions");
+        const char *allow;
+        SessionOp op;
+        req->endpoint = EP_SESSIONS;
+        req->session = true;
+        req->sreq = (SessionReq){.fd = -1};
+        bool put = strcmp(method, MHD_HTTP_METHOD_PUT) == 0;
+        bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+        bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+        bool del = strcmp(method, MHD_HTTP_METHOD_DELETE) == 0;
+        if (*rest == 0 || strcmp(rest, "/") == 0) {
+                allow = "GET, POST";
+                op = get ? SOP_LIST : SOP_CREATE;
+                if (!get && !post)
+                        goto not_allowed;
+        } else {
+                rest++;
+                size_t n = strcspn(rest, "/");
+                if (n == 0 || n >= sizeof req->sreq.id)
+                        return send_session_error(
+                                req, MHD_HTTP_NOT_FOUND, "SessionNotFound", NULL, "no such session");
+                memcpy(req->sreq.id, rest, n);
+                req->sreq.id[n] = 0;
+                const char *sub = rest + n;
+                if (*sub == 0) {
+                        allow = "GET, DELETE";
+                        op = get ? SOP_GET : SOP_DELETE;
+                        if (!get && !del)
+                                goto not_allowed;
+                } else if (strcmp(sub, "/execute") == 0 || strcmp(sub, "/interrupt") == 0 ||
+                           strcmp(sub, "/restart") == 0) {
+                        allow = "POST";
+                        op = sub[1] == 'e' ? SOP_EXECUTE : sub[1] == 'i' ? SOP_INTERRUPT : SOP_RESTART;
+                        if (!post)
+                                goto not_allowed;
+                } else if (strcmp(sub, "/files") == 0 || strcmp(sub, "/files/") == 0) {
+                        allow = "GET";
+                        op = SOP_FILES_LIST;
+                        if (!get)
+                                goto not_allowed;
+                } else if (strncmp(sub, "/files/", 7) == 0) {
+                        char reason[160];
+                        const char *name = sub + 7;
+                        if (upload_check_name(name, strlen(name), reason, sizeof reason) < 0) {
+                                char msg[400];
+                                snprintf(msg, sizeof msg, "file \"%.200s\": %s", name, reason);
+                                return send_session_error(
+                                        req, MHD_HTTP_BAD_REQUEST, "BadRequest", NULL, msg);
+                        }
+                        snprintf(req->file, sizeof req->file, "%s", name);
+                        allow = "GET, PUT, DELETE";
+                        op = get ? SOP_FILE_GET : put ? SOP_FILE_PUT : SOP_FILE_DELETE;
+                        if (!get && !put && !del)
+                                goto not_allowed;
+                } else
+                        return send_session_error(req, MHD_HTTP_NOT_FOUND, "NotFound", NULL,
+                                "not found: a session's endpoints are execute, interrupt, restart and "
+                                "files");
+        }
+        req->sreq.op = op;
+        if (!auth_check(h->auth, header(conn, MHD_HTTP_HEADER_AUTHORIZATION)))
+                return send_error(req, MHD_HTTP_UNAUTHORIZED,
+                        "unauthorized: send the header Authorization: Bearer <API key>",
+                        MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"snakebox\"");
+        req->sreq.owner = auth_owner(h->auth, header(conn, MHD_HTTP_HEADER_AUTHORIZATION));
+        if (h->cfg.max_sessions == 0)
+                return send_session_error(req, MHD_HTTP_NOT_FOUND, "SessionsDisabled", NULL,
+                        "sessions are disabled on this server (MAX_SESSIONS=0)");
+        if (op == SOP_FILE_PUT) {
+                /* Raw bytes, any type; MAX_FILES_BYTES per upload, as "files" in a request. */
+                const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+                char *end;
+                errno = 0;
+                unsigned long long n = cl ? strtoull(cl, &end, 10) : 0;
+                if (cl && errno == 0 && *end == 0 && n > h->cfg.max_files_bytes) {
+                        char msg[160];
+                        snprintf(msg, sizeof msg,
+                                "file too large: the limit is MAX_FILES_BYTES (%llu bytes)",
+                                (unsigned long long)h->cfg.max_files_bytes);
+                        return send_session_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "TooLarge", NULL, msg);
+                }
+                req->state = REQ_READING;
+                buf_init(&req->body, h->cfg.max_files_bytes);
+                if (bodyless)
+                        return session_body_complete(h, req);
+                return MHD_YES;
+        }
+        bool wants_body = op == SOP_CREATE || op == SOP_EXECUTE || op == SOP_RESTART;
+        if (bodyless || !wants_body) {
+                req->state = REQ_READING;
+                if (!bodyless) {
+                        /* A body nobody reads: dropped as it comes (REQ_READING with no cap). */
+                        buf_init(&req->body, 0);
+                        req->too_large = false;
+                        return MHD_YES;
+                }
+                return session_body_complete(h, req);
+        }
+        if (!is_json(header(conn, MHD_HTTP_HEADER_CONTENT_TYPE)))
+                return send_session_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "BadRequest", NULL,
+                        "unsupported media type: send Content-Type: application/json");
+        const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+                char *end;
+                errno = 0;
+                unsigned long long n = strtoull(cl, &end, 10);
+                if (errno == 0 && *end == 0 && n > h->cfg.max_request_bytes) {
+                        char msg[128];
+                        snprintf(msg, sizeof msg,
+                                "request body too large: the limit is MAX_REQUEST_BYTES (%llu bytes)",
+                                (unsigned long long)h->cfg.max_request_bytes);
+                        return send_session_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "TooLarge", NULL, msg);
+                }
+        }
+        req->state = REQ_READING;
+        buf_init(&req->body, h->cfg.max_request_bytes);
+        return MHD_YES;
+not_allowed : {
+        char msg[96];
+        snprintf(msg, sizeof msg, "method not allowed: use %s", allow);
+        size_t len = 0;
+        char *body = api_session_error("BadRequest", NULL, msg, &len);
+        return send_body(req, MHD_HTTP_METHOD_NOT_ALLOWED, body, len, "application/json; charset=utf-8",
+                MHD_HTTP_HEADER_ALLOW, allow);
+}
+}
+
+/* The runner answered a file operation: its report (checked here), and for a GET the file's
+ * fd, served as it is: regular, on the sandbox's tmpfs (an fd of anything else the sandbox can
+ * open, /proc or the read-only root, is refused), never opened by path in the server. */
+static enum MHD_Result send_file_answer(Http *h, Req *req) {
+        SessionReq *s = &req->sreq;
+        ApiFileAnswer fa;
+        char msg[400];
+        int kind = api_file_answer(&req->job.result, s->op, &h->cfg, &fa, msg, sizeof msg);
+        if (kind < 0)
+                return send_session_error(req, 500, "Internal", NULL, msg);
+        if (kind > 0) {
+                const char *type = kind == 404 ? "FileNotFound" : kind == 413 ? "TooLarge" : "BadRequest";
+                return send_session_error(req, (unsigned)kind, type, NULL, msg);
+        }
+        if (s->op == SOP_FILES_LIST)
+                return send_json(req, 200, fa.body, fa.body ? strlen(fa.body) : 0);
+        free(fa.body);
+        if (s->op == SOP_FILE_PUT || s->op == SOP_FILE_DELETE) {
+                struct MHD_Response *resp =
+                        MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+                if (!resp)
+                        return MHD_NO;
+                return queue(req, s->op == SOP_FILE_PUT && fa.created ? 201 : 204, resp);
+        }
+        struct stat st;
+        struct statfs sf;
+        if (s->fd < 0 || fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode) || fstatfs(s->fd, &sf) < 0 ||
+                sf.f_type != TMPFS_MAGIC)
+                return send_session_error(
+                        req, 404, "FileNotFound", NULL, "not a regular file of the session");
+        struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)st.st_size, s->fd);
+        if (!resp)
+                return MHD_NO;
+        s->fd = -1; /* the response owns it */
+        req->bytes_out = (size_t)st.st_size;
+        const char *base = strrchr(req->file, '/');
+        base = base ? base + 1 : req->file;
+        char disp[400];
+        size_t k = (size_t)snprintf(disp, sizeof disp, "attachment; filename=\"");
+        for (const char *c = base; *c && k < sizeof disp - 3; c++)
+                disp[k++] =
+                        (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+                                ? '_'
+                                : *c;
+        disp[k++] = '"';
+        disp[k] = 0;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+        MHD_add_response_header(resp, "Content-Disposition", disp);
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+        return queue(req, 200, resp);
+}
+
+/* The pool answered a session request. */
+static enum MHD_Result send_session_answer(Http *h, Req *req) {
+        SessionReq *s = &req->sreq;
+        if (s->status == 0 && s->op >= SOP_FILES_LIST && req->job.result.outcome != RUN_SHUTDOWN)
+                return send_file_answer(h, req);
+        if (s->status == 0) {
+                if (s->op != SOP_EXECUTE || req->job.result.outcome == RUN_SHUTDOWN)
+                        return send_session_error(
+                                req, 503, "ServiceUnavailable", NULL, "the server is shutting down");
+                char *body = NULL;
+                size_t len = 0;
+                HttpStatus code = api_build_answer(&req->job.result, &h->cfg, &body, &len);
+                req->outcome = metrics_outcome(&req->job.result);
+                metrics_session_cell(&req->job.result);
+                if (body && code == HTTP_OK && s->extra && api_merge_object(&body, &len, s->extra) < 0) {
+                        free(body);
+                        body = NULL;
+                }
+                return send_json(req, (unsigned)code, body, len);
+        }
+        if (s->status == 204) {
+                struct MHD_Response *resp =
+                        MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+                if (!resp)
+                        return MHD_NO;
+                return queue(req, 204, resp);
+        }
+        char *body = TAKE_PTR(s->body);
+        size_t len = body ? strlen(body) : 0;
+        char retry[16];
+        snprintf(retry, sizeof retry, "%u", s->retry_after);
+        if (s->location[0]) {
+                struct MHD_Response *resp =
+                        body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
+                if (!resp) {
+                        free(body);
+                        return send_json(req, 503, NULL, 0);
+                }
+                req->bytes_out = len;
+                MHD_add_response_header(
+                        resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, s->location);
+                return queue(req, s->status, resp);
+        }
+        return send_body(req, s->status, body, len, "application/json; charset=utf-8",
+                s->retry_after ? MHD_HTTP_HEADER_RETRY_AFTER : NULL, retry);
+}
+
 static enum MHD_Result route_request(Http *h, Req *req, const char *url, const char *method) {
         struct MHD_Connection *conn = req->conn;
         req->state = REQ_READING;
+        if (strncmp(url, "/api/sessions", strlen("/api/sessions")) == 0 &&
+                (url[strlen("/api/sessions")] == 0 || url[strlen("/api/sessions")] == '/')) {
+                if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0 && req->origin[0])
+                        return send_preflight(req);
+                const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+                bool bodyless =
+                        !header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING) && (!cl || strcmp(cl, "0") == 0);
+                return route_session(h, req, url, method, bodyless);
+        }
         const UrlRoute *route = NULL;
         for (size_t i = 0; i < ELEMENTSOF(routes); i++)
                 if (strcmp(url, routes[i].path) == 0)
@@ -489,6 +860,8 @@ static enum MHD_Result route_request(Http *h, Req *req, const char *url, const c
 static enum MHD_Result on_body_complete(Http *h, Req *req) {
         char why[512];
 
+        if (req->session)
+                return session_body_complete(h, req);
         if (req->too_large) {
                 snprintf(why, sizeof why,
                         "request body too large: the limit is MAX_REQUEST_BYTES (%llu bytes)",
@@ -575,6 +948,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 /* Resumed before the job finished: only on a spurious wake-up. */
                 return MHD_YES;
         case REQ_DONE: {
+                if (req->session)
+                        return send_session_answer(h, req);
                 char *body = NULL;
                 size_t len = 0;
                 HttpStatus code = api_build_answer(&req->job.result, &h->cfg, &body, &len);
@@ -640,6 +1015,11 @@ static void on_completed(
         buf_free(&req->body);
         free(req->job.request);
         run_result_free(&req->job.result);
+        free(req->sreq.body);
+        free(req->sreq.extra);
+        free(req->sreq.init_request);
+        if (req->session && req->sreq.fd >= 0)
+                close(req->sreq.fd);
         free(req);
         *con_cls = NULL;
         atomic_fetch_sub(&h->active, 1);

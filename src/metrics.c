@@ -12,8 +12,8 @@
 #include "util/buf.h"
 
 static const char *const endpoint_names[_EP_MAX] = {
-        "/api/execute", "/health", "/metrics", "/openapi.json", "other"};
-static const unsigned codes[] = {200, 204, 400, 401, 403, 404, 405, 413, 415, 500, 503};
+        "/api/execute", "/health", "/metrics", "/openapi.json", "other", "/api/sessions"};
+static const unsigned codes[] = {200, 201, 204, 400, 401, 403, 404, 405, 409, 410, 413, 415, 429, 500, 503};
 #define NCODES (sizeof codes / sizeof codes[0])
 static _Atomic uint64_t requests[_EP_MAX][NCODES + 1]; /* last: any other code */
 
@@ -31,7 +31,7 @@ typedef struct Histogram {
         _Atomic uint64_t sum_ms;
         _Atomic uint64_t count;
 } Histogram;
-static Histogram run_duration, queue_wait;
+static Histogram run_duration, queue_wait, cell_duration;
 
 void metrics_request(MetricsEndpoint ep, unsigned code) {
         size_t i = 0;
@@ -79,6 +79,10 @@ void metrics_run(const RunResult *r) {
         if (r->outcome <= RUN_MEMORY_LIMIT || r->outcome == RUN_ABORTED)
                 observe(&run_duration, r->duration_ms);
         observe(&queue_wait, r->queue_ms);
+}
+
+void metrics_session_cell(const RunResult *r) {
+        observe(&cell_duration, r->duration_ms);
 }
 
 const char *metrics_outcome(const RunResult *r) {
@@ -138,6 +142,22 @@ char *metrics_render(const PoolStatus *st, size_t *ret_len) {
                 &b, "snakebox_run_duration_seconds", "Wall time of runs that started.", &run_duration);
         render_histogram(
                 &b, "snakebox_queue_wait_seconds", "Time requests waited for a sandbox.", &queue_wait);
+        render_histogram(&b, "snakebox_session_cell_duration_seconds",
+                "Wall time of session cells that ran.", &cell_duration);
+        printf_buf(&b,
+                "# HELP snakebox_sessions_active Sessions open now.\n# TYPE snakebox_sessions_active gauge\n"
+                "snakebox_sessions_active %u\n"
+                "# HELP snakebox_sessions_created_total Sessions created.\n"
+                "# TYPE snakebox_sessions_created_total counter\nsnakebox_sessions_created_total %llu\n"
+                "# HELP snakebox_sessions_ended_total Sessions ended, by reason.\n"
+                "# TYPE snakebox_sessions_ended_total counter\n",
+                st->sessions_active, (unsigned long long)st->sessions_created);
+        /* In SessionEnd's order (session.h). */
+        static const char *const reasons[] = {"idle_timeout", "max_lifetime", "evicted", "deleted", "memory",
+                "server_restarted", "shutdown"};
+        for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+                printf_buf(&b, "snakebox_sessions_ended_total{reason=\"%s\"} %llu\n", reasons[i],
+                        (unsigned long long)st->sessions_ended[i]);
         printf_buf(&b,
                 "# HELP snakebox_queue_length Requests waiting for a sandbox.\n# TYPE snakebox_queue_length "
                 "gauge\n"

@@ -12,6 +12,7 @@ typedef enum MetricsEndpoint {
         EP_METRICS,
         EP_OPENAPI,
         EP_OTHER,
+        EP_SESSIONS, /* /api/sessions and everything under it */
         _EP_MAX,
 } MetricsEndpoint;
 
@@ -25,6 +26,9 @@ void metrics_run(const RunResult *r);
 
 /* The exposition text (text/plain; version=0.0.4), malloc'ed; NULL on out-of-memory. */
 char *metrics_render(const PoolStatus *st, size_t *ret_len);
+
+/* One answered session cell: its duration. Thread-safe, lock-free. */
+void metrics_session_cell(const RunResult *r);
 
 /* The outcome label of a run, as counted by metrics_run and shown in access logs. */
 const char *metrics_outcome(const RunResult *r);

@@ -16,6 +16,7 @@
 #include "pool.h"
 #include "proto.h"
 #include "route.h"
+#include "session.h"
 #include "zygote.h"
 
 #define RBUF_SIZE (256 * 1024)
@@ -48,9 +49,20 @@ typedef struct Tag {
 /* DYING: answered or abandoned, killed, waiting to be reaped before its cgroups go. RELEASED:
  * unlinked, its fds closed, waiting in the graveyard to be freed after this batch of events
  * (an event later in the batch may still name it: it must find it RELEASED and do nothing). */
-typedef enum SbState { SB_SPAWNING, SB_SEALING, SB_READY, SB_RUNNING, SB_DYING, SB_RELEASED } SbState;
+/* SESSION: sealed and owned by a session (pool-session.c), never by the ready list; what it is
+ * doing is the session's state. */
+typedef enum SbState {
+        SB_SPAWNING,
+        SB_SEALING,
+        SB_READY,
+        SB_RUNNING,
+        SB_SESSION,
+        SB_DYING,
+        SB_RELEASED
+} SbState;
 
 typedef struct Kind Kind;
+typedef struct Session Session;
 
 typedef struct Sandbox {
         uint64_t id;
@@ -79,8 +91,43 @@ typedef struct Sandbox {
         SealFailure failure;
         bool failed;
         Tag t_pid, t_sock, t_out, t_err, t_timer;
+        /* A session's sandbox: made for it, counted apart from the stateless pool (never in a
+         * kind's spawning/sealing/ready counts nor in n_running), for its whole life. sess is
+         * its session while it serves one (NULL once detached, e.g. killed and replaced). */
+        bool for_session;
+        Session *sess;
         struct Sandbox *next;
 } Sandbox;
+
+/* A session's life (pool-session.c): STARTING (its sandbox seals, then writes the initial
+ * files) -> IDLE <-> BUSY (a cell runs) -> INTERRUPTING (SIGINT sent, INTERRUPT_GRACE to stop)
+ * -> back to IDLE if the cell stopped, else RESETTING (killed, a fresh sandbox starts under the
+ * same id) -> IDLE; ENDING: deleted, expired or evicted, its sandbox killed, gone at once. */
+typedef enum SessState { SS_STARTING, SS_IDLE, SS_BUSY, SS_INTERRUPTING, SS_RESETTING } SessState;
+
+struct Session {
+        char id[SESSION_ID_MAX + 1];
+        int owner;
+        PoolKind kind;
+        SessState state;
+        Sandbox *sb;
+        /* The request in progress: the create or restart waiting for a sealed sandbox, or the
+         * execute whose cell runs. Internal work (the initial files) runs as init_job. */
+        Job *job;
+        Job init_job;
+        Job *interrupter; /* an interrupt request waiting for the cell to stop */
+        RunOutcome stop_reason; /* why the cell is being interrupted: TIMEOUT, OUTPUT_LIMIT, ABORTED */
+        bool reset; /* the interpreter was replaced since the last answer: say so once */
+        bool lost_memory; /* its sandbox died of the memory limit */
+        char *init_request;
+        size_t init_len;
+        uint64_t created_ms, created_wall_ms, last_active_ms;
+        uint32_t idle_timeout_sec, max_lifetime_sec;
+        uint64_t memory_bytes;
+        uint64_t execution_count;
+        uint64_t cell_start_ms, cell_cpu_base_ms, cell_mem_peak, cell_deadline_ms;
+        struct Session *next;
+};
 
 /* Watches a client's socket for hang-up; owned by the pool, outlives its job by one batch. */
 typedef struct Watch {
@@ -170,6 +217,13 @@ struct Pool {
         uint64_t next_id;
         char *rbuf; /* receive buffer, one per pool */
 
+        /* Sessions (pool-session.c): the live ones, newest first, and the ended ones. */
+        Session *sessions;
+        uint32_t n_sessions;
+        Tombstones tombstones;
+        char boot[SESSION_BOOT_LEN + 1];
+        uint32_t admitted_sessions; /* of admitted, session requests (under lock) */
+
         /* Host uids of sandboxes: uid_first + i for slot i, one live sandbox per slot (per-user
          * kernel counts are then not shared between runs); a single id for all when
          * uid_exclusive is false (SANDBOX_UID_RANGE=off, or an unprivileged server). */
@@ -241,6 +295,41 @@ void recycle_tick(Pool *p, Kind *k, uint64_t now);
 uint32_t recycle_stale(Pool *p, Kind *k, uint32_t want);
 void recycle_stop(Pool *p, Kind *k); /* shutdown: ends a successor and an old zygote */
 void sweep_children(Pool *p); /* reaps children no handle tracks */
+
+/* --- pool-session.c: sessions, on the pool thread --- */
+/* A session request from the inbox. */
+void session_job(Pool *p, Job *job);
+/* A session sandbox said READY / sent its 'Z' / was reaped / its timer fired. */
+void session_sb_ready(Pool *p, Sandbox *sb);
+void session_cell_done(Pool *p, Sandbox *sb);
+void session_sb_died(Pool *p, Sandbox *sb);
+/* s's sandbox was retired under it (died, or its zygote went away while it spawned): replace
+ * it, or end the session. Called by sb_retire, with s->sb already NULL. */
+void session_sb_lost(Pool *p, Session *s, bool was_init);
+void session_timer(Pool *p, Sandbox *sb);
+/* The output cap of a cell was reached: interrupt it (its state is kept if it stops). */
+void session_output_limit(Pool *p, Sandbox *sb);
+/* A client of an execute went away: the cell is interrupted as by the interrupt endpoint. */
+void session_client_gone(Pool *p, Job *job);
+/* Each tick: idle and lifetime expiry, per-cell CPU. */
+void session_tick(Pool *p, uint64_t now);
+/* Shutdown: ends every session (their jobs answered RUN_SHUTDOWN). */
+void session_stop_all(Pool *p);
+/* recv() of a session sandbox's socket into p->rbuf: an fd it passes is kept only when it is
+ * the one a file GET waits for (FRAME_FD alone), else closed. */
+ssize_t session_recv(Pool *p, Sandbox *sb);
+/* The memory limit a session sandbox has (memwatch), 0 if none. */
+uint64_t session_memory_limit(const Sandbox *sb);
+/* Asks k's zygote for a sandbox for sess (sb_new's twin). */
+int sb_new_session(Pool *p, Kind *k, Session *sess);
+/* Sends a request on a session sandbox (a cell or its init): the deadline is the caller's. */
+void sb_send_job(Pool *p, Sandbox *sb, Job *job);
+/* The CPU time of everything in the sandbox so far, in ms. */
+uint64_t sb_cpu_ms(Pool *p, Sandbox *sb);
+/* Fills job's result from the sandbox's figures after a cell or run (exit status, CPU, memory),
+ * and returns its outcome. */
+RunOutcome sb_fill_result(Pool *p, Sandbox *sb, Job *job);
+void publish_status(Pool *p);
 
 /* A sandbox already released: only freeing is left (see SB_RELEASED). */
 static inline bool sb_released(const Sandbox *sb) {

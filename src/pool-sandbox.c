@@ -39,7 +39,7 @@ void sb_kill(Sandbox *sb, RunOutcome reason) {
 }
 
 static void sb_count(Pool *p, Sandbox *sb, int delta) {
-        if (sb->state == SB_RELEASED)
+        if (sb->state == SB_RELEASED || (sb->for_session && sb->state != SB_DYING))
                 return;
         uint32_t *c = sb->state == SB_SPAWNING  ? &sb->kind->n_spawning
                       : sb->state == SB_SEALING ? &sb->kind->n_sealing
@@ -112,12 +112,29 @@ static void sb_release(Pool *p, Sandbox *sb) {
         p->graveyard = sb;
 }
 
+static void sb_retire_now(Pool *p, Sandbox *sb);
+
 /* Ends a sandbox that is no longer needed: released at once if it has no process left,
  * otherwise killed and kept (DYING) until its pidfd says it was reaped; tearing down a large
  * address space takes milliseconds, which nobody should wait for. */
 void sb_retire(Pool *p, Sandbox *sb) {
         if (sb_released(sb) || sb->state == SB_DYING)
                 return;
+        /* A session's sandbox retired under it (not by the session itself, which detaches it
+         * first): the session replaces it or ends, after this one is gone. */
+        Session *s = sb->sess;
+        if (s) {
+                sb->sess = NULL;
+                if (s->sb == sb)
+                        s->sb = NULL;
+        }
+        bool was_init = s && sb->job == &s->init_job;
+        sb_retire_now(p, sb);
+        if (s)
+                session_sb_lost(p, s, was_init);
+}
+
+static void sb_retire_now(Pool *p, Sandbox *sb) {
         if (sb->reaped || sb->pidfd < 0) {
                 sb_release(p, sb);
                 return;
@@ -155,7 +172,7 @@ static void sb_build_undo(SbBuild *b) {
         free(b->sb);
 }
 
-int sb_new(Pool *p, Kind *k) {
+static int sb_spawn(Pool *p, Kind *k, Session *sess) {
         _cleanup_close_pair_ int sv[2] = {-1, -1}, po[2] = {-1, -1}, pe[2] = {-1, -1};
         _cleanup_(sb_build_undo) SbBuild b = {.p = p};
         Sandbox *sb;
@@ -177,6 +194,8 @@ int sb_new(Pool *p, Kind *k) {
                 return -ENOMEM;
         sb->id = ++p->next_id;
         sb->kind = k;
+        sb->for_session = sess != NULL;
+        sb->sess = sess;
         sb->pidfd = sb->timer = -1;
         sb->kill_reason = RUN_EXITED;
         for (size_t i = 0; i < CGROUP_PROCS_MAX; i++)
@@ -195,7 +214,15 @@ int sb_new(Pool *p, Kind *k) {
         _Static_assert(CGROUP_PROCS_MAX <= SPAWN_CGROUPS_MAX, "the zygote takes fewer cgroup fds");
         int fds[3 + CGROUP_PROCS_MAX] = {sv[1], po[1], pe[1]};
         memcpy(fds + 3, sb->cg.procs_fds, sizeof sb->cg.procs_fds);
-        r = zygote_request_spawn(&k->zyg, sb->id, sb->uid, sb->gid, fds, (size_t)sb->cg.nprocs_fds);
+        /* A session's RLIMIT_CPU is a backstop over its life: its lifetime at its CPU quota
+         * (pool-session.c limits each cell). */
+        uint32_t cpu_limit = 0;
+        if (sess)
+                cpu_limit = (uint32_t)MIN(
+                        (uint64_t)sess->max_lifetime_sec * ((p->cfg.cpu_limit_percent + 99) / 100) + 1,
+                        (uint64_t)UINT32_MAX - 2);
+        r = zygote_request_spawn(
+                &k->zyg, sb->id, sb->uid, sb->gid, cpu_limit, fds, (size_t)sb->cg.nprocs_fds);
         cgroup_close_fds(&sb->cg);
         if (r < 0)
                 return r;
@@ -223,11 +250,23 @@ int sb_new(Pool *p, Kind *k) {
         pthread_mutex_lock(&p->lock);
         p->status.sandboxes_created++;
         pthread_mutex_unlock(&p->lock);
+        if (sess)
+                sess->sb = sb;
         return 0;
+}
+
+int sb_new(Pool *p, Kind *k) {
+        return sb_spawn(p, k, NULL);
+}
+
+int sb_new_session(Pool *p, Kind *k, Session *sess) {
+        return sb_spawn(p, k, sess);
 }
 
 /* Sends what is left of the request; EPOLLOUT brings us back if the socket is full. */
 static void sb_send_request(Pool *p, Sandbox *sb) {
+        if (!sb->job)
+                return;
         Job *job = sb->job;
         while (sb->sent < job->request_len) {
                 size_t n = MIN((size_t)FRAME_CHUNK, job->request_len - sb->sent);
@@ -256,14 +295,27 @@ static void sb_output(Pool *p, Sandbox *sb, int stream, const char *data, size_t
         size_t take = frame_add_output(&sb->job->result, p->cfg.max_output_bytes, stream, data, n);
         if (take > 0 && sb->job->on_output)
                 sb->job->on_output(sb->job, stream, data, take);
-        if (take < n)
-                sb_kill(sb, RUN_OUTPUT_LIMIT);
+        if (take < n) {
+                if (sb->for_session)
+                        session_output_limit(p, sb);
+                else
+                        sb_kill(sb, RUN_OUTPUT_LIMIT);
+        }
+}
+
+void sb_send_job(Pool *p, Sandbox *sb, Job *job) {
+        sb->job = job;
+        sb->sent = 0;
+        sb->report_ok = false;
+        sb->report_code = 0;
+        sb->report_maxrss = 0;
+        sb_send_request(p, sb);
 }
 
 /* CPU time of the run so far, in ms: every process of it when a cgroup counts it, otherwise
  * the runner and the init, each with its waited-for children (the runner's are the program's;
  * the init's are the orphans it reaped, and the runner itself once it ended). */
-static uint64_t sb_cpu_ms(Pool *p, Sandbox *sb) {
+uint64_t sb_cpu_ms(Pool *p, Sandbox *sb) {
         uint64_t us;
         if (cgroup_cpu_usage_us(&p->cgroups, &sb->cg, &us) == 0)
                 return us / 1000;
@@ -309,6 +361,13 @@ void sb_assign(Pool *p, Sandbox *sb, Job *job) {
  * space happens while the client already has its answer), or the init was reaped. */
 static void sb_complete(Pool *p, Sandbox *sb) {
         Job *job = sb->job;
+        RunOutcome outcome = sb_fill_result(p, sb, job);
+        sb->job = NULL;
+        job_finish(p, job, outcome);
+        sb_retire(p, sb);
+}
+
+RunOutcome sb_fill_result(Pool *p, Sandbox *sb, Job *job) {
         RunResult *r = &job->result;
         CgroupStats cs;
 
@@ -339,12 +398,18 @@ static void sb_complete(Pool *p, Sandbox *sb) {
         RunOutcome outcome = sb->kill_reason;
         if (outcome == RUN_EXITED && cs.oom_kills > 0 && (r->signal != 0 || r->exit_code != 0))
                 outcome = RUN_MEMORY_LIMIT;
-        sb->job = NULL;
-        job_finish(p, job, outcome);
-        sb_retire(p, sb);
+        return outcome;
 }
 
 static void sb_maybe_complete(Pool *p, Sandbox *sb) {
+        if (sb->state == SB_SESSION && !sb->reaped && sb->job && sb->report_ok) {
+                /* A cell's 'Z': what its processes wrote to the pipes so far is the cell's. */
+                drain_pipe(p, sb, 1);
+                drain_pipe(p, sb, 2);
+                if (!sb_released(sb) && sb->state == SB_SESSION && !sb->reaped && sb->job)
+                        session_cell_done(p, sb);
+                return;
+        }
         if (sb->state != SB_RUNNING || sb_released(sb))
                 return;
         if (!sb->reaped) {
@@ -410,11 +475,19 @@ void on_sb_pid(Pool *p, Sandbox *sb) {
                 sb_maybe_complete(p, sb);
                 return;
         }
+        if (sb->state == SB_SESSION) {
+                session_sb_died(p, sb);
+                return;
+        }
         /* Died before it ran anything: sealing failed, or it was killed while waiting. */
         if (sb->state == SB_SEALING)
                 seal_failed(p, sb);
         else if (sb->state == SB_READY && !p->stopped)
                 log_error("a ready sandbox died (status %d); replacing it", sb->si.si_status);
+        if (sb->for_session) {
+                session_sb_died(p, sb);
+                return;
+        }
         sb_retire(p, sb);
 }
 
@@ -423,8 +496,10 @@ static void on_frame(Pool *p, Sandbox *sb, const char *m, size_t n) {
         FramePhase ph = FRAME_PHASE_QUIET;
         if (sb->state == SB_SEALING)
                 ph = FRAME_PHASE_SEALING;
-        else if (sb->state == SB_RUNNING)
+        else if ((sb->state == SB_RUNNING || sb->state == SB_SESSION) && sb->job)
                 ph = sb->job->result.report_done ? FRAME_PHASE_REPORTED : FRAME_PHASE_RUNNING;
+        else if (sb->state == SB_SESSION)
+                ph = FRAME_PHASE_IDLE;
         frame_parse(ph, m, n, &f);
         switch (f.verdict) {
         case FRAME_IGNORE:
@@ -432,10 +507,12 @@ static void on_frame(Pool *p, Sandbox *sb, const char *m, size_t n) {
         case FRAME_IS_READY:
                 /* The init's only child yet: the runner. */
                 sb->runner_pid = proc_first_child(sb->pid);
-                sb_set_state(p, sb, SB_READY);
+                sb_set_state(p, sb, sb->for_session ? SB_SESSION : SB_READY);
                 p->seal_failures = 0;
                 set_fatal(p, FATAL_NONE, "");
                 start_progress(p);
+                if (sb->for_session)
+                        session_sb_ready(p, sb);
                 break;
         case FRAME_IS_FAIL:
                 sb->failure = f.failure;
@@ -472,10 +549,13 @@ static void on_frame(Pool *p, Sandbox *sb, const char *m, size_t n) {
 void on_sb_sock(Pool *p, Sandbox *sb, uint32_t events) {
         if (sb->state == SB_SPAWNING && !spawn_reply_first(p, sb))
                 return;
-        if (events & EPOLLOUT && sb->state == SB_RUNNING && sb->job)
+        if (events & EPOLLOUT && (sb->state == SB_RUNNING || sb->state == SB_SESSION) && sb->job)
                 sb_send_request(p, sb);
         for (int i = 0; i < 64 && !sb->sock_eof; i++) {
-                ssize_t k = recv(sb->sock, p->rbuf, RBUF_SIZE, MSG_DONTWAIT);
+                /* A session's runner may pass a file's fd (FRAME_FD); recv() alone has the
+                 * kernel drop any fd a stateless run sends. */
+                ssize_t k = sb->for_session ? session_recv(p, sb)
+                                            : recv(sb->sock, p->rbuf, RBUF_SIZE, MSG_DONTWAIT);
                 if (k < 0) {
                         if (errno == EAGAIN || errno == EINTR)
                                 break;
@@ -509,7 +589,8 @@ void drain_pipe(Pool *p, Sandbox *sb, int stream) {
                         ep_del(p, fd);
                         break;
                 }
-                if (sb->state == SB_RUNNING && sb->job)
+                /* A session between cells: what its background work writes is dropped (README). */
+                if ((sb->state == SB_RUNNING || sb->state == SB_SESSION) && sb->job)
                         sb_output(p, sb, stream, p->rbuf, (size_t)k);
         }
 }
@@ -522,6 +603,10 @@ void on_sb_pipe(Pool *p, Sandbox *sb, int stream) {
 void on_sb_timer(Pool *p, Sandbox *sb) {
         uint64_t ticks;
         ssize_t k _unused_ = read(sb->timer, &ticks, sizeof ticks);
+        if (sb->state == SB_SESSION) {
+                session_timer(p, sb);
+                return;
+        }
         if (sb->state != SB_RUNNING)
                 return;
         if (!sb->reaped) {
@@ -565,7 +650,8 @@ static bool watch_read(Pool *p, Sandbox *sb, int r, const char *what) {
 void watch_memory(Pool *p) {
         for (Sandbox *sb = p->sandboxes; sb; sb = sb->next) {
                 MemSample ms;
-                if (sb->state != SB_RUNNING || sb->reaped || sb->kill_reason != RUN_EXITED)
+                bool session = sb->state == SB_SESSION && sb->sess;
+                if ((sb->state != SB_RUNNING && !session) || sb->reaped || sb->kill_reason != RUN_EXITED)
                         continue;
                 if (!watch_read(
                             p, sb, memwatch_sample(sb->pid, p->cfg.max_processes, &ms), "memory figures"))
@@ -576,7 +662,8 @@ void watch_memory(Pool *p) {
                         continue;
                 used += files;
                 sb->mem_peak = MAX(sb->mem_peak, used);
-                if (used > sb->job->result.memory_bytes)
+                uint64_t limit = session ? session_memory_limit(sb) : sb->job->result.memory_bytes;
+                if (used > limit)
                         sb_kill(sb, RUN_MEMORY_LIMIT);
         }
 }

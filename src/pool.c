@@ -92,8 +92,14 @@ void arm_timer(int fd, uint64_t ms) {
         timerfd_settime(fd, 0, &its, NULL);
 }
 
-static void publish_status(Pool *p) {
+void publish_status(Pool *p) {
+        uint32_t busy = 0;
+        for (Session *s = p->sessions; s; s = s->next)
+                busy += s->state == SS_BUSY || s->state == SS_INTERRUPTING;
         pthread_mutex_lock(&p->lock);
+        p->status.sessions_active = p->n_sessions;
+        p->status.sessions_busy = busy;
+        p->status.sessions_max = p->cfg.max_sessions;
         p->status.zygote_up = p->kinds[POOL_FULL].zstate == Z_UP;
         p->status.ready = p->kinds[POOL_FULL].n_ready + p->kinds[POOL_LEAN].n_ready;
         p->status.busy = p->n_running;
@@ -128,6 +134,8 @@ void job_finish(Pool *p, Job *job, RunOutcome outcome) {
         }
         job->sandbox = NULL;
         pthread_mutex_lock(&p->lock);
+        if (job->session)
+                p->admitted_sessions--;
         p->admitted--;
         if (p->admitted == 0)
                 pthread_cond_broadcast(&p->cond);
@@ -291,6 +299,8 @@ static void on_tick(Pool *p) {
                 recycle_tick(p, kd, now);
         }
         sweep_children(p);
+        if (!p->stopped)
+                session_tick(p, now);
         if (p->cgroups.mode == CGROUP_NONE)
                 watch_memory(p);
         size_t keep = 0;
@@ -306,6 +316,10 @@ static void on_client(Pool *p, Watch *w) {
         if (!job)
                 return;
         ep_del(p, w->fd);
+        if (job->session) {
+                session_client_gone(p, job);
+                return;
+        }
         Sandbox *sb = job->sandbox;
         if (sb)
                 sb_kill(sb, RUN_ABORTED); /* the job finishes when the sandbox is reaped */
@@ -336,6 +350,21 @@ static void take_inbox(Pool *p) {
                 job->enqueued_ms = now_ms();
                 if (p->stopped) {
                         job_finish(p, job, RUN_SHUTDOWN);
+                        continue;
+                }
+                if (job->session) {
+                        if (job->client_fd >= 0) {
+                                Watch *w = calloc(1, sizeof *w);
+                                if (w) {
+                                        *w = (Watch){.job = job, .fd = job->client_fd};
+                                        w->tag = (Tag){T_CLIENT, w};
+                                        if (ep_add(p, w->fd, EPOLLRDHUP, &w->tag) == 0)
+                                                job->watch = w;
+                                        else
+                                                free(w);
+                                }
+                        }
+                        session_job(p, job);
                         continue;
                 }
                 if (p->fatal[0]) {
@@ -386,6 +415,7 @@ static void stop_everything(Pool *p) {
                 list = n;
         }
         fail_queues(p, RUN_SHUTDOWN, NULL);
+        session_stop_all(p);
         Sandbox *next;
         for (Sandbox *sb = p->sandboxes; sb; sb = next) {
                 next = sb->next;
@@ -568,15 +598,17 @@ static int uid_slots_init(Pool *p, const Config *c, char *why, size_t whyn) {
         }
         /* Every sandbox that can be live (ready of both zygotes, running, at start-up one per
          * zygote) and as many being torn down, which hold their uid until reaped. */
-        uint64_t need = 2 * ((uint64_t)c->pool_size + c->lean_pool_size + c->max_concurrency) + 2;
+        uint64_t need =
+                2 * ((uint64_t)c->pool_size + c->lean_pool_size + c->max_concurrency + c->max_sessions) + 2;
         uint64_t have = (uint64_t)last - first + 1;
         if (have < need) {
                 snprintf(why, whyn,
                         "SANDBOX_UID_RANGE: %" PRIu32 "-%" PRIu32 " holds %" PRIu64
                         " uids, but up to %" PRIu64 " sandboxes can exist at once (2 x (POOL_SIZE %" PRIu32
-                        " + LEAN_POOL_SIZE %" PRIu32 " + MAX_CONCURRENCY %" PRIu32
+                        " + LEAN_POOL_SIZE %" PRIu32 " + MAX_CONCURRENCY %" PRIu32 " + MAX_SESSIONS %" PRIu32
                         ") + 2); give it a larger range",
-                        first, last, have, need, c->pool_size, c->lean_pool_size, c->max_concurrency);
+                        first, last, have, need, c->pool_size, c->lean_pool_size, c->max_concurrency,
+                        c->max_sessions);
                 return -EINVAL;
         }
         /* The whole range (up to a bound on our table): a released uid is reused as late as
@@ -605,6 +637,7 @@ static void pool_free(Pool *p) {
         rootfs_remove(p->rt);
         free(p->rbuf);
         free(p->slot_used);
+        tombstones_free(&p->tombstones);
         route_free(p->route);
         pthread_mutex_destroy(&p->lock);
         pthread_cond_destroy(&p->cond);
@@ -625,6 +658,13 @@ int pool_start(const Config *c, Pool **ret, char *why, size_t whyn) {
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->cond, NULL);
 
+        r = session_boot_new(p->boot);
+        if (r == 0)
+                r = tombstones_init(&p->tombstones, c->max_sessions ? TOMBSTONES_MAX : 0);
+        if (r < 0) {
+                snprintf(why, whyn, "cannot prepare the session registry: %s", strerror(-r));
+                goto fail;
+        }
         r = rootfs_create(p->rt, sizeof p->rt, why, whyn);
         if (r < 0)
                 goto fail;
@@ -722,6 +762,31 @@ fail:
         return r < 0 ? r : -EIO;
 }
 
+int pool_session_submit(Pool *p, Job *job) {
+        job->next = NULL;
+        job->sandbox = NULL;
+        job->watch = NULL;
+        job->result = (RunResult){.want_files = job->want_files};
+        buf_init(&job->result.out, p->cfg.max_output_bytes);
+        buf_init(&job->result.err, p->cfg.max_output_bytes);
+        buf_init(&job->result.merged, p->cfg.max_output_bytes);
+        buf_init(&job->result.report, report_cap(&p->cfg));
+
+        pthread_mutex_lock(&p->lock);
+        if (p->phase != POOL_SERVING) {
+                pthread_mutex_unlock(&p->lock);
+                return -ESHUTDOWN;
+        }
+        p->admitted++;
+        p->admitted_sessions++;
+        job->next = p->inbox;
+        p->inbox = job;
+        pthread_mutex_unlock(&p->lock);
+        uint64_t one = 1;
+        ssize_t k _unused_ = write(p->wake_fd, &one, sizeof one);
+        return 0;
+}
+
 int pool_submit(Pool *p, Job *job) {
         job->next = NULL;
         job->sandbox = NULL;
@@ -739,7 +804,7 @@ int pool_submit(Pool *p, Job *job) {
                 pthread_mutex_unlock(&p->lock);
                 return -ESHUTDOWN;
         }
-        if (p->admitted >= p->cfg.max_concurrency + p->cfg.queue_size) {
+        if (p->admitted - p->admitted_sessions >= p->cfg.max_concurrency + p->cfg.queue_size) {
                 pthread_mutex_unlock(&p->lock);
                 return -EBUSY;
         }

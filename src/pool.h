@@ -19,6 +19,46 @@ typedef enum PoolKind {
 typedef struct Job Job;
 typedef void (*JobDone)(Job *job);
 
+/* What a session request asks (pool_session_submit); the pool thread answers in the same
+ * struct. */
+typedef enum SessionOp {
+        SOP_CREATE,
+        SOP_LIST,
+        SOP_GET,
+        SOP_EXECUTE, /* the cell is Job.request; the answer is Job.result, then extra */
+        SOP_INTERRUPT,
+        SOP_RESTART,
+        SOP_DELETE,
+        /* Files of its /work, through its runner (runner.py _FILE_OPS), when it is idle: the
+         * runner request is Job.request, the answer its report (and fd, for a GET). */
+        SOP_FILES_LIST,
+        SOP_FILE_GET,
+        SOP_FILE_PUT,
+        SOP_FILE_DELETE,
+} SessionOp;
+
+typedef struct SessionReq {
+        SessionOp op;
+        char id[64]; /* from the URL: any bytes the client sent, NUL-terminated */
+        int owner; /* auth_owner */
+        /* SOP_CREATE (0: the server's default) */
+        uint32_t idle_timeout_sec, max_lifetime_sec;
+        uint64_t memory_bytes;
+        PoolKind kind;
+        char *init_request; /* JSON for the runner's "init": the files to write; owned */
+        size_t init_len;
+        /* The answer. status 0: SOP_EXECUTE ran (Job.result, plus extra); else the HTTP
+         * status and body (JSON text, malloc'ed; NULL: no body). retry_after: seconds, 0 for
+         * none. extra: {"execution_count", "session"} to add to an execute's answer. */
+        unsigned status;
+        char *body;
+        size_t body_len;
+        unsigned retry_after;
+        char location[128];
+        char *extra;
+        int fd; /* SOP_FILE_GET: the file, passed by the runner (-1 until then); owned */
+} SessionReq;
+
 /* One request's run. Owned by the caller (the HTTP layer), which must keep it alive until done
  * is called; done runs on the pool's thread, exactly once. */
 struct Job {
@@ -33,6 +73,7 @@ struct Job {
         /* Optional: each piece of output as it arrives (pool thread), for live streaming. */
         void (*on_output)(Job *job, int stream, const char *data, size_t n);
         void *userdata;
+        SessionReq *session; /* a session request (pool_session_submit), else NULL */
         RunResult result;
         /* pool-private */
         Job *next;
@@ -48,6 +89,9 @@ typedef struct PoolStatus {
         uint32_t ready, busy, queued, spawning;
         uint64_t zygote_restarts, sandboxes_created;
         uint64_t zygote_recycles[_POOL_KINDS]; /* replaced by a fresh one (ZYGOTE_MAX_SPAWNS/AGE) */
+        uint32_t sessions_active, sessions_busy, sessions_max;
+        uint64_t sessions_created;
+        uint64_t sessions_ended[8]; /* by SessionEnd (session.h) */
         char fatal[512]; /* why no sandbox can be sealed, if so */
 } PoolStatus;
 
@@ -59,6 +103,11 @@ int pool_start(const Config *c, Pool **ret, char *why, size_t whyn);
 /* Queues a job. Returns 0, or -EBUSY when MAX_CONCURRENCY runs and QUEUE_SIZE waiting requests
  * are taken (503), or -ESHUTDOWN. Thread-safe. */
 int pool_submit(Pool *p, Job *job);
+
+/* Queues a session request (job->session set; job->request the cell for SOP_EXECUTE). Not
+ * counted against MAX_CONCURRENCY or QUEUE_SIZE: sessions have their own limits. Returns 0, or
+ * -ESHUTDOWN. Thread-safe. */
+int pool_session_submit(Pool *p, Job *job);
 
 /* The kind of sandbox a runner request (its JSON) needs. Thread-safe. */
 PoolKind pool_route(Pool *p, const char *request, size_t len);

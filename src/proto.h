@@ -59,6 +59,12 @@ typedef struct SpawnRequest {
         uint64_t id;
         uint32_t uid;
         uint32_t gid;
+        /* RLIMIT_CPU of this sandbox's processes in seconds, or 0 for the run's (EXECUTION_TIMEOUT
+         * + 1). A session's runner lives through many cells: RLIMIT_CPU counts a process's whole
+         * life, so the server limits each cell's CPU itself and this is only the backstop over
+         * the session's life (pool-session.c). */
+        uint32_t cpu_limit_sec;
+        uint32_t reserved;
 } SpawnRequest;
 
 /* zygote -> server: the sandbox's pid in the server's pid namespace, or why there is none. */
@@ -78,6 +84,10 @@ enum {
         FRAME_REPORT = 'R', /* followed by a piece of the report (JSON, runner.py main) */
         FRAME_REPORT_END = 'Z', /* + FRAME_END_SIZE - 1 bytes: the report is complete */
         FRAME_RUNNER_KILLED = 'K', /* + int32 signal: from the init, the runner died of it */
+        /* A session's runner, answering a file GET: 'D' alone, carrying the file's fd
+         * (SCM_RIGHTS), before its report. Taken only then (pool-session.c); any other fd a
+         * sandbox sends is closed unread. */
+        FRAME_FD = 'D',
 };
 
 /* 'K' + int32 signal number, little-endian: the init's last word when the runner was killed by

@@ -307,12 +307,17 @@ def _exit_code(e):
     return 1, str(code)
 
 
+def _is_user_file(name):
+    """The user's code: the run's script, or a session's cell (see _session)."""
+    return name == SCRIPT or name.startswith(CELL_PREFIX)
+
+
 def _user_tb(tb):
     """The traceback from the user's first frame on: ours (and the parser's, for a syntax
     error) come before it. Frames of ours at the end (a stream's write that raised, where
     Python's own streams are C code and show none) are cut too."""
     first = tb
-    while first is not None and first.tb_frame.f_code.co_filename != SCRIPT:
+    while first is not None and not _is_user_file(first.tb_frame.f_code.co_filename):
         first = first.tb_next
     last = None
     t = first
@@ -380,9 +385,10 @@ def _set_stdin(text):
     sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
 
 
-def _write_files(files):
+def _write_files(files, replace=False):
     """Writes the uploaded files into the working directory; returns {name: content} to tell
-    later which ones the run changed. Names were validated by the server."""
+    later which ones the run changed. Names were validated by the server. replace: a session's
+    cell may upload a file an earlier cell wrote (never through a symlink, still)."""
     import base64
     written = {}
     for f in files:
@@ -394,7 +400,8 @@ def _write_files(files):
         parent = os.path.dirname(f["name"])
         if parent:
             os.makedirs(parent, exist_ok=True)
-        fd = os.open(f["name"], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        how = os.O_TRUNC if replace else os.O_EXCL
+        fd = os.open(f["name"], os.O_WRONLY | os.O_CREAT | how | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         try:
             view = memoryview(data)
             while view:
@@ -475,6 +482,9 @@ def _collect_files(spec, uploaded, limits):
     return out, dropped
 
 
+_current_figures = None  # the cell's (or run's) _Figures, which plt.show() renders into
+
+
 class _Figures:
     """Matplotlib figures, rendered when passed to plt.show() and at the end of the run."""
 
@@ -524,11 +534,13 @@ class _Figures:
         return sorted(figs, key=lambda f: (getattr(f, "_snakebox_seq", 1 << 62), f.number))
 
     def install(self):
+        global _current_figures
+        _current_figures = self
         plt = sys.modules.get("matplotlib.pyplot")
-        if plt is None:
-            return
+        if plt is None or getattr(plt.show, "_snakebox", False):
+            return  # a session's later cell: the wrappers below find this one in _current_figures
         import itertools
-        figures, seq, new_figure = self, itertools.count(), plt.figure
+        seq, new_figure = itertools.count(), plt.figure
 
         def figure(*args, **kwargs):
             fig = new_figure(*args, **kwargs)
@@ -537,7 +549,8 @@ class _Figures:
             return fig
 
         def show(*args, **kwargs):
-            figures.capture(figures.open_figures())
+            _current_figures.capture(_current_figures.open_figures())
+        show._snakebox = True
         figure.__wrapped__ = new_figure
         plt.figure = figure
         plt.show = show
@@ -570,16 +583,17 @@ def _result(value, limit):
     return res
 
 
-def _split_last_expression(code):
+def _split_last_expression(code, filename=None):
     """(module code, expression code) when the code ends with an expression, as a notebook
     cell does; (None, None) otherwise. Line numbers stay the user's."""
     import ast
-    tree = ast.parse(code, SCRIPT)
+    filename = filename or SCRIPT
+    tree = ast.parse(code, filename)
     if not tree.body or not isinstance(tree.body[-1], ast.Expr):
         return None, None
     last = tree.body.pop()
-    body = compile(tree, SCRIPT, "exec", dont_inherit=True)
-    expr = compile(ast.Expression(last.value), SCRIPT, "eval", dont_inherit=True)
+    body = compile(tree, filename, "exec", dont_inherit=True)
+    expr = compile(ast.Expression(last.value), filename, "eval", dont_inherit=True)
     return body, expr
 
 
@@ -626,7 +640,185 @@ def main():
     mod, out, err = _prepare()
     script = _open_script()
     os.write(SOCK, _TAG_READY)
-    _finish(out, err, _run(_read_request(), mod, err, script))
+    req = _read_request()
+    if req.get("mode") == "session":
+        os.close(script)
+        _session(req, mod, out, err)
+    _finish(out, err, _run(req, mod, err, script))
+
+
+# A session's cells are compiled under these names ("<cell 3>"), each kept in linecache, so a
+# traceback through a function an earlier cell defined shows that cell's lines.
+CELL_PREFIX = "<cell "
+
+
+def _walk_to(name, create_dirs=False):
+    """(fd of the directory that holds name's last component, that component), name being a
+    path relative to WORKDIR that the server checked as it checks uploads. No symlink is
+    followed on the way: each directory is opened O_NOFOLLOW from the one before."""
+    parts = name.split("/")
+    dfd = os.open(WORKDIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            if create_dirs:
+                try:
+                    os.mkdir(part, 0o755, dir_fd=dfd)
+                except FileExistsError:
+                    pass
+            nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+            os.close(dfd)
+            dfd = nfd
+    except BaseException:
+        os.close(dfd)
+        raise
+    return dfd, parts[-1]
+
+
+def _files_list(req):
+    """The regular files under WORKDIR (symlinks and special files are not listed, nor
+    followed), at most req["max"] of them, in name order."""
+    import stat
+    import time
+    found = []
+    for dirpath, dirnames, filenames in os.walk(WORKDIR, followlinks=False):
+        dirnames.sort()
+        for fn in filenames:
+            path = os.path.join(dirpath, fn)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                found.append((os.path.relpath(path, WORKDIR), st))
+    found.sort()
+    out = []
+    for rel, st in found[:req.get("max", 1000)]:
+        mtime = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(st.st_mtime)) + ".%03dZ" % (st.st_mtime_ns // 1000000 % 1000)
+        out.append({"name": rel, "size": st.st_size, "mtime": mtime})
+    return {"exit_code": 0, "error": None, "files": out, "files_dropped": max(0, len(found) - len(out))}
+
+
+def _file_get(req):
+    """Sends the file's fd (FRAME_FD, SCM_RIGHTS): the server serves it without ever opening a
+    path in the sandbox. Regular files only, never through a symlink."""
+    import stat
+    dfd, last = _walk_to(req["name"])
+    try:
+        fd = os.open(last, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+    finally:
+        os.close(dfd)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IsADirectoryError("not a regular file: %s" % req["name"])
+        _send_fd(fd)
+    finally:
+        os.close(fd)
+    return {"exit_code": 0, "error": None}
+
+
+_sock = None
+
+
+def _send_fd(fd):
+    global _sock
+    import socket
+    if _sock is None:
+        # A socket object over SOCK that never closes it (the runner writes to SOCK directly).
+        _sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=os.dup(SOCK))
+    socket.send_fds(_sock, [FRAME["fd"]], [fd])
+
+
+def _file_put(req):
+    """Writes the file (content base64), replacing one that is there; never through a symlink.
+    Reports whether it was created."""
+    import base64
+    data = base64.b64decode(req["content"], validate=True)
+    dfd, last = _walk_to(req["name"], create_dirs=True)
+    try:
+        try:
+            fd = os.open(last, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dfd)
+            created = True
+        except FileExistsError:
+            fd = os.open(last, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+            created = False
+    finally:
+        os.close(dfd)
+    try:
+        import stat
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IsADirectoryError("not a regular file: %s" % req["name"])
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+    return {"exit_code": 0, "error": None, "created": created}
+
+
+def _file_delete(req):
+    import stat
+    dfd, last = _walk_to(req["name"])
+    try:
+        if stat.S_ISDIR(os.lstat(last, dir_fd=dfd).st_mode):
+            raise IsADirectoryError("a directory: %s" % req["name"])
+        os.unlink(last, dir_fd=dfd)
+    finally:
+        os.close(dfd)
+    return {"exit_code": 0, "error": None}
+
+
+_FILE_OPS = {"files_list": _files_list, "file_get": _file_get, "file_put": _file_put,
+             "file_delete": _file_delete}
+
+
+def _ignore_interrupt(signum, frame):
+    """SIGINT between a session's cells: nothing to interrupt (a late interrupt or timeout of
+    the cell that just ended). A Python handler, not SIG_IGN, so that the C handler stays and
+    the next cell's default_int_handler takes effect at once."""
+
+
+def _session(req, mod, out, err):
+    """A session's runner (the server sent {"mode": "session"} as the first request): answers
+    each request with a report and its 'Z', then waits for the next, in the same __main__.
+    Never returns; the server ends the session by killing the sandbox.
+
+    SIGINT: the server interrupts a cell by sending it to the sandbox's init, which forwards it
+    here. Its disposition is set here, not inherited: a server started in the background by a
+    shell inherits SIGINT ignored, and so would we. During user code it raises
+    KeyboardInterrupt (default_int_handler); between cells it does nothing."""
+    import signal
+    signal.signal(signal.SIGINT, _ignore_interrupt)
+    cells = 0
+    while True:
+        op = req.get("op", "cell")  # a cell is the /api/execute request as it is
+        if op == "cell":
+            cells += 1
+            try:
+                report = _run(req, mod, err, None, cell=cells)
+            except KeyboardInterrupt:
+                # Only when SIGINT came after the cell's code, before its handler was put
+                # back: the cell was interrupted.
+                signal.signal(signal.SIGINT, _ignore_interrupt)
+                report = {"exit_code": 1, "error": {"type": "KeyboardInterrupt", "message": "",
+                                                    "traceback": ""}}
+        elif op in _FILE_OPS:
+            try:
+                report = _FILE_OPS[op](req)
+            except OSError as e:
+                report = {"exit_code": 1, "error": {"type": type(e).__name__, "message": str(e),
+                                                    "traceback": ""}}
+        elif op == "init":
+            report = {"exit_code": 0, "error": None}
+            try:
+                if req.get("files"):
+                    _write_files(req["files"], replace=True)
+            except Exception as e:
+                report = {"exit_code": 1, "error": {"type": type(e).__name__, "message": str(e),
+                                                    "traceback": ""}}
+        else:
+            report = {"exit_code": 70, "error": None}
+        _report(out, err, report)
+        req = _read_request()
 
 
 def _write_script(fd, code):
@@ -643,9 +835,9 @@ def _write_script(fd, code):
         os.close(fd)
 
 
-def _run(req, mod, err, script):
+def _run(req, mod, err, script, cell=None):
     """Runs one request's code in mod and returns the report (without maxrss). script: the fd
-    that _open_script returned."""
+    that _open_script returned; cell: a session's cell number instead (no script file)."""
     code = req["code"]
     # "report" (every client's request: api.c api_decode_request): the full report, with the
     # last expression's value, figures and files, within "limits". "plain" (the server's own
@@ -657,7 +849,11 @@ def _run(req, mod, err, script):
     limits = req["limits"] if report_mode else {}
     # Tracebacks read their lines from the file, as python3's do (and only when there is one
     # to show); without the file, from linecache (an mtime of None: checkcache keeps it).
-    if not _write_script(script, code):
+    filename = SCRIPT
+    if cell is not None:
+        filename = "%s%d>" % (CELL_PREFIX, cell)
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    elif not _write_script(script, code):
         linecache.cache[SCRIPT] = (len(code), None, code.splitlines(True), SCRIPT)
     figures = _Figures(req.get("image_format", "png"), limits) if report_mode else None
     if figures:
@@ -665,17 +861,25 @@ def _run(req, mod, err, script):
 
     status, error, value, uploaded = 0, None, None, {}
     try:
-        _apply_limits(req)
-        if "stdin" in req:
-            _set_stdin(req["stdin"])
+        if cell is None:
+            _apply_limits(req)  # a session's limits are the server's, per cell
+        if "stdin" in req or cell is not None:
+            _set_stdin(req.get("stdin", ""))
         if req.get("files"):
-            uploaded = _write_files(req["files"])
-        body, expr = _split_last_expression(code) if report_mode else (None, None)
-        if expr is None:
-            exec(compile(code, SCRIPT, "exec", dont_inherit=True), mod.__dict__)
-        else:
-            exec(body, mod.__dict__)
-            value = eval(expr, mod.__dict__)
+            uploaded = _write_files(req["files"], replace=cell is not None)
+        body, expr = _split_last_expression(code, filename) if report_mode else (None, None)
+        if cell is not None:
+            import signal
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            if expr is None:
+                exec(compile(code, filename, "exec", dont_inherit=True), mod.__dict__)
+            else:
+                exec(body, mod.__dict__)
+                value = eval(expr, mod.__dict__)
+        finally:
+            if cell is not None:
+                signal.signal(signal.SIGINT, _ignore_interrupt)
     except SystemExit as e:
         status, message = _exit_code(e)
         if status != 0:
@@ -736,9 +940,15 @@ def _finish(out, err, report):
             atexit._run_exitfuncs()
     except BaseException:
         pass
-    # The program's current streams (a TextIOWrapper of its own over sys.stdout.buffer holds
-    # text until Python flushes it at exit), then ours; each alone: one closed or detached
-    # must not hold back the others' output.
+    status = _report(out, err, report)
+    os._exit(status)
+
+
+def _report(out, err, report):
+    """Flushes the streams, sends the report and its 'Z' (from the runner only); returns the
+    exit status. The program's current streams (a TextIOWrapper of its own over
+    sys.stdout.buffer holds text until Python flushes it at exit), then ours; each alone: one
+    closed or detached must not hold back the others' output."""
     streams = [sys.stdout, sys.stderr]
     streams += [s for s in (out, err) if s is not streams[0] and s is not streams[1]]
     for stream in streams:
@@ -760,4 +970,4 @@ def _finish(out, err, report):
         # undecodable bytes, say) becomes "?" instead of costing the whole report.
         _send(_TAG_REPORT, json.dumps(report, ensure_ascii=False).encode("utf-8", "replace"))
         os.write(SOCK, _TAG_END + struct.pack(END_FORMAT, status, maxrss))
-    os._exit(status)
+    return status

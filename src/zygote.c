@@ -183,6 +183,7 @@ static int set_runner_globals(PyObject *g, void *userdata) {
                 {"report", FRAME_REPORT},
                 {"report_end", FRAME_REPORT_END},
                 {"request", FRAME_REQUEST},
+                {"fd", FRAME_FD},
         };
         static const char *const env[] = {SANDBOX_ENV};
         (void)userdata;
@@ -327,12 +328,15 @@ static int thread_count(void) {
         return n;
 }
 
-_noreturn_ static void child_main(Zygote *z, int *fds, int sync_fd) {
+_noreturn_ static void child_main(Zygote *z, int *fds, int sync_fd, uint32_t cpu_limit_sec) {
         /* Before the seal: the fork hooks libraries registered may still need what the seal
          * closes (matplotlib's clears its font cache, whose FreeType faces close their font
          * files; with those fds gone FreeType crashed). Python then stays untouched until the
          * runner, a plain copy of this process, starts: it needs no second PyOS_AfterFork. */
         PyOS_AfterFork_Child();
+        /* A session's backstop (SpawnRequest.cpu_limit_sec); this is the child's own copy. */
+        if (cpu_limit_sec)
+                z->plan.cpu_limit_sec = cpu_limit_sec;
         /* Returns in the runner only: the sealed child stays behind as the run's init. */
         if (seal_run(&z->plan, fds[0], fds[1], fds[2], sync_fd) < 0)
                 _exit(127);
@@ -385,7 +389,8 @@ static int effective_caps_from_permitted(void) {
         return 0;
 }
 
-static int spawn_one(Zygote *z, int *fds, size_t ncgroups, uint32_t uid, uint32_t gid, pid_t *ret_pid) {
+static int spawn_one(Zygote *z, int *fds, size_t ncgroups, const SpawnRequest *req, pid_t *ret_pid) {
+        uint32_t uid = req->uid, gid = req->gid;
         _cleanup_close_pair_ int sync[2] = {-1, -1};
         char buf[32];
         int r = 0;
@@ -411,7 +416,7 @@ static int spawn_one(Zygote *z, int *fds, size_t ncgroups, uint32_t uid, uint32_
                 NULL, NULL, NULL, 0);
         if (pid == 0) {
                 sync[1] = safe_close(sync[1]);
-                child_main(z, fds, sync[0]);
+                child_main(z, fds, sync[0], req->cpu_limit_sec);
         }
         int saved = errno;
         PyOS_AfterFork_Parent();
@@ -529,7 +534,7 @@ static int serve_requests(Zygote *z) {
                         rep.error = -EBADMSG;
                 else {
                         pid_t pid;
-                        rep.error = spawn_one(z, fds, req.ncgroups, req.uid, req.gid, &pid);
+                        rep.error = spawn_one(z, fds, req.ncgroups, &req, &pid);
                         rep.pid = pid;
                 }
                 for (size_t i = 0; i < nfds; i++)

@@ -68,6 +68,13 @@ static const NumSpec numbers[] = {
         /* Not in key order: tests below pick entries by index. */
         SPEC("ZYGOTE_MAX_SPAWNS", zygote_max_spawns, 10000, 0, 1000000000, 1, NULL),
         SPEC("ZYGOTE_MAX_AGE", zygote_max_age_sec, 3600, 0, 2592000, 1, "seconds"),
+        SPEC("MAX_SESSIONS", max_sessions, 8, 0, 1024, 1, NULL),
+        SPEC("MAX_SESSIONS_PER_KEY", max_sessions_per_key, 4, 1, 1024, 1, NULL),
+        SPEC("SESSION_IDLE_TIMEOUT", session_idle_timeout_sec, 600, 1, 86400, 1, "seconds"),
+        SPEC("SESSION_MAX_LIFETIME", session_max_lifetime_sec, 3600, 1, 604800, 1, "seconds"),
+        SPEC("SESSION_MEMORY_MB", session_memory_bytes, 1024, 16, 1048576, MIB, "megabytes"),
+        SPEC("INTERRUPT_GRACE", interrupt_grace_sec, 2, 0, 60, 1, "seconds"),
+        SPEC("NODE_ID", node_id, 0, 0, 65535, 1, NULL),
 };
 
 /* Every key, in the order the summary and the example list them. */
@@ -112,6 +119,13 @@ static const char *const key_order[] = {
         "SHUTDOWN_GRACE",
         "MAX_CONNECTIONS_PER_IP",
         "HEADER_TIMEOUT",
+        "MAX_SESSIONS",
+        "MAX_SESSIONS_PER_KEY",
+        "SESSION_IDLE_TIMEOUT",
+        "SESSION_MAX_LIFETIME",
+        "SESSION_MEMORY_MB",
+        "INTERRUPT_GRACE",
+        "NODE_ID",
 };
 
 static uint64_t get(const Config *c, const NumSpec *s) {

@@ -65,6 +65,19 @@ static void result_init(RunResult *r) {
         buf_init(&r->report, 32);
 }
 
+/* A session between cells: its background work may write anything; all of it is dropped,
+ * nothing of it is hostile (the session must not be killed for it). */
+static void test_idle(void **state) {
+        (void)state;
+        char z[FRAME_END_SIZE] = {FRAME_REPORT_END};
+        assert_int_equal(verdict(FRAME_PHASE_IDLE, z, sizeof z), FRAME_IGNORE);
+        assert_int_equal(verdict(FRAME_PHASE_IDLE, "Ohi", 3), FRAME_IGNORE);
+        assert_int_equal(verdict(FRAME_PHASE_IDLE, "R{}", 3), FRAME_IGNORE);
+        assert_int_equal(verdict(FRAME_PHASE_IDLE, "Y", 1), FRAME_IGNORE);
+        assert_int_equal(verdict(FRAME_PHASE_IDLE, "\x01junk", 5), FRAME_IGNORE);
+        assert_int_equal(verdict(FRAME_PHASE_IDLE, "", 0), FRAME_IGNORE);
+}
+
 static void test_output_cap_counts_both_streams(void **state) {
         RunResult r;
         (void)state;
@@ -190,6 +203,7 @@ int main(void) {
                 cmocka_unit_test(test_sealing),
                 cmocka_unit_test(test_running),
                 cmocka_unit_test(test_quiet),
+                cmocka_unit_test(test_idle),
                 cmocka_unit_test(test_output_cap_counts_both_streams),
                 cmocka_unit_test(test_end_frame),
                 cmocka_unit_test(test_killed_frame),
