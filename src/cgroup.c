@@ -415,6 +415,36 @@ int cgroup_set_memory(const CgroupRoot *root, const Cgroup *cg, uint64_t bytes) 
         return write_knob(cg->mem, "memory.max", v);
 }
 
+int cgroup_peak_reset(const CgroupRoot *root, const Cgroup *cg, int *fd) {
+        char p[CGROUP_PATH_MAX + 64];
+        if (root->mode == CGROUP_NONE || !cg->mem[0])
+                return -EOPNOTSUPP;
+        if (root->mode == CGROUP_V1)
+                return write_knob(cg->mem, "memory.max_usage_in_bytes", "0");
+        *fd = safe_close(*fd);
+        snprintf(p, sizeof p, "%s/memory.peak", cg->mem);
+        _cleanup_close_ int f = open(p, O_RDWR | O_CLOEXEC);
+        if (f < 0)
+                return -errno;
+        if (write(f, "reset\n", 6) != 6)
+                return -errno; /* before 6.12: not resettable */
+        *fd = TAKE_FD(f);
+        return 0;
+}
+
+uint64_t cgroup_peak_read(const CgroupRoot *root, const Cgroup *cg, int fd) {
+        char b[32];
+        if (root->mode == CGROUP_V1)
+                return read_u64(cg->mem, "memory.max_usage_in_bytes");
+        if (fd < 0)
+                return 0;
+        ssize_t k = pread(fd, b, sizeof b - 1, 0);
+        if (k <= 0)
+                return 0;
+        b[k] = 0;
+        return strtoull(b, NULL, 10); /* kernel-written */
+}
+
 uint64_t cgroup_memory_current(const CgroupRoot *root, const Cgroup *cg) {
         if (root->mode == CGROUP_NONE || !cg->mem[0])
                 return 0;

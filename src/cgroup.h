@@ -97,6 +97,15 @@ void cgroup_close_fds(Cgroup *cg);
 
 void cgroup_read_stats(const CgroupRoot *root, const Cgroup *cg, CgroupStats *ret);
 
+/* A session cell's peak memory (memory_peak_bytes is the cell's, not the session's): resets the
+ * cgroup's peak. v1: memory.max_usage_in_bytes is reset for all (*fd stays -1); v2 (Linux
+ * 6.12+): memory.peak is reset for one open file, kept in *fd (a previous one is closed).
+ * Returns 0, or -errno when it cannot be reset (then only samples tell the peak). */
+int cgroup_peak_reset(const CgroupRoot *root, const Cgroup *cg, int *fd);
+
+/* The peak since cgroup_peak_reset (fd as it left it), or 0 when it cannot be read. */
+uint64_t cgroup_peak_read(const CgroupRoot *root, const Cgroup *cg, int fd);
+
 /* The memory the run's cgroup holds now (a session's memory_bytes, its cells' peaks), in bytes;
  * 0 without a memory cgroup or when it cannot be read. */
 uint64_t cgroup_memory_current(const CgroupRoot *root, const Cgroup *cg);

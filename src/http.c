@@ -355,7 +355,7 @@ static enum MHD_Result send_health(Req *req) {
         if (o)
                 json_object_set_new(o, "sessions",
                         json_pack("{sIsIsI}", "active", (json_int_t)st.sessions_active, "busy",
-                                (json_int_t)st.sessions_busy, "max", (json_int_t)h->cfg.max_sessions));
+                                (json_int_t)st.sessions_busy, "max", (json_int_t)st.sessions_max));
         if (o && st.fatal[0])
                 json_object_set_new(o, "error", json_string(st.fatal));
         char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;

@@ -96,6 +96,8 @@ typedef struct Sandbox {
          * its session while it serves one (NULL once detached, e.g. killed and replaced). */
         bool for_session;
         Session *sess;
+        int peak_fd; /* a session cell's memory.peak (cgroup_peak_reset), or -1 */
+        uint64_t oom_base; /* OOM kills its cgroup counted before the cell */
         struct Sandbox *next;
 } Sandbox;
 
@@ -119,6 +121,7 @@ struct Session {
         RunOutcome stop_reason; /* why the cell is being interrupted: TIMEOUT, OUTPUT_LIMIT, ABORTED */
         bool reset; /* the interpreter was replaced since the last answer: say so once */
         bool lost_memory; /* its sandbox died of the memory limit */
+        bool peak_exact; /* the cgroup's peak was reset at the cell's start */
         char *init_request;
         size_t init_len;
         uint64_t created_ms, created_wall_ms, last_active_ms;
@@ -221,8 +224,14 @@ struct Pool {
         Session *sessions;
         uint32_t n_sessions;
         Tombstones tombstones;
+        /* A session sandbox sealed in advance (of the full zygote), so that a create costs
+         * what a stateless run's take does; made once sessions are used, counted against
+         * MAX_SESSIONS (none while MAX_SESSIONS are open). SB_SESSION without a session. */
+        Sandbox *session_spare;
+        bool sessions_used;
         char boot[SESSION_BOOT_LEN + 1];
         uint32_t admitted_sessions; /* of admitted, session requests (under lock) */
+        uint32_t max_sessions; /* MAX_SESSIONS, lowered when the uid range is too small */
 
         /* Host uids of sandboxes: uid_first + i for slot i, one live sandbox per slot (per-user
          * kernel counts are then not shared between runs); a single id for all when
@@ -320,7 +329,7 @@ void session_stop_all(Pool *p);
 ssize_t session_recv(Pool *p, Sandbox *sb);
 /* The memory limit a session sandbox has (memwatch), 0 if none. */
 uint64_t session_memory_limit(const Sandbox *sb);
-/* Asks k's zygote for a sandbox for sess (sb_new's twin). */
+/* Asks k's zygote for a sandbox for sess (sb_new's twin); sess NULL: the spare. */
 int sb_new_session(Pool *p, Kind *k, Session *sess);
 /* Sends a request on a session sandbox (a cell or its init): the deadline is the caller's. */
 void sb_send_job(Pool *p, Sandbox *sb, Job *job);

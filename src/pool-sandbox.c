@@ -100,6 +100,7 @@ static void sb_release(Pool *p, Sandbox *sb) {
         sb->out = safe_close(sb->out);
         sb->err = safe_close(sb->err);
         sb->timer = safe_close(sb->timer);
+        sb->peak_fd = safe_close(sb->peak_fd);
         /* Reaped, so its pid namespace is empty: no process of it holds the uid any more. */
         slot_put(p, sb);
         /* A cgroup still holding a task refuses rmdir: one whose last task the kernel is still
@@ -128,6 +129,8 @@ void sb_retire(Pool *p, Sandbox *sb) {
                 if (s->sb == sb)
                         s->sb = NULL;
         }
+        if (p->session_spare == sb)
+                p->session_spare = NULL;
         bool was_init = s && sb->job == &s->init_job;
         sb_retire_now(p, sb);
         if (s)
@@ -172,7 +175,7 @@ static void sb_build_undo(SbBuild *b) {
         free(b->sb);
 }
 
-static int sb_spawn(Pool *p, Kind *k, Session *sess) {
+static int sb_spawn(Pool *p, Kind *k, Session *sess, bool for_session) {
         _cleanup_close_pair_ int sv[2] = {-1, -1}, po[2] = {-1, -1}, pe[2] = {-1, -1};
         _cleanup_(sb_build_undo) SbBuild b = {.p = p};
         Sandbox *sb;
@@ -194,9 +197,9 @@ static int sb_spawn(Pool *p, Kind *k, Session *sess) {
                 return -ENOMEM;
         sb->id = ++p->next_id;
         sb->kind = k;
-        sb->for_session = sess != NULL;
+        sb->for_session = for_session;
         sb->sess = sess;
-        sb->pidfd = sb->timer = -1;
+        sb->pidfd = sb->timer = sb->peak_fd = -1;
         sb->kill_reason = RUN_EXITED;
         for (size_t i = 0; i < CGROUP_PROCS_MAX; i++)
                 sb->cg.procs_fds[i] = -1;
@@ -217,10 +220,11 @@ static int sb_spawn(Pool *p, Kind *k, Session *sess) {
         /* A session's RLIMIT_CPU is a backstop over its life: its lifetime at its CPU quota
          * (pool-session.c limits each cell). */
         uint32_t cpu_limit = 0;
-        if (sess)
+        if (for_session) {
+                uint64_t life = sess ? sess->max_lifetime_sec : p->cfg.session_max_lifetime_sec;
                 cpu_limit = (uint32_t)MIN(
-                        (uint64_t)sess->max_lifetime_sec * ((p->cfg.cpu_limit_percent + 99) / 100) + 1,
-                        (uint64_t)UINT32_MAX - 2);
+                        life * ((p->cfg.cpu_limit_percent + 99) / 100) + 1, (uint64_t)UINT32_MAX - 2);
+        }
         r = zygote_request_spawn(
                 &k->zyg, sb->id, sb->uid, sb->gid, cpu_limit, fds, (size_t)sb->cg.nprocs_fds);
         cgroup_close_fds(&sb->cg);
@@ -256,11 +260,11 @@ static int sb_spawn(Pool *p, Kind *k, Session *sess) {
 }
 
 int sb_new(Pool *p, Kind *k) {
-        return sb_spawn(p, k, NULL);
+        return sb_spawn(p, k, NULL, false);
 }
 
 int sb_new_session(Pool *p, Kind *k, Session *sess) {
-        return sb_spawn(p, k, sess);
+        return sb_spawn(p, k, sess, true);
 }
 
 /* Sends what is left of the request; EPOLLOUT brings us back if the socket is full. */
@@ -396,7 +400,7 @@ RunOutcome sb_fill_result(Pool *p, Sandbox *sb, Job *job) {
                 r->signal = sb->si.si_status;
         }
         RunOutcome outcome = sb->kill_reason;
-        if (outcome == RUN_EXITED && cs.oom_kills > 0 && (r->signal != 0 || r->exit_code != 0))
+        if (outcome == RUN_EXITED && cs.oom_kills > sb->oom_base && (r->signal != 0 || r->exit_code != 0))
                 outcome = RUN_MEMORY_LIMIT;
         return outcome;
 }

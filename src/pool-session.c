@@ -286,11 +286,33 @@ static Kind *session_kind(Pool *p, Session *s) {
         return k;
 }
 
-/* Spawns a fresh sandbox for s. Returns 0 or -errno. */
+/* Keeps one spare sealed while sessions are in use and fewer than MAX_SESSIONS are open. */
+static void refill_spare(Pool *p) {
+        Kind *k = &p->kinds[POOL_FULL];
+        if (p->session_spare || !p->sessions_used || p->stopped || p->n_sessions + 1 > p->max_sessions ||
+                k->zstate != Z_UP)
+                return;
+        Sandbox *before = p->sandboxes;
+        if (sb_new_session(p, k, NULL) == 0 && p->sandboxes != before)
+                p->session_spare = p->sandboxes; /* sb_spawn links the new one first */
+}
+
+/* Spawns a fresh sandbox for s, or gives it the spare when that is sealed. Returns 0 or
+ * -errno. */
 static int start_sandbox(Pool *p, Session *s) {
         if (p->stopped)
                 return -ESHUTDOWN;
         Kind *k = session_kind(p, s);
+        Sandbox *spare = p->session_spare;
+        if (k->id == POOL_FULL && spare && !spare->reaped && !spare->sess) {
+                /* Sealed: used at once; still sealing: its READY goes to s (on_frame). */
+                p->session_spare = NULL;
+                spare->sess = s;
+                s->sb = spare;
+                if (spare->state == SB_SESSION)
+                        session_sb_ready(p, spare);
+                return 0;
+        }
         if (k->zstate != Z_UP)
                 return -EAGAIN;
         return sb_new_session(p, k, s);
@@ -299,8 +321,9 @@ static int start_sandbox(Pool *p, Session *s) {
 void session_sb_ready(Pool *p, Sandbox *sb) {
         Session *s = sb->sess;
         if (!s) {
-                sb_retire(p, sb);
-                return;
+                if (sb != p->session_spare)
+                        sb_retire(p, sb);
+                return; /* the spare waits, at the zygote's low priority, for a create */
         }
         int r = cgroup_set_memory(&p->cgroups, &sb->cg, s->memory_bytes);
         if (r < 0 && r != -EOPNOTSUPP)
@@ -409,9 +432,12 @@ void session_cell_done(Pool *p, Sandbox *sb) {
         RunResult *r = &job->result;
         RunOutcome outcome = sb_fill_result(p, sb, job);
         r->exit_code = sb->report_code;
-        if (p->cgroups.mode != CGROUP_NONE)
+        if (p->cgroups.mode != CGROUP_NONE) {
                 r->memory_peak_bytes = MAX(s->cell_mem_peak, cgroup_memory_current(&p->cgroups, &sb->cg));
-        else
+                if (s->peak_exact)
+                        r->memory_peak_bytes = MAX(
+                                r->memory_peak_bytes, cgroup_peak_read(&p->cgroups, &sb->cg, sb->peak_fd));
+        } else
                 r->memory_peak_bytes = sb->mem_peak;
         if (s->state == SS_INTERRUPTING && s->stop_reason != RUN_EXITED)
                 outcome = s->stop_reason;
@@ -570,11 +596,11 @@ static void op_create(Pool *p, Job *job) {
                         p->cfg.max_sessions_per_key);
                 return;
         }
-        if (p->n_sessions >= p->cfg.max_sessions && !evict_one(p)) {
+        if (p->n_sessions >= p->max_sessions && !evict_one(p)) {
                 answer_error(p, job, 503, "SessionCapacity", NULL,
                         "MAX_SESSIONS (%u) sessions are open and none has been idle for a minute; try "
                         "again later",
-                        p->cfg.max_sessions);
+                        p->max_sessions);
                 return;
         }
         Session *s = calloc(1, sizeof *s);
@@ -597,11 +623,13 @@ static void op_create(Pool *p, Job *job) {
         s->next = p->sessions;
         p->sessions = s;
         p->n_sessions++;
+        p->sessions_used = true;
         int e = start_sandbox(p, s);
         if (e < 0) {
                 abort_create(p, s, e == -EUSERS ? "every sandbox uid is in use" : strerror(-e));
                 return;
         }
+        refill_spare(p);
         pthread_mutex_lock(&p->lock);
         p->status.sessions_created++;
         pthread_mutex_unlock(&p->lock);
@@ -637,6 +665,10 @@ static void op_execute(Pool *p, Job *job, Session *s) {
         sb->mem_peak = 0;
         sb->runner_signal = 0;
         s->cell_mem_peak = cgroup_memory_current(&p->cgroups, &sb->cg);
+        s->peak_exact = cgroup_peak_reset(&p->cgroups, &sb->cg, &sb->peak_fd) == 0;
+        CgroupStats cs;
+        cgroup_read_stats(&p->cgroups, &sb->cg, &cs);
+        sb->oom_base = cs.oom_kills;
         arm_timer(sb->timer, timeout_ms);
         sb_send_job(p, sb, job);
 }
@@ -778,6 +810,10 @@ void session_job(Pool *p, Job *job) {
 
 void session_tick(Pool *p, uint64_t now) {
         Session *next;
+        refill_spare(p);
+        /* At MAX_SESSIONS the spare is not kept: it would be a session's worth of memory. */
+        if (p->session_spare && p->n_sessions >= p->max_sessions)
+                sb_retire(p, p->session_spare);
         for (Session *s = p->sessions; s; s = next) {
                 next = s->next;
                 Sandbox *sb = s->sb;

@@ -99,9 +99,11 @@ void publish_status(Pool *p) {
         pthread_mutex_lock(&p->lock);
         p->status.sessions_active = p->n_sessions;
         p->status.sessions_busy = busy;
-        p->status.sessions_max = p->cfg.max_sessions;
+        p->status.sessions_max = p->max_sessions;
         p->status.zygote_up = p->kinds[POOL_FULL].zstate == Z_UP;
-        p->status.ready = p->kinds[POOL_FULL].n_ready + p->kinds[POOL_LEAN].n_ready;
+        /* The sessions' sealed spare is a ready sandbox too (its cgroup is one of the live). */
+        p->status.ready = p->kinds[POOL_FULL].n_ready + p->kinds[POOL_LEAN].n_ready +
+                          (p->session_spare && p->session_spare->state == SB_SESSION);
         p->status.busy = p->n_running;
         p->status.queued = p->queued;
         p->status.spawning = p->kinds[POOL_FULL].n_spawning + p->kinds[POOL_FULL].n_sealing +
@@ -598,18 +600,27 @@ static int uid_slots_init(Pool *p, const Config *c, char *why, size_t whyn) {
         }
         /* Every sandbox that can be live (ready of both zygotes, running, at start-up one per
          * zygote) and as many being torn down, which hold their uid until reaped. */
-        uint64_t need =
-                2 * ((uint64_t)c->pool_size + c->lean_pool_size + c->max_concurrency + c->max_sessions) + 2;
+        uint64_t need = 2 * ((uint64_t)c->pool_size + c->lean_pool_size + c->max_concurrency) + 2;
         uint64_t have = (uint64_t)last - first + 1;
         if (have < need) {
                 snprintf(why, whyn,
                         "SANDBOX_UID_RANGE: %" PRIu32 "-%" PRIu32 " holds %" PRIu64
                         " uids, but up to %" PRIu64 " sandboxes can exist at once (2 x (POOL_SIZE %" PRIu32
-                        " + LEAN_POOL_SIZE %" PRIu32 " + MAX_CONCURRENCY %" PRIu32 " + MAX_SESSIONS %" PRIu32
+                        " + LEAN_POOL_SIZE %" PRIu32 " + MAX_CONCURRENCY %" PRIu32
                         ") + 2); give it a larger range",
-                        first, last, have, need, c->pool_size, c->lean_pool_size, c->max_concurrency,
-                        c->max_sessions);
+                        first, last, have, need, c->pool_size, c->lean_pool_size, c->max_concurrency);
                 return -EINVAL;
+        }
+        /* Sessions use the uids beyond what runs need (two each, as a run's: one live, one being
+         * torn down; and the spare's), so that they never take a uid from a run: a range too
+         * small for MAX_SESSIONS lowers it. */
+        uint64_t room = (have - need) / 2;
+        if (c->max_sessions && room < (uint64_t)c->max_sessions + 1) {
+                p->max_sessions = room > 1 ? (uint32_t)room - 1 : 0;
+                log_error("SANDBOX_UID_RANGE: %" PRIu32 "-%" PRIu32 " leaves uids for %" PRIu32
+                          " sessions, not MAX_SESSIONS %" PRIu32 " (each session needs 2 beyond 2 x "
+                          "(POOL_SIZE + LEAN_POOL_SIZE + MAX_CONCURRENCY) + 2, and 2 more for the spare)",
+                        first, last, p->max_sessions, c->max_sessions);
         }
         /* The whole range (up to a bound on our table): a released uid is reused as late as
          * possible, and a burst of sandboxes being torn down rarely makes a new one wait. */
@@ -652,6 +663,7 @@ int pool_start(const Config *c, Pool **ret, char *why, size_t whyn) {
         if (!p)
                 return -ENOMEM;
         p->cfg = *c;
+        p->max_sessions = c->max_sessions;
         p->epfd = p->wake_fd = p->tick_fd = p->image_fd = -1;
         for (int i = 0; i < _POOL_KINDS; i++)
                 p->kinds[i] = (Kind){.id = (PoolKind)i, .zyg = {.pidfd = -1, .ctl = -1}};

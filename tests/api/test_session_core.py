@@ -460,3 +460,49 @@ def test_answers_match_the_openapi_document(srv):
     assert request(srv, "DELETE", f"/api/sessions/{sid}").status == 204
     valid(request(srv, "GET", f"/api/sessions/{sid}"), one, "get")
     valid(request(srv, "GET", "/health"), "/health", "get")
+
+
+def test_cpu_and_memory_figures_are_per_cell(srv):
+    """cpu_ms and memory_peak_bytes are the cell's: a cell after one that burnt CPU and touched
+    150 MB (then freed it) reports neither (the sandbox's lifetime counters would)."""
+    sid = create_ok(srv)
+    big = cell_ok(srv, sid, code("""
+        import time
+        b = bytearray(150 * 1024 * 1024)
+        b[::4096] = b"x" * len(b[::4096])
+        del b
+        t = time.process_time()
+        while time.process_time() - t < 0.5:
+            pass
+    """))
+    small = cell_ok(srv, sid, "x = 1")
+    assert big["cpu_ms"] >= 400 and small["cpu_ms"] < 300, show((big, small))
+    # Without a memory cgroup the watchdog samples every 100 ms: it may see less than all 150 MB.
+    assert big["memory_peak_bytes"] >= 100 * 1024 * 1024, show(big)
+    assert small["memory_peak_bytes"] < big["memory_peak_bytes"] - 80 * 1024 * 1024, show((big, small))
+    request(srv, "DELETE", f"/api/sessions/{sid}")
+
+
+def test_client_gone_interrupts_and_timeout_clamped_to_lifetime(srv):
+    """A client that disconnects during a cell interrupts it (the variables stay); a cell's
+    timeout never runs past the session's max_lifetime, which ends the session between cells."""
+    import socket
+    sid = create_ok(srv, {"max_lifetime": 4})
+    cell_ok(srv, sid, "w = 'still here'")
+    body = json.dumps({"code": "while True:\n    pass"}).encode()
+    s = socket.create_connection(("127.0.0.1", srv.port))
+    s.sendall(b"POST /api/sessions/%s/execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n" % (sid.encode(), len(body)) + body)
+    deadline = time.monotonic() + 20
+    while request(srv, "GET", f"/api/sessions/{sid}").json["state"] != "busy":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    s.close()
+    while request(srv, "GET", f"/api/sessions/{sid}").json["state"] != "idle":
+        assert time.monotonic() < deadline, "the cell was not interrupted"
+        time.sleep(0.05)
+    assert cell_ok(srv, sid, "w")["result"]["text/plain"] == "'still here'"
+    status, t = cell(srv, sid, "import time\ntime.sleep(30)", timeout=5)
+    assert t["error"]["type"] == "Timeout" and t["duration_ms"] < 4500, show(t)
+    time.sleep(1)
+    assert_error(request(srv, "GET", f"/api/sessions/{sid}"), 410, "SessionGone", "max_lifetime")
