@@ -303,10 +303,9 @@ def test_background_thread_keeps_running_between_cells(cells_server, sid):
     cell_ok(cells_server, sid, "stop.set(); th.join(5)")
 
 
-def test_background_output_between_cells_leaves_answers_well_formed(cells_server, sid):
-    """The README's policy for output written between cells is not checked here (not yet
-    written when this test was); the next cells must still answer well-formed and only their
-    own output as their own."""
+def test_background_output_between_cells_is_dropped(cells_server, sid):
+    """README ("Between cells"): what a thread writes while no cell runs is read and dropped; it
+    reaches no answer. The chatter ends 0.3 s before the next cell starts."""
     cell_ok(cells_server, sid, code('''
         import sys, threading, time
         def chatter():
@@ -314,16 +313,38 @@ def test_background_output_between_cells_leaves_answers_well_formed(cells_server
                 print("bg-out", i, flush=True)
                 print("bg-err", i, file=sys.stderr, flush=True)
                 time.sleep(0.05)
-        threading.Thread(target=chatter, daemon=True).start()
+        chatter_thread = threading.Thread(target=chatter, daemon=True)
+        chatter_thread.start()
     '''))
     time.sleep(1.3)
-    body = cell_ok(cells_server, sid, "print('fg')")
-    assert body["stdout"].endswith("fg\n"), show(body)
+    body = cell_ok(cells_server, sid, "print('fg', chatter_thread.is_alive())")
+    assert body["stdout"] == "fg False\n" and body["stderr"] == "", show(body)
     assert body["execution_count"] == 2, show(body)
-    body2 = cell_ok(cells_server, sid, "print('fg2')")
-    assert body2["stdout"] == "fg2\n", f"output of a finished background thread in a later cell: {show(body2)}"
     status, hello = run(cells_server, "print('ok')")
     assert status == 200 and hello["stdout"] == "ok\n", show(hello)
+
+
+def test_background_output_while_a_cell_runs_is_that_cells(cells_server, sid):
+    """README ("Between cells"): what a thread writes while a cell runs is part of that cell's
+    output; what it wrote before the cell is not. Each line carries the time it was written."""
+    cell_ok(cells_server, sid, code('''
+        import threading, time
+        def ticker():
+            end = time.time() + 4
+            while time.time() < end:
+                print("tick %.3f" % time.time(), flush=True)
+                time.sleep(0.05)
+        threading.Thread(target=ticker, daemon=True).start()
+    '''))
+    time.sleep(1.0)
+    body = cell_ok(cells_server, sid, "import time\ncell_start = time.time()\ntime.sleep(0.8)\nprint('end', cell_start)")
+    lines = body["stdout"].splitlines()
+    assert lines and lines[-1].startswith("end "), show(body)
+    start = float(lines[-1].split()[1])
+    ticks = [float(l.split()[1]) for l in lines if l.startswith("tick ")]
+    assert len(ticks) >= 5, f"the thread's output during the cell is not in its answer: {show(body)}"
+    early = [t for t in ticks if t < start - 0.3]
+    assert not early, f"output written before the cell (dropped by design) is in its answer: {early} < {start}"
 
 
 # --- one execution at a time ---------------------------------------------------------------------

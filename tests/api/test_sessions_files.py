@@ -18,10 +18,13 @@ from conftest import (assert_session_error, cell, cell_json, cell_ok, code, crea
 UPLOAD_CAP = 32768
 FILES_CAP = 1 << 20
 
-# A server with a small per-PUT cap and a small files cap for the session's tmpfs. Both spellings
-# of the files cap are given (bytes or MiB, whichever the server reads): they say the same.
-small_server = module_server({"MAX_UPLOAD_BYTES": str(UPLOAD_CAP), "SESSION_FILES_BYTES": str(FILES_CAP),
-                              "SESSION_FILES_MB": str(FILES_CAP >> 20)})
+# A server with a small per-PUT cap and a small files cap for the session's tmpfs. The issue names
+# them MAX_UPLOAD_BYTES and SESSION_FILES_BYTES; the implementation (README "Files") uses
+# MAX_FILES_BYTES per PUT and TMP_SIZE_MB for the session's tmpfs. Every spelling is given, each
+# saying the same, so that the test checks the behaviour whichever key the server reads.
+small_server = module_server({"MAX_UPLOAD_BYTES": str(UPLOAD_CAP), "MAX_FILES_BYTES": str(UPLOAD_CAP),
+                              "SESSION_FILES_BYTES": str(FILES_CAP), "SESSION_FILES_MB": str(FILES_CAP >> 20),
+                              "TMP_SIZE_MB": str(FILES_CAP >> 20)})
 
 
 @pytest.fixture

@@ -254,3 +254,33 @@ def test_server_started_with_sigint_ignored_still_delivers_keyboard_interrupt(st
     # A Python-level interrupt handler is in place in the session, whatever the server inherited.
     handler = cell_ok(s, sid, "import signal\nprint(signal.getsignal(signal.SIGINT) is signal.default_int_handler)")
     assert handler["stdout"] == "True\n", show(handler)
+
+
+def test_oom_between_cells_resets_and_the_next_answer_says_so(server):
+    """README ("Limits"): a thread that exhausts the session's memory while no cell runs resets
+    the session; the next answer says so."""
+    sid = create_session(server, memory_mb=128)["session_id"]
+    try:
+        cell_ok(server, sid, code('''
+            import threading, time
+            x = 'will be lost'
+            def hog():
+                time.sleep(0.3)
+                hoard = b"x" * (400 << 20)
+            threading.Thread(target=hog, daemon=True).start()
+        '''))
+        time.sleep(3)
+        body = cell(server, sid, "print('after')\nx")
+        assert body["session"]["session_id"] == sid and body["session"]["reset"] is True, show(body)
+        assert says_lost(body), show(body)
+        assert body["stdout"] == "after\n" and body["error"]["type"] == "NameError", show(body)
+    finally:
+        delete_session(server, sid)
+
+
+def test_output_limit_in_a_cell_keeps_the_state(server, sid):
+    cell_ok(server, sid, "x = 'kept'")
+    body = cell(server, sid, "while True:\n    print('y' * 1000)")
+    assert body["status"] == "Error" and body["error"]["type"] == "OutputLimit", show(body["error"])
+    assert body["truncated"] is True and body["session"]["reset"] is False, show(body["session"])
+    assert cell_ok(server, sid, "print(x)")["stdout"] == "kept\n"

@@ -291,6 +291,8 @@ def test_ids_of_an_earlier_boot_are_410_server_restarted(start_server):
     node, boot, rand = new.split("-", 2)
     never = f"{node}-{boot}-" + "E" * len(rand)
     assert_session_error(session_request(second, "GET", f"/{never}"), 404, "SessionNotFound")
+    # Another node's id is not this server's to judge: unknown, not gone.
+    assert_session_error(session_request(second, "GET", f"/8-{boot}-{rand}"), 404, "SessionNotFound")
 
 
 def test_shutdown_with_a_busy_session_leaves_nothing(start_server):
