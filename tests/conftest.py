@@ -543,9 +543,3 @@ def wait_session_state(server, sid, state, key=None, timeout=15):
             return r.json
         assert time.monotonic() < deadline, f"session {sid} not {state} within {timeout} s: {r!r}"
         time.sleep(0.05)
-
-
-def cgroup_entries(pid):
-    """{cgroup directory snakebox-<pid>: set of its subdirectory names}, in every hierarchy."""
-    return {d: {e for e in os.listdir(d) if os.path.isdir(os.path.join(d, e))}
-            for d in cgroup_dirs(pid) if os.path.basename(d) == f"snakebox-{pid}"}
