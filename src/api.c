@@ -651,6 +651,7 @@ HttpStatus api_decode_session_create(
         HttpStatus r;
 
         *ret = (ApiSessionCreate){.full = true};
+        e = (json_error_t){0};
         _cleanup_json_ json_t *root = NULL;
         if (len == 0 || is_blank(body, len))
                 root = json_object();

@@ -209,8 +209,8 @@ static const Key keys[] = {
                 "Sessions (POST /api/sessions: a live interpreter kept across requests) at once; 0 "
                 "disables sessions. They never take sandboxes or concurrency from /api/execute."),
         NUM("MAX_SESSIONS_PER_KEY", KEY_COUNT, max_sessions_per_key, 4, 1, 1024,
-                "Sessions one API key may hold at once (without keys: all clients together); more are "
-                "answered 429."),
+                "Sessions one API key may hold at once; more are answered 429. Without API keys only "
+                "MAX_SESSIONS applies."),
         NUM("SESSION_IDLE_TIMEOUT", KEY_SECONDS, session_idle_timeout_sec, 600, 1, 86400,
                 "Seconds a session may stay idle before it ends; the default and the largest "
                 "\"idle_timeout\" a session may ask for."),
@@ -219,6 +219,9 @@ static const Key keys[] = {
         NUM("SESSION_MEMORY_MB", KEY_MEGABYTES, session_memory_bytes, 1024, 16, 1048576,
                 "Memory of one session in megabytes, its files included; the default and the largest "
                 "\"memory_mb\". Without a memory cgroup it is also capped by MEMORY_LIMIT_MB (RLIMIT_AS)."),
+        NUM("SESSION_FILES_MB", KEY_MEGABYTES, session_files_bytes, 512, 1, 1048576,
+                "Megabytes of a session's tmpfs (/work, /tmp and /dev/shm together), which persists "
+                "between its cells; what it holds counts against the session's memory too."),
         NUM("INTERRUPT_GRACE", KEY_SECONDS, interrupt_grace_sec, 2, 0, 60,
                 "Seconds a session's cell has to stop after an interrupt (SIGINT, KeyboardInterrupt) "
                 "before its interpreter is killed and replaced (its variables are lost)."),

@@ -95,6 +95,7 @@ typedef struct Config {
         uint32_t session_idle_timeout_sec;
         uint32_t session_max_lifetime_sec;
         uint64_t session_memory_bytes;
+        uint64_t session_files_bytes; /* SESSION_FILES_MB: a session's tmpfs */
         uint32_t interrupt_grace_sec;
         uint32_t node_id;
 } Config;

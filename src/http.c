@@ -626,6 +626,7 @@ static enum MHD_Result route_session(Http *h, Req *req, const char *url, const c
                         "unauthorized: send the header Authorization: Bearer <API key>",
                         MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"snakebox\"");
         req->sreq.owner = auth_owner(h->auth, header(conn, MHD_HTTP_HEADER_AUTHORIZATION));
+        req->sreq.keyed = auth_enabled(h->auth);
         if (h->cfg.max_sessions == 0)
                 return send_session_error(req, MHD_HTTP_NOT_FOUND, "SessionsDisabled", NULL,
                         "sessions are disabled on this server (MAX_SESSIONS=0)");

@@ -225,8 +225,8 @@ static int sb_spawn(Pool *p, Kind *k, Session *sess, bool for_session) {
                 cpu_limit = (uint32_t)MIN(
                         life * ((p->cfg.cpu_limit_percent + 99) / 100) + 1, (uint64_t)UINT32_MAX - 2);
         }
-        r = zygote_request_spawn(
-                &k->zyg, sb->id, sb->uid, sb->gid, cpu_limit, fds, (size_t)sb->cg.nprocs_fds);
+        r = zygote_request_spawn(&k->zyg, sb->id, sb->uid, sb->gid, cpu_limit,
+                for_session ? p->cfg.session_files_bytes : 0, fds, (size_t)sb->cg.nprocs_fds);
         cgroup_close_fds(&sb->cg);
         if (r < 0)
                 return r;
@@ -505,6 +505,11 @@ static void on_frame(Pool *p, Sandbox *sb, const char *m, size_t n) {
         else if (sb->state == SB_SESSION)
                 ph = FRAME_PHASE_IDLE;
         frame_parse(ph, m, n, &f);
+        /* Only a phase with a job (RUNNING, REPORTED) yields what the job takes. */
+        bool for_job = f.verdict == FRAME_IS_OUTPUT || f.verdict == FRAME_IS_REPORT ||
+                       f.verdict == FRAME_IS_REPORT_END || f.verdict == FRAME_IS_REPORT_BAD_END;
+        if (for_job && !sb->job)
+                return;
         switch (f.verdict) {
         case FRAME_IGNORE:
                 break;

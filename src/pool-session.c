@@ -590,7 +590,7 @@ static bool evict_one(Pool *p) {
 
 static void op_create(Pool *p, Job *job) {
         SessionReq *r = job->session;
-        if (sessions_of(p, r->owner) >= p->cfg.max_sessions_per_key) {
+        if (r->keyed && sessions_of(p, r->owner) >= p->cfg.max_sessions_per_key) {
                 answer_error(p, job, 429, "SessionQuota", NULL,
                         "this API key holds MAX_SESSIONS_PER_KEY (%u) sessions already; delete one first",
                         p->cfg.max_sessions_per_key);

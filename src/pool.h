@@ -41,6 +41,7 @@ typedef struct SessionReq {
         SessionOp op;
         char id[64]; /* from the URL: any bytes the client sent, NUL-terminated */
         int owner; /* auth_owner */
+        bool keyed; /* API keys are configured: MAX_SESSIONS_PER_KEY applies */
         /* SOP_CREATE (0: the server's default) */
         uint32_t idle_timeout_sec, max_lifetime_sec;
         uint64_t memory_bytes;

@@ -65,6 +65,9 @@ typedef struct SpawnRequest {
          * the session's life (pool-session.c). */
         uint32_t cpu_limit_sec;
         uint32_t reserved;
+        /* The size of this sandbox's tmpfs, or 0 for a run's (TMP_SIZE_MB): a session's is
+         * SESSION_FILES_MB. */
+        uint64_t tmp_size_bytes;
 } SpawnRequest;
 
 /* zygote -> server: the sandbox's pid in the server's pid namespace, or why there is none. */

@@ -172,13 +172,14 @@ int zygote_recv_ready(ZygoteProc *z, ZygoteReady *ret) {
 }
 
 int zygote_request_spawn(ZygoteProc *z, uint64_t id, uint32_t uid, uint32_t gid, uint32_t cpu_limit_sec,
-        const int *fds, size_t ncgroups) {
+        uint64_t tmp_size_bytes, const int *fds, size_t ncgroups) {
         SpawnRequest req = {.magic = PROTO_MAGIC,
                 .ncgroups = (uint32_t)ncgroups,
                 .id = id,
                 .uid = uid,
                 .gid = gid,
-                .cpu_limit_sec = cpu_limit_sec};
+                .cpu_limit_sec = cpu_limit_sec,
+                .tmp_size_bytes = tmp_size_bytes};
         return fd_send(z->ctl, &req, sizeof req, fds, 3 + ncgroups);
 }
 

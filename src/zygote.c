@@ -328,15 +328,17 @@ static int thread_count(void) {
         return n;
 }
 
-_noreturn_ static void child_main(Zygote *z, int *fds, int sync_fd, uint32_t cpu_limit_sec) {
+_noreturn_ static void child_main(Zygote *z, int *fds, int sync_fd, const SpawnRequest *req) {
         /* Before the seal: the fork hooks libraries registered may still need what the seal
          * closes (matplotlib's clears its font cache, whose FreeType faces close their font
          * files; with those fds gone FreeType crashed). Python then stays untouched until the
          * runner, a plain copy of this process, starts: it needs no second PyOS_AfterFork. */
         PyOS_AfterFork_Child();
-        /* A session's backstop (SpawnRequest.cpu_limit_sec); this is the child's own copy. */
-        if (cpu_limit_sec)
-                z->plan.cpu_limit_sec = cpu_limit_sec;
+        /* A session's limits (SpawnRequest); this is the child's own copy of the plan. */
+        if (req->cpu_limit_sec)
+                z->plan.cpu_limit_sec = req->cpu_limit_sec;
+        if (req->tmp_size_bytes)
+                z->plan.tmp_size_bytes = req->tmp_size_bytes;
         /* Returns in the runner only: the sealed child stays behind as the run's init. */
         if (seal_run(&z->plan, fds[0], fds[1], fds[2], sync_fd) < 0)
                 _exit(127);
@@ -416,7 +418,7 @@ static int spawn_one(Zygote *z, int *fds, size_t ncgroups, const SpawnRequest *r
                 NULL, NULL, NULL, 0);
         if (pid == 0) {
                 sync[1] = safe_close(sync[1]);
-                child_main(z, fds, sync[0], req->cpu_limit_sec);
+                child_main(z, fds, sync[0], req);
         }
         int saved = errno;
         PyOS_AfterFork_Parent();

@@ -39,11 +39,11 @@ int zygote_start(int image_fd, const ZygoteConfig *init, ZygoteProc *ret);
  * refusal (the zygote's error) copies its message into ret. */
 int zygote_recv_ready(ZygoteProc *z, ZygoteReady *ret);
 
-/* Asks for one sandbox that runs as host uid/gid; cpu_limit_sec: its RLIMIT_CPU, 0 for a run's
- * (SpawnRequest); fds: socket, stdout pipe, stderr pipe, then ncgroups cgroup.procs fds.
- * Returns 0 or -errno. */
+/* Asks for one sandbox that runs as host uid/gid; cpu_limit_sec and tmp_size_bytes: its
+ * RLIMIT_CPU and tmpfs size, 0 for a run's (SpawnRequest); fds: socket, stdout pipe, stderr
+ * pipe, then ncgroups cgroup.procs fds. Returns 0 or -errno. */
 int zygote_request_spawn(ZygoteProc *z, uint64_t id, uint32_t uid, uint32_t gid, uint32_t cpu_limit_sec,
-        const int *fds, size_t ncgroups);
+        uint64_t tmp_size_bytes, const int *fds, size_t ncgroups);
 
 /* Reads one SpawnReply. Returns 0, -EAGAIN, or -errno (-EPIPE when the zygote is gone). */
 int zygote_recv_reply(ZygoteProc *z, SpawnReply *ret);

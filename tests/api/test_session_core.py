@@ -277,6 +277,18 @@ def test_capacity_quota_expiry(start_server):
     assert h["sessions"] == {"active": 0, "busy": 0, "max": 2}, show(h)
 
 
+def test_a_cell_that_ignored_sigint_does_not_disarm_the_next_one(srv):
+    """A cell that sets SIGINT to SIG_IGN and ends: the next cell's timeout still interrupts it
+    with the state kept, since the runner sets SIGINT's handler itself before each cell. Without
+    that (seen by disabling it), the next cell ignored the SIGINT and the session was reset."""
+    sid = create_ok(srv)
+    cell_ok(srv, sid, "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nkept = 7")
+    status, t = cell(srv, sid, "while True:\n    pass", timeout=1)
+    assert t["error"]["type"] == "Timeout" and t["session"]["reset"] is False, show(t)
+    assert cell_ok(srv, sid, "kept")["result"]["text/plain"] == "7"
+    request(srv, "DELETE", f"/api/sessions/{sid}")
+
+
 def test_sessions_disabled(start_server):
     s = start_server({"MAX_SESSIONS": "0"})
     assert_error(create(s), 404, "SessionsDisabled")
@@ -296,9 +308,11 @@ class IgnoringSigint(Server):
 
 
 def test_interrupt_with_sigint_ignored_by_the_server(start_server):
-    """Python installs its KeyboardInterrupt handler only if SIGINT is not ignored at start:
-    without the runner setting it itself, the timeout's SIGINT would do nothing and every
-    timeout would reset the session."""
+    """Python installs its KeyboardInterrupt handler only if SIGINT is not ignored at start: a
+    server started with SIGINT ignored must still interrupt cells. (The zygote is spawned with
+    every signal at its default, POSIX_SPAWN_SETSIGDEF, so this holds even without the runner's
+    own handler; the test guards the whole chain. The runner's handler is what
+    test_a_cell_that_ignored_sigint_does_not_disarm_the_next_one needs.)"""
     from conftest import TEST_LIMITS
     env = dict(TEST_LIMITS)
     env.update(SESSION_ENV)
@@ -506,3 +520,19 @@ def test_client_gone_interrupts_and_timeout_clamped_to_lifetime(srv):
     assert t["error"]["type"] == "Timeout" and t["duration_ms"] < 4500, show(t)
     time.sleep(1)
     assert_error(request(srv, "GET", f"/api/sessions/{sid}"), 410, "SessionGone", "max_lifetime")
+
+
+def test_session_tmpfs_is_session_files_mb(start_server):
+    """A session's tmpfs is SESSION_FILES_MB, not a run's TMP_SIZE_MB: a PUT that does not fit
+    is 413 TooLarge, a cell that writes past it gets ENOSPC, and the session lives on."""
+    s = start_server({"SESSION_FILES_MB": "4", "TMP_SIZE_MB": "16"})
+    sid = create_ok(s)
+    base = f"/api/sessions/{sid}/files"
+    assert raw(s, "PUT", base + "/a.bin", b"a" * (3 * 1024 * 1024)).status == 201
+    r = raw(s, "PUT", base + "/b.bin", b"b" * (2 * 1024 * 1024))
+    assert r.status == 413 and r.json["error"]["type"] == "TooLarge", show(r)
+    status, body = cell(s, sid, "open('c.bin', 'wb').write(b'c' * (2 * 1024 * 1024))")
+    assert body["error"]["type"] == "OSError" and "No space left" in body["error"]["message"], show(body)
+    assert cell_ok(s, sid, "import os\nos.path.getsize('a.bin')")["result"]["text/plain"] == str(3 * 1024 * 1024)
+    files = request(s, "GET", f"/api/sessions/{sid}").json["files_bytes"]
+    assert 3 * 1024 * 1024 <= files <= 4 * 1024 * 1024, files

@@ -73,6 +73,7 @@ static const NumSpec numbers[] = {
         SPEC("SESSION_IDLE_TIMEOUT", session_idle_timeout_sec, 600, 1, 86400, 1, "seconds"),
         SPEC("SESSION_MAX_LIFETIME", session_max_lifetime_sec, 3600, 1, 604800, 1, "seconds"),
         SPEC("SESSION_MEMORY_MB", session_memory_bytes, 1024, 16, 1048576, MIB, "megabytes"),
+        SPEC("SESSION_FILES_MB", session_files_bytes, 512, 1, 1048576, MIB, "megabytes"),
         SPEC("INTERRUPT_GRACE", interrupt_grace_sec, 2, 0, 60, 1, "seconds"),
         SPEC("NODE_ID", node_id, 0, 0, 65535, 1, NULL),
 };
@@ -124,6 +125,7 @@ static const char *const key_order[] = {
         "SESSION_IDLE_TIMEOUT",
         "SESSION_MAX_LIFETIME",
         "SESSION_MEMORY_MB",
+        "SESSION_FILES_MB",
         "INTERRUPT_GRACE",
         "NODE_ID",
 };
