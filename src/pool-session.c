@@ -824,6 +824,13 @@ void session_tick(Pool *p, uint64_t now) {
                                 end_session(p, s, SESSION_END_MAX_LIFETIME);
                         continue;
                 }
+                if (s->state == SS_INTERRUPTING && sb && !sb->reaped) {
+                        /* Again each tick until the cell stops or the grace is over: a SIGINT that
+                         * came while the runner was still reading the cell, before the cell's
+                         * KeyboardInterrupt handler was set, did nothing. */
+                        syscall(SYS_pidfd_send_signal, sb->pidfd, SIGINT, NULL, 0);
+                        continue;
+                }
                 if (s->state != SS_BUSY || !sb || sb->reaped)
                         continue;
                 /* The cell's CPU time, against the same limit as its wall-clock time. */
