@@ -59,7 +59,7 @@ SNIPPETS = collections.OrderedDict([
     ("sklearn", "sklearn_fit.py"),
 ])
 THROUGHPUT_SNIPPETS = ("hello", "pandas")
-PHASES = ("latency", "throughput", "sleep", "memory", "baselines")
+PHASES = ("latency", "throughput", "sleep", "memory", "baselines", "sessions")
 
 ACCESS_LOG_RE = re.compile(r'^snakebox: access |"(msg|event)"\s*:\s*"access"')
 START_TIMEOUT = 120
@@ -137,6 +137,30 @@ for item in sys.argv[3:]:
 with open(out_path, "w") as f:
     json.dump(result, f)
 '''
+
+# Sessions (issue 13): the DataFrame an earlier cell makes, and the statement a later cell times;
+# the same two in a plain warm interpreter for the ratio.
+SESSION_DF_CODE = ("import numpy as np, pandas as pd\n"
+                   "rng = np.random.default_rng(0)\n"
+                   "df = pd.DataFrame({'k': rng.integers(0, 1000, 1_000_000), "
+                   "'v': rng.random(1_000_000), 'w': rng.integers(0, 100, 1_000_000)})\n")
+SESSION_GROUPBY_CODE = "_ = df.groupby('k').sum()"
+SESSION_PRINT_CODE = 'print("hi")'
+WARM_GROUPBY_HELPER = r"""
+import json, sys, time
+out_path, n, setup, stmt = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+g = {"__name__": "__main__"}
+exec(compile(setup, "<setup>", "exec"), g)
+code = compile(stmt, "<cell>", "exec")
+exec(code, g)
+times = []
+for _ in range(n):
+    t0 = time.perf_counter()
+    exec(code, g)
+    times.append(time.perf_counter() - t0)
+with open(out_path, "w") as f:
+    json.dump({"times": times}, f)
+"""
 
 
 def log(msg):
@@ -1025,6 +1049,145 @@ class Bench:
             out[name] = row
         return out
 
+    # 6. Sessions (issue 13).
+    def session_call(self, conn, method, path, obj=None):
+        """One request on a keep-alive connection: (status, JSON answer or None, seconds)."""
+        body = json.dumps(obj).encode() if obj is not None else None
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        t0 = time.perf_counter()
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        dt = time.perf_counter() - t0
+        try:
+            answer = json.loads(data) if data else None
+        except ValueError:
+            answer = None
+        return resp.status, answer, dt
+
+    @staticmethod
+    def server_ms(answer):
+        """The server's own duration of an answer, in ms (finer than duration_ms when given)."""
+        if not isinstance(answer, dict):
+            return None
+        if isinstance(answer.get("duration_us"), (int, float)):
+            return answer["duration_us"] / 1000.0
+        v = answer.get("duration_ms")
+        return v if isinstance(v, (int, float)) else None
+
+    def session_series(self, conn, sid, code, n, warmup):
+        """n timed executes of code in session sid (after warmup): latency summary + server p50."""
+        path = f"/api/sessions/{sid}/execute"
+        for _ in range(warmup):
+            self.session_call(conn, "POST", path, {"code": code})
+        lat, srv, errors, sample, fine = [], [], 0, None, True
+        for _ in range(n):
+            st, ans, dt = self.session_call(conn, "POST", path, {"code": code})
+            if st == 200 and isinstance(ans, dict) and ans.get("status") == "Success":
+                lat.append(dt)
+                if self.server_ms(ans) is not None:
+                    srv.append(self.server_ms(ans))
+                    fine = fine and isinstance(ans.get("duration_us"), (int, float))
+            else:
+                errors += 1
+                sample = sample or f"HTTP {st}: {str(ans)[:300]}"
+        res = ms_summary(lat)
+        res["server_ms_p50"] = percentile(srv, 50)
+        # duration_ms is whole milliseconds: below a few ms it cannot tell 0.3 from 1.
+        res["server_ms_resolution"] = "us" if srv and fine else "ms"
+        res["errors"] = errors
+        if sample:
+            res["error_sample"] = sample
+        return res
+
+    def phase_sessions(self):
+        a = self.args
+        out = {"n": a.n, "groupby_n": a.session_groupby_n, "create_n": a.session_create_n,
+               "print_code": SESSION_PRINT_CODE, "groupby_code": SESSION_GROUPBY_CODE}
+        s = self.server("sessions", {})
+        conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=REQUEST_TIMEOUT)
+        try:
+            # Stateless hello on the same server, same connection: the yardstick for create.
+            s.wait_settled(timeout=15)
+            hello = body_of(self.snippets["hello"])
+            client = Client(s.port)
+            for _ in range(a.warmup):
+                client.run(hello)
+            log(f"sessions: stateless hello x{a.n}")
+            replies = [client.run(hello) for _ in range(a.n)]
+            client.close()
+            ok = [r for r in replies if r.ok]
+            out["stateless_hello"] = ms_summary([r.latency for r in ok])
+            out["stateless_hello"]["errors"] = len(replies) - len(ok)
+
+            # Create (then delete, not timed).
+            log(f"sessions: create x{a.session_create_n}")
+            lat, errors, sample, states = [], 0, None, collections.Counter()
+            for i in range(a.session_create_n + 2):
+                s.wait_settled(timeout=15)
+                st, ans, dt = self.session_call(conn, "POST", "/api/sessions", {})
+                if st != 201 or not isinstance(ans, dict):
+                    errors += 1
+                    sample = sample or f"HTTP {st}: {str(ans)[:300]}"
+                    continue
+                if i >= 2:
+                    lat.append(dt)
+                    states[str(ans.get("state"))] += 1
+                self.session_call(conn, "DELETE", f"/api/sessions/{ans['session_id']}")
+            out["create"] = ms_summary(lat)
+            out["create"]["errors"] = errors
+            out["create"]["states"] = dict(states)
+            if sample:
+                out["create"]["error_sample"] = sample
+            if errors and not lat:
+                raise RuntimeError(f"no session could be created: {sample}")
+
+            st, ans, _ = self.session_call(conn, "POST", "/api/sessions", {})
+            if st != 201:
+                raise RuntimeError(f"create: HTTP {st}: {str(ans)[:300]}")
+            sid = ans["session_id"]
+            log(f"sessions: print(\"hi\") x{a.n} in one session")
+            out["print"] = self.session_series(conn, sid, SESSION_PRINT_CODE, a.n, a.warmup)
+            st, ans, dt = self.session_call(conn, "POST", f"/api/sessions/{sid}/execute",
+                                            {"code": SESSION_DF_CODE})
+            if st != 200 or not isinstance(ans, dict) or ans.get("status") != "Success":
+                raise RuntimeError(f"the DataFrame cell failed: HTTP {st}: {str(ans)[:300]}")
+            out["dataframe_cell_ms"] = dt * 1000
+            log(f"sessions: groupby on 1,000,000 rows x{a.session_groupby_n}")
+            out["groupby"] = self.session_series(conn, sid, SESSION_GROUPBY_CODE, a.session_groupby_n, 2)
+            self.session_call(conn, "DELETE", f"/api/sessions/{sid}")
+        finally:
+            conn.close()
+            self.finish_server("sessions", s)
+
+        # The same statement in a plain warm interpreter.
+        tmp = Path(tempfile.mkdtemp(prefix="snakebox-bench-sess-"))
+        try:
+            helper, result = tmp / "warm_groupby.py", tmp / "warm_groupby.json"
+            helper.write_text(WARM_GROUPBY_HELPER)
+            log(f"sessions: the same groupby in a warm interpreter x{a.session_groupby_n}")
+            r = subprocess.run([PYTHON, str(helper), str(result), str(a.session_groupby_n), SESSION_DF_CODE,
+                                SESSION_GROUPBY_CODE], env=self.baseline_env(), cwd=tmp,
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+            if r.returncode == 0 and result.exists():
+                out["groupby_warm"] = ms_summary(json.loads(result.read_text())["times"])
+            else:
+                out["groupby_warm"] = {"error": f"status {r.returncode}: {r.stderr[-500:]}"}
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+        def ratio(x, y):
+            return x / y if x is not None and y else None
+
+        out["ratios"] = {
+            "print_e2e_over_stateless_hello": ratio(out["print"].get("p50_ms"), out["stateless_hello"].get("p50_ms")),
+            "groupby_e2e_over_warm": ratio(out["groupby"].get("p50_ms"), out["groupby_warm"].get("p50_ms")),
+            "groupby_server_over_warm": ratio(out["groupby"].get("server_ms_p50"),
+                                              out["groupby_warm"].get("p50_ms")),
+            "create_over_stateless_hello": ratio(out["create"].get("p50_ms"), out["stateless_hello"].get("p50_ms")),
+        }
+        return out
+
 
 # --- targets --------------------------------------------------------------------------------------
 
@@ -1069,6 +1232,23 @@ def evaluate_targets(res):
     add(None if worst is None else worst <= 16 * 1024, "each ready sandbox PSS <= 16 MiB (median per kind)",
         None if worst is None else ", ".join(f"{k} {v['pss_kib'] / 1024:.1f} MiB" for k, v in kinds.items()
                                              if v.get("pss_kib") is not None))
+
+    ses = res.get("sessions", {})
+    pr, gb, gw, cr, hl = (ses.get(k, {}) for k in ("print", "groupby", "groupby_warm", "create", "stateless_hello"))
+    v = pr.get("server_ms_p50")
+    coarse = pr.get("server_ms_resolution") == "ms"
+    add(None if v is None or coarse else v <= 0.5, 'session print("hi") server-side p50 <= 0.5 ms',
+        None if v is None else (f"{v:.3f} ms" + (" (whole-ms duration_ms only: cannot tell; see end to end)"
+                                                  if coarse else "")))
+    v = pr.get("p50_ms")
+    add(None if v is None else v <= 1.5, 'session print("hi") end to end p50 <= 1.5 ms (keep-alive)',
+        None if v is None else f"{v:.2f} ms")
+    x, y = gb.get("p50_ms"), gw.get("p50_ms")
+    add(None if x is None or y is None else x <= 1.2 * y, "session groupby on 1M rows p50 <= 1.2 x warm interpreter",
+        None if x is None or y is None else f"{x:.1f} ms vs 1.2 x {y:.1f} ms = {1.2 * y:.1f} ms")
+    x, y = cr.get("p50_ms"), hl.get("p50_ms")
+    add(None if x is None or y is None else x <= y, "session create p50 <= stateless hello p50",
+        None if x is None or y is None else f"{x:.2f} ms vs {y:.2f} ms")
     return out
 
 
@@ -1213,6 +1393,37 @@ def render(res):
     elif "baselines_error" in res:
         L += ["", "5. Baselines: could not run: " + res["baselines_error"].splitlines()[0]]
 
+    if "sessions" in res:
+        r = res["sessions"]
+        q = r.get("ratios", {})
+        pr, gb, gw, cr, hl = (r.get(k, {}) for k in ("print", "groupby", "groupby_warm", "create",
+                                                      "stateless_hello"))
+        L.append("")
+        L.append(f"6. Sessions, one keep-alive connection ({config_str(cfgs.get('sessions'))}); "
+                 f"ratios are of p50s measured in this run")
+        rows = [
+            ['session print("hi")', fmt(pr.get("p50_ms"), ".2f"), fmt(pr.get("server_ms_p50"), ".2f"),
+             "stateless hello", fmt(hl.get("p50_ms"), ".2f"), fmt(q.get("print_e2e_over_stateless_hello"), ".3f"),
+             pr.get("errors")],
+            ["session groupby, 1M rows", fmt(gb.get("p50_ms"), ".2f"), fmt(gb.get("server_ms_p50"), ".2f"),
+             "warm interpreter", fmt(gw.get("p50_ms"), ".2f"), fmt(q.get("groupby_e2e_over_warm"), ".3f"),
+             gb.get("errors")],
+            ["session create", fmt(cr.get("p50_ms"), ".2f"), "-", "stateless hello", fmt(hl.get("p50_ms"), ".2f"),
+             fmt(q.get("create_over_stateless_hello"), ".3f"), cr.get("errors")],
+        ]
+        L += table(["measure", "p50 ms", "server p50 ms", "compared with", "its p50 ms", "ratio", "errors"], rows)
+        L.append(f"  N: print {r.get('n')}, groupby {r.get('groupby_n')}, create {r.get('create_n')} "
+                 f"(create answered in state {cr.get('states')}); the DataFrame cell took "
+                 f"{fmt(r.get('dataframe_cell_ms'), '.0f')} ms; server p50 = the answers' duration "
+                 f"(duration_us when given, else duration_ms, whole ms)")
+        for k in ("print", "groupby", "create"):
+            if r.get(k, {}).get("error_sample"):
+                L.append(f"  {k} error: {r[k]['error_sample'][:200]}")
+        if gw.get("error"):
+            L.append(f"  warm interpreter could not run: {gw['error'].splitlines()[0] if gw['error'] else ''}")
+    elif "sessions_error" in res:
+        L += ["", "6. Sessions: could not run: " + res["sessions_error"].splitlines()[0]]
+
     if m.get("interrupted"):
         L += ["", "INTERRUPTED: only the phases above were measured completely"]
 
@@ -1312,6 +1523,8 @@ def parse_args(argv):
     a.warm_n = a.warm_n or (30 if q else 200)
     a.sleep_rounds = 1 if q else 3
     a.mem_duration = 3.0 if q else 10.0
+    a.session_create_n = 10 if q else 50
+    a.session_groupby_n = 10 if q else 30
     return a
 
 

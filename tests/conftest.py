@@ -447,3 +447,99 @@ def assert_no_processes_left(token, timeout=5):
     assert not left, (
         f"processes started by the run are still alive on the host {timeout} s after the answer: "
         f"pids {left} named {token!r}")
+
+
+# --- sessions (issue 13) ------------------------------------------------------------------------
+# Helpers for tests/api/test_sessions_*.py and tests/escape/test_session_*.py. Every non-2xx
+# answer of a session endpoint is {"status": "Error", "output", "error": {"type", "message"}}.
+
+def auth(key):
+    """Request headers with `Authorization: Bearer key` (none for key=None)."""
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def session_request(server, method, path, obj=None, key=None, timeout=None, conn=None, raw=None):
+    """A request to a session endpoint (path relative to /api/sessions, "" for the collection);
+    obj is sent as JSON, raw as it is. Returns a Reply."""
+    headers = auth(key)
+    body = raw
+    if obj is not None:
+        body = json.dumps(obj)
+        headers["Content-Type"] = "application/json"
+    return request(server, method, "/api/sessions" + path, body=body, headers=headers,
+                   timeout=timeout, conn=conn)
+
+
+def create_session(server, key=None, **fields):
+    """POST /api/sessions with fields as the body; returns the session object of a 201."""
+    r = session_request(server, "POST", "", fields, key=key)
+    assert r.status == 201, show(r)
+    assert r.json and isinstance(r.json.get("session_id"), str), show(r)
+    return r.json
+
+
+def session_execute(server, sid, src, key=None, http_timeout=None, conn=None, **extra):
+    """POST /api/sessions/{sid}/execute with {"code": src, **extra} (so `timeout` is the cell's);
+    returns the Reply."""
+    obj = {"code": src}
+    obj.update(extra)
+    return session_request(server, "POST", f"/{sid}/execute", obj, key=key, timeout=http_timeout, conn=conn)
+
+
+def cell(server, sid, src, key=None, **extra):
+    """A session execute answered 200 (Success or Error); returns the body."""
+    r = session_execute(server, sid, src, key=key, **extra)
+    assert r.status == 200 and r.json is not None, show(r)
+    return r.json
+
+
+def cell_ok(server, sid, src, key=None, **extra):
+    """A session execute that must succeed; returns the body."""
+    body = cell(server, sid, src, key=key, **extra)
+    assert body.get("status") == "Success", show(body)
+    return body
+
+
+def cell_json(server, sid, src, params=None, key=None, **extra):
+    """A cell that must succeed and whose last stdout line is JSON; params (if given) are its
+    stdin as JSON. Returns that value."""
+    if params is not None:
+        extra["stdin"] = json.dumps(params)
+    body = cell_ok(server, sid, src, key=key, **extra)
+    lines = body["stdout"].strip().splitlines()
+    assert lines, show(body)
+    return json.loads(lines[-1])
+
+
+def delete_session(server, sid, key=None):
+    return session_request(server, "DELETE", f"/{sid}", key=key, timeout=30)
+
+
+def assert_session_error(reply, status, etype, reason=None):
+    """reply is the error convention's answer: HTTP status, JSON with status "Error", a
+    non-empty output, error.type etype (and error.reason when given). Returns the body."""
+    assert reply.status == status, show(reply)
+    body = reply.json
+    assert isinstance(body, dict), show(reply)
+    assert body.get("status") == "Error", show(reply)
+    assert isinstance(body.get("output"), str) and body["output"].strip(), show(reply)
+    err = body.get("error")
+    assert isinstance(err, dict) and err.get("type") == etype, show(reply)
+    assert isinstance(err.get("message"), str) and err["message"].strip(), show(reply)
+    if reason is not None:
+        assert err.get("reason") == reason, show(reply)
+    if status in (409, 429, 503):
+        ra = reply.headers.get("retry-after", "")
+        assert ra.isdigit() and int(ra) >= 1, f"no valid Retry-After with {status}: {reply!r}"
+    return body
+
+
+def wait_session_state(server, sid, state, key=None, timeout=15):
+    """Polls GET /api/sessions/{sid} until its state is `state`; returns the session object."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = session_request(server, "GET", f"/{sid}", key=key, timeout=10)
+        if r.status == 200 and r.json and r.json.get("state") == state:
+            return r.json
+        assert time.monotonic() < deadline, f"session {sid} not {state} within {timeout} s: {r!r}"
+        time.sleep(0.05)
