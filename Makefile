@@ -56,7 +56,7 @@ $(BUILD)/obj/runner-blob.o: src/runner-blob.S src/runner.py src/learn.py src/war
 # binary and exec'd by every sandbox. Built apart from CFLAGS: no sanitizer, no stack protector
 # (there is no libc to provide their runtime), nothing that would make it map more than itself.
 INIT_CFLAGS := -std=gnu11 -O2 $(WARN) -ffreestanding -fno-stack-protector -fno-pie -fno-builtin \
-               -fno-asynchronous-unwind-tables -nostdlib -static -no-pie -Wl,--build-id=none -s
+               -fno-asynchronous-unwind-tables -nostdlib -static -Wl,--build-id=none -s
 $(BUILD)/snakebox-init: src/init/sandbox-init.c src/proto.h
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
