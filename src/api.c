@@ -593,6 +593,7 @@ HttpStatus api_build_answer(const RunResult *r, const Config *c, char **ret, siz
                 json_object_set(o, "error", err_value) < 0 ||
                 json_object_set_new(o, "truncated", json_boolean(r->truncated)) < 0 ||
                 json_object_set_new(o, "duration_ms", json_integer((json_int_t)r->duration_ms)) < 0 ||
+                json_object_set_new(o, "duration_us", json_integer((json_int_t)r->duration_us)) < 0 ||
                 json_object_set_new(o, "cpu_ms", json_integer((json_int_t)r->cpu_ms)) < 0 ||
                 json_object_set_new(o, "memory_peak_bytes", json_integer((json_int_t)r->memory_peak_bytes)) <
                         0 ||

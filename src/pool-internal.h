@@ -80,6 +80,7 @@ typedef struct Sandbox {
         siginfo_t si;
         struct rusage ru;
         uint64_t start_ms, cpu_base_ms;
+        uint64_t start_us; /* start_ms finer, for RunResult.duration_us */
         uint64_t report_maxrss; /* from the runner's 'Z' frame */
         bool report_ok; /* a well-formed 'Z' came: report_code is the runner's exit code */
         int report_code;
@@ -249,6 +250,7 @@ struct Pool {
 
 /* --- pool.c: the event loop's helpers, jobs and queues, dispatch --- */
 uint64_t now_ms(void); /* CLOCK_MONOTONIC */
+uint64_t now_us(void); /* the same clock, in microseconds */
 int ep_add(Pool *p, int fd, uint32_t events, Tag *tag);
 void ep_mod(Pool *p, int fd, uint32_t events, Tag *tag);
 void ep_del(Pool *p, int fd); /* fd < 0: nothing */

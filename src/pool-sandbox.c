@@ -337,7 +337,8 @@ void sb_assign(Pool *p, Sandbox *sb, Job *job) {
         sb_set_state(p, sb, SB_RUNNING);
         sb->job = job;
         job->sandbox = sb;
-        sb->start_ms = now_ms();
+        sb->start_us = now_us();
+        sb->start_ms = sb->start_us / 1000;
         job->result.queue_ms = sb->start_ms - job->enqueued_ms;
         sb->cpu_base_ms = sb_cpu_ms(p, sb); /* sealing is not the run's time */
         MemSample ms;
@@ -376,7 +377,8 @@ RunOutcome sb_fill_result(Pool *p, Sandbox *sb, Job *job) {
         RunResult *r = &job->result;
         CgroupStats cs;
 
-        r->duration_ms = now_ms() - sb->start_ms;
+        r->duration_us = now_us() - sb->start_us;
+        r->duration_ms = r->duration_us / 1000;
         uint64_t cpu = sb_cpu_ms(p, sb);
         r->cpu_ms = cpu > sb->cpu_base_ms ? cpu - sb->cpu_base_ms : 0;
         cgroup_read_stats(&p->cgroups, &sb->cg, &cs);

@@ -381,7 +381,8 @@ void session_sb_ready(Pool *p, Sandbox *sb) {
                 session_sb_died(p, sb);
                 return;
         }
-        sb->start_ms = now_ms();
+        sb->start_us = now_us();
+        sb->start_ms = sb->start_us / 1000;
         arm_timer(sb->timer, SESSION_START_MS);
         sb_send_job(p, sb, ij);
         if (carry) {
@@ -719,6 +720,7 @@ static void op_execute(Pool *p, Job *job, Session *s) {
         s->cell_deadline_ms = timeout_ms;
         job->result.timeout_ms = (uint32_t)timeout_ms;
         job->result.memory_bytes = s->memory_bytes;
+        sb->start_us = now_us();
         sb->start_ms = now;
         sb->cpu_base_ms = sb_cpu_ms(p, sb);
         sb->mem_peak = 0;
@@ -746,7 +748,8 @@ static void op_file(Pool *p, Job *job, Session *s) {
         s->stop_reason = RUN_EXITED;
         s->cell_deadline_ms = (uint64_t)p->cfg.timeout_sec * 1000;
         job->result.timeout_ms = (uint32_t)s->cell_deadline_ms;
-        sb->start_ms = now_ms();
+        sb->start_us = now_us();
+        sb->start_ms = sb->start_us / 1000;
         sb->cpu_base_ms = sb_cpu_ms(p, sb);
         arm_timer(sb->timer, s->cell_deadline_ms);
         sb_send_job(p, sb, job);

@@ -30,6 +30,7 @@ typedef struct RunResult {
         bool report_done; /* its 'Z' frame came: the report is complete, no more is read */
         bool report_end_bad; /* that 'Z' was malformed (forged): the report is not believed */
         uint64_t duration_ms, cpu_ms, memory_peak_bytes;
+        uint64_t duration_us; /* duration_ms finer: a session cell takes well under a millisecond */
         uint64_t queue_ms; /* waited for a sandbox */
         uint32_t timeout_ms; /* the deadline this run had */
         uint64_t memory_bytes; /* the memory limit this run had */

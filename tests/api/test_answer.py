@@ -7,7 +7,7 @@ import os
 from conftest import code, new_token, post_json, run, run_ok, show
 
 FIELDS = {"status", "output", "stdout", "stderr", "exit_code", "signal", "error", "truncated",
-          "duration_ms", "cpu_ms", "memory_peak_bytes"}
+          "duration_ms", "duration_us", "cpu_ms", "memory_peak_bytes"}
 
 
 def is_number(v):
@@ -27,6 +27,8 @@ def test_content_type_and_every_field(server):
     assert isinstance(body["truncated"], bool)
     for key in ("duration_ms", "cpu_ms", "memory_peak_bytes"):
         assert is_number(body[key]) and body[key] >= 0, (key, body[key])
+    # The same duration, finer (a session cell takes well under a millisecond).
+    assert isinstance(body["duration_us"], int) and body["duration_us"] // 1000 == body["duration_ms"], body
 
 
 def test_stdout_and_stderr_are_separate_and_merged_in_write_order(server):

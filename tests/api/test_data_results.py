@@ -16,7 +16,7 @@ from conftest import BINARY, code, execute, execute_ok, show
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 OLD_FIELDS = {"status", "output", "stdout", "stderr", "exit_code", "signal", "error", "truncated",
-              "duration_ms", "cpu_ms", "memory_peak_bytes"}
+              "duration_ms", "duration_us", "cpu_ms", "memory_peak_bytes"}
 
 
 # --- helpers ------------------------------------------------------------------------------------
