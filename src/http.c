@@ -41,16 +41,19 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "auth.h"
 #include "metrics.h"
+#include "stream.h"
 #include "upload.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/macro.h"
+#include "util/utf8.h"
 
 #define CONNECTION_LIMIT 1024
 #define IDLE_TIMEOUT_SEC 60
@@ -85,6 +88,29 @@ struct Http {
 
 typedef enum ReqState { REQ_ROUTE, REQ_READING, REQ_WAITING, REQ_DONE, REQ_ANSWERED } ReqState;
 
+/* A live answer (stream.h) of an execute request. The pool thread adds output and marks start
+ * and end; this thread turns them into events when the client can take more (the content
+ * reader, live_read). Everything here is under lock. The connection is suspended while there is
+ * nothing to send (before the run starts, and whenever the reader runs dry): suspended says so,
+ * and whoever brings something resumes it, exactly once. */
+typedef struct Live {
+        StreamFraming framing; /* STREAM_NONE: not a live answer */
+        pthread_mutex_t lock;
+        StreamQueue q; /* output not yet made into events */
+        Buf wire; /* events made and not yet all sent, from wire_off */
+        size_t wire_off;
+        uint64_t seq;
+        uint64_t t0_ms, done_ms; /* CLOCK_MONOTONIC at the run's start and end */
+        /* A duplicate of the client's socket, the one the pool watches for a hang-up: it stays
+         * valid while the run goes on even after libmicrohttpd closed its own. */
+        int fd;
+        bool init; /* lock, wire and fd to free */
+        bool started, done, suspended, ended, start_sent;
+        /* libmicrohttpd is done with the request (on_completed): nothing may touch conn; the
+         * job's done callback frees the request if it comes later. */
+        bool completed;
+} Live;
+
 typedef struct Req {
         Http *http;
         struct MHD_Connection *conn;
@@ -105,6 +131,7 @@ typedef struct Req {
         unsigned code;
         size_t bytes_in, bytes_out;
         const char *outcome;
+        Live live;
 } Req;
 
 static uint64_t now_ms(void) {
@@ -317,10 +344,74 @@ static bool is_json(const char *ct) {
         return *ct == 0 || *ct == ';';
 }
 
+static void req_free(Req *req);
+
+/* Under live.lock: resumes the connection if it waits for the pool and still exists. */
+static void live_wake(Req *req) {
+        if (req->live.suspended && !req->live.completed) {
+                req->live.suspended = false;
+                MHD_resume_connection(req->conn);
+        }
+}
+
 static void job_done(Job *job) {
         Req *req = job->userdata;
-        req->state = REQ_DONE;
-        MHD_resume_connection(req->conn);
+        if (req->live.framing == STREAM_NONE) {
+                req->state = REQ_DONE;
+                MHD_resume_connection(req->conn);
+                return;
+        }
+        pthread_mutex_lock(&req->live.lock);
+        req->live.done = true;
+        req->live.done_ms = now_ms();
+        if (!req->live.started)
+                req->state = REQ_DONE; /* refused or ended before it ran: the buffered answer */
+        bool orphan = req->live.completed;
+        live_wake(req);
+        pthread_mutex_unlock(&req->live.lock);
+        if (orphan)
+                req_free(req);
+}
+
+/* Pool thread: the run begins; the answer's headers can go out. */
+static void live_start(Job *job) {
+        Req *req = job->userdata;
+        pthread_mutex_lock(&req->live.lock);
+        req->live.started = true;
+        req->live.t0_ms = now_ms();
+        live_wake(req);
+        pthread_mutex_unlock(&req->live.lock);
+}
+
+/* Pool thread: output the pool accepted (under MAX_OUTPUT_BYTES). Queued raw; never blocks on
+ * the client. Out of memory here loses only deltas: the end event still has all of it. */
+static void live_output(Job *job, int stream, const char *data, size_t n) {
+        Req *req = job->userdata;
+        pthread_mutex_lock(&req->live.lock);
+        if (!req->live.completed)
+                (void)stream_queue_add(&req->live.q, stream, data, n, now_ms() - req->live.t0_ms);
+        live_wake(req);
+        pthread_mutex_unlock(&req->live.lock);
+}
+
+/* Makes req (an execute, stateless or a cell) a live answer when its Accept asks for one:
+ * sets the job's hooks and its watched fd. Returns the fd the pool is to watch. */
+static int live_prepare(Req *req, int client_fd) {
+        req->live.framing = stream_negotiate(header(req->conn, MHD_HTTP_HEADER_ACCEPT));
+        if (req->live.framing == STREAM_NONE)
+                return client_fd;
+        req->live.fd = client_fd >= 0 ? fcntl(client_fd, F_DUPFD_CLOEXEC, 3) : -1;
+        if (req->live.fd < 0) {
+                req->live.framing = STREAM_NONE; /* cannot watch it: answer buffered */
+                return client_fd;
+        }
+        pthread_mutex_init(&req->live.lock, NULL);
+        req->live.init = true;
+        buf_init(&req->live.wire, SIZE_MAX / 2);
+        req->live.suspended = true; /* the caller suspends before submitting */
+        req->job.on_output = live_output;
+        req->job.on_start = live_start;
+        return req->live.fd;
 }
 
 static enum MHD_Result send_health(Req *req) {
@@ -439,6 +530,132 @@ static enum MHD_Result on_first_call(
         return route_request(h, req, url, method);
 }
 
+/* The answer to an execute (stateless or a cell) that ran: the buffered body, and the end
+ * event of a live one, made by the same code. */
+static HttpStatus exec_answer(Http *h, Req *req, char **body, size_t *len) {
+        HttpStatus code = api_build_answer(&req->job.result, &h->cfg, body, len);
+        req->outcome = metrics_outcome(&req->job.result);
+        if (!req->session)
+                return code;
+        metrics_session_cell(&req->job.result);
+        if (*body && code == HTTP_OK && req->sreq.extra &&
+                api_merge_object(body, len, req->sreq.extra) < 0) {
+                free(*body);
+                *body = NULL;
+        }
+        return code;
+}
+
+/* Under live.lock, the run done and its output all sent: the images of its report, then the
+ * end event, the buffered answer itself. A failure of ours (a 5xx answer) is an end with
+ * status "Error" and error.type "Internal": the 200 is already sent. */
+static void live_end(Req *req) {
+        Live *l = &req->live;
+        char *body = NULL;
+        size_t len = 0;
+        HttpStatus code = exec_answer(req->http, req, &body, &len);
+        json_t *ans = body ? json_loadb(body, len, 0, NULL) : NULL;
+        free(body);
+        if (!ans)
+                ans = json_pack("{ssss}", "status", "Error", "output", "internal error: out of memory");
+        if (ans && code != HTTP_OK) {
+                json_t *out = json_object_get(ans, "output");
+                json_object_set_new(ans, "error",
+                        json_pack("{sssOsn}", "type", "Internal", "message",
+                                json_is_string(out) ? out : json_string(""), "traceback"));
+                json_object_set_new(ans, "http_status", json_integer((json_int_t)code));
+        }
+        uint64_t t = l->done_ms - l->t0_ms;
+        /* The runner renders figures at plt.show() but sends them only in its report: they are
+         * streamed here, in order, just before the end. */
+        json_t *images = json_object_get(ans, "images"), *img;
+        size_t i;
+        json_array_foreach(images, i, img) {
+                if (json_is_object(img))
+                        (void)stream_event(&l->wire, l->framing, "image", l->seq++, t, img);
+        }
+        (void)stream_event(&l->wire, l->framing, "end", l->seq++, t, ans);
+        json_decref(ans);
+        l->ended = true;
+}
+
+/* Under live.lock: makes the next events, at least one when there is anything to say. */
+static void live_fill(Req *req) {
+        Live *l = &req->live;
+        if (!l->start_sent) {
+                json_t *ev = json_pack("{ss so so}", "request_id", req->id, "session_id",
+                        req->session ? json_string(req->sreq.id) : json_null(), "execution_count",
+                        req->session ? json_integer((json_int_t)req->sreq.execution_count) : json_null());
+                (void)stream_event(&l->wire, l->framing, "start", l->seq++, UINT64_MAX, ev);
+                json_decref(ev);
+                l->start_sent = true;
+        }
+        char text[STREAM_TEXT_MAX];
+        int stream;
+        uint64_t t;
+        size_t n;
+        while (l->wire.len < STREAM_TEXT_MAX &&
+                (n = stream_queue_take(&l->q, l->done, text, &stream, &t)) > 0) {
+                size_t m;
+                _cleanup_free_ char *clean = utf8_sanitize(text, n, &m);
+                json_t *ev = clean ? json_pack("{ss%}", "text", clean, m) : NULL;
+                if (ev)
+                        (void)stream_event(
+                                &l->wire, l->framing, stream == 2 ? "stderr" : "stdout", l->seq++, t, ev);
+                json_decref(ev);
+        }
+        if (l->wire.len == 0 && l->done && !l->ended && l->q.bytes == 0)
+                live_end(req);
+}
+
+/* libmicrohttpd's content reader: what is ready, the end, or (nothing yet) the connection
+ * suspended until the pool brings more: returning 0 without suspending would spin the
+ * daemon's thread. */
+static ssize_t live_read(void *cls, _unused_ uint64_t pos, char *buf, size_t max) {
+        Req *req = cls;
+        Live *l = &req->live;
+        ssize_t n;
+        pthread_mutex_lock(&l->lock);
+        if (l->wire_off == l->wire.len) {
+                l->wire.len = 0;
+                l->wire_off = 0;
+                live_fill(req);
+        }
+        if (l->wire_off < l->wire.len) {
+                size_t k = MIN(max, l->wire.len - l->wire_off);
+                memcpy(buf, l->wire.data + l->wire_off, k);
+                l->wire_off += k;
+                req->bytes_out += k;
+                n = (ssize_t)k;
+        } else if (l->ended)
+                n = MHD_CONTENT_READER_END_OF_STREAM;
+        else {
+                l->suspended = true;
+                MHD_suspend_connection(req->conn);
+                n = 0;
+        }
+        pthread_mutex_unlock(&l->lock);
+        return n;
+}
+
+/* The run of a live answer began: 200 and a chunked body of events. */
+static enum MHD_Result send_live(Req *req) {
+        pthread_mutex_lock(&req->live.lock);
+        bool started = req->live.started;
+        pthread_mutex_unlock(&req->live.lock);
+        if (!started)
+                return MHD_YES;
+        struct MHD_Response *resp =
+                MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, live_read, req, NULL);
+        if (!resp)
+                return MHD_NO;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, stream_content_type(req->live.framing));
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+        req->outcome = "client-gone"; /* until the end is built */
+        return queue(req, 200, resp);
+}
+
 /* ---- sessions ---- */
 
 static enum MHD_Result send_session_error(
@@ -468,11 +685,14 @@ static enum MHD_Result session_submit(Http *h, Req *req) {
                 .userdata = req,
                 .session = &req->sreq,
         };
+        if (req->sreq.op == SOP_EXECUTE)
+                req->job.client_fd = live_prepare(req, req->job.client_fd);
         req->state = REQ_WAITING;
         MHD_suspend_connection(req->conn);
         int r = pool_session_submit(h->pool, &req->job);
         if (r < 0) {
                 req->state = REQ_READING;
+                req->live.framing = STREAM_NONE;
                 MHD_resume_connection(req->conn);
                 return send_session_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "ServiceUnavailable", NULL,
                         "the server is shutting down");
@@ -756,13 +976,7 @@ static enum MHD_Result send_session_answer(Http *h, Req *req) {
                                 req, 503, "ServiceUnavailable", NULL, "the server is shutting down");
                 char *body = NULL;
                 size_t len = 0;
-                HttpStatus code = api_build_answer(&req->job.result, &h->cfg, &body, &len);
-                req->outcome = metrics_outcome(&req->job.result);
-                metrics_session_cell(&req->job.result);
-                if (body && code == HTTP_OK && s->extra && api_merge_object(&body, &len, s->extra) < 0) {
-                        free(body);
-                        body = NULL;
-                }
+                HttpStatus code = exec_answer(h, req, &body, &len);
                 return send_json(req, (unsigned)code, body, len);
         }
         if (s->status == 204) {
@@ -895,12 +1109,14 @@ static enum MHD_Result on_body_complete(Http *h, Req *req) {
                 .done = job_done,
                 .userdata = req,
         };
+        req->job.client_fd = live_prepare(req, req->job.client_fd);
         /* Suspend first: the pool may finish the job (and resume) before submit returns. */
         req->state = REQ_WAITING;
         MHD_suspend_connection(req->conn);
         int r = pool_submit(h->pool, &req->job);
         if (r < 0) {
                 req->state = REQ_READING;
+                req->live.framing = STREAM_NONE;
                 MHD_resume_connection(req->conn);
                 free(req->job.request);
                 req->job.request = NULL;
@@ -950,15 +1166,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 }
                 return on_body_complete(h, req);
         case REQ_WAITING:
-                /* Resumed before the job finished: only on a spurious wake-up. */
+                /* A live answer's run began: its headers go out now. Else resumed before the
+                 * job finished: only on a spurious wake-up. */
+                if (req->live.framing != STREAM_NONE)
+                        return send_live(req);
                 return MHD_YES;
         case REQ_DONE: {
                 if (req->session)
                         return send_session_answer(h, req);
                 char *body = NULL;
                 size_t len = 0;
-                HttpStatus code = api_build_answer(&req->job.result, &h->cfg, &body, &len);
-                req->outcome = metrics_outcome(&req->job.result);
+                HttpStatus code = exec_answer(h, req, &body, &len);
                 return send_json(req, (unsigned)code, body, len);
         }
         case REQ_ANSWERED:
@@ -1013,10 +1231,38 @@ static void on_completed(
                       (uint64_t)((end.tv_nsec - req->start.tv_nsec) / 1000000);
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && req->code == 0)
                 req->outcome = "client-gone";
+        bool in_flight = false;
+        if (req->live.framing != STREAM_NONE) {
+                pthread_mutex_lock(&req->live.lock);
+                req->live.completed = true;
+                in_flight = !req->live.done;
+                if (!req->live.ended)
+                        req->outcome = "client-gone";
+                pthread_mutex_unlock(&req->live.lock);
+        }
         access_log(h, req, ms);
         metrics_request(req->endpoint, req->code);
+        *con_cls = NULL;
+        atomic_fetch_sub(&h->active, 1);
+        if (in_flight) {
+                /* The client left a live answer mid-run: the pool sees the hang-up on our copy
+                 * of the socket, kills the run (or interrupts the cell), and its done callback
+                 * frees the request. */
+                shutdown(req->live.fd, SHUT_RDWR);
+                return;
+        }
+        req_free(req);
+}
+
+static void req_free(Req *req) {
         if (req->ran)
                 metrics_run(&req->job.result);
+        if (req->live.init) {
+                close(req->live.fd);
+                stream_queue_free(&req->live.q);
+                buf_free(&req->live.wire);
+                pthread_mutex_destroy(&req->live.lock);
+        }
         buf_free(&req->body);
         free(req->job.request);
         run_result_free(&req->job.result);
@@ -1026,8 +1272,6 @@ static void on_completed(
         if (req->session && req->sreq.fd >= 0)
                 close(req->sreq.fd);
         free(req);
-        *con_cls = NULL;
-        atomic_fetch_sub(&h->active, 1);
 }
 
 int http_start(

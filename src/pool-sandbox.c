@@ -359,6 +359,8 @@ void sb_assign(Pool *p, Sandbox *sb, Job *job) {
                 job->result.memory_bytes = job->memory_bytes;
         }
         arm_timer(sb->timer, timeout_ms);
+        if (job->on_start)
+                job->on_start(job);
         sb_send_request(p, sb);
 }
 

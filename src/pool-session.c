@@ -731,6 +731,9 @@ static void op_execute(Pool *p, Job *job, Session *s) {
         cgroup_read_stats(&p->cgroups, &sb->cg, &cs);
         sb->oom_base = cs.oom_kills;
         arm_timer(sb->timer, timeout_ms);
+        job->session->execution_count = s->execution_count;
+        if (job->on_start)
+                job->on_start(job);
         sb_send_job(p, sb, job);
 }
 

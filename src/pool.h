@@ -60,6 +60,7 @@ typedef struct SessionReq {
         int fd; /* SOP_FILE_GET: the file, passed by the runner (-1 until then); owned. SOP_RESTART
                  * with keep_files: the old runner's packed /work, the same way */
         bool keep_files; /* SOP_RESTART: job.request asks the runner to pack /work first */
+        uint64_t execution_count; /* SOP_EXECUTE: this cell's number, set before Job.on_start */
 } SessionReq;
 
 /* One request's run. Owned by the caller (the HTTP layer), which must keep it alive until done
@@ -75,6 +76,9 @@ struct Job {
         JobDone done;
         /* Optional: each piece of output as it arrives (pool thread), for live streaming. */
         void (*on_output)(Job *job, int stream, const char *data, size_t n);
+        /* Optional: the run begins now: the request is on its way to a sandbox (pool thread).
+         * Not called for a job refused or ended before (queue timeout, a busy session...). */
+        void (*on_start)(Job *job);
         void *userdata;
         SessionReq *session; /* a session request (pool_session_submit), else NULL */
         RunResult result;
