@@ -1,0 +1,443 @@
+"""Live answers (issue 14): POST /api/execute and POST /api/sessions/{id}/execute stream their
+events (start, stdout, stderr, image, end) when Accept asks for application/x-ndjson or
+text/event-stream; anything else keeps today's buffered JSON.
+
+Before this branch (main at 0f81fac) every request here got the buffered JSON answer
+(Content-Type application/json, one body at the end): the stream tests failed on the Content-Type
+assertion in open_stream, the negotiation and refusal tests passed (they pin what must not
+change).
+
+The SSE tests read the stream with SSEParser below, a line-by-line implementation of the WHATWG
+HTML standard's "Parsing an event stream" and "Dispatching the event" (section 9.2.6), not a
+pattern match: no SSE client library is packaged for Debian 12 and the suites use only the
+standard library."""
+
+import http.client
+import json
+import time
+
+import pytest
+
+from conftest import (MARK_PRELUDE, assert_no_processes_left, code, create_session, new_token, run,
+                      session_execute, show, wait_session_state, cell_ok, delete_session)
+
+NDJSON = "application/x-ndjson"
+SSE = "text/event-stream"
+
+
+class SSEParser:
+    """The event stream interpretation of the HTML standard, fed bytes, yielding
+    (type, data, last_event_id) for each dispatched event. Lines end with CRLF, LF or CR; a line
+    starting with ':' is a comment; "field: value" strips one space after the colon; data lines
+    are joined with LF and the last LF removed; an empty data buffer dispatches nothing; the
+    type defaults to "message"."""
+
+    def __init__(self):
+        self.pending = b""
+        self.data = ""
+        self.type = ""
+        self.last_id = ""
+        self.comments = 0
+        self.first = True
+
+    def feed(self, chunk):
+        self.pending += chunk
+        events = []
+        while True:
+            cut = -1
+            for i, b in enumerate(self.pending):
+                if b in (10, 13):
+                    cut = i
+                    break
+            if cut < 0:
+                return events
+            # A CR at the very end may be the first half of a CRLF: wait for the next byte.
+            if self.pending[cut] == 13 and cut + 1 == len(self.pending):
+                return events
+            line = self.pending[:cut].decode("utf-8")
+            skip = 2 if self.pending[cut:cut + 2] == b"\r\n" else 1
+            self.pending = self.pending[cut + skip:]
+            if self.first:
+                line = line[1:] if line.startswith("\ufeff") else line
+                self.first = False
+            ev = self.line(line)
+            if ev:
+                events.append(ev)
+
+    def line(self, line):
+        if line == "":
+            if self.data == "":
+                self.type = ""
+                return None
+            data = self.data[:-1] if self.data.endswith("\n") else self.data
+            ev = (self.type or "message", data, self.last_id)
+            self.data, self.type = "", ""
+            return ev
+        if line.startswith(":"):
+            self.comments += 1
+            return None
+        if ":" in line:
+            field, value = line.split(":", 1)
+            if value.startswith(" "):
+                value = value[1:]
+        else:
+            field, value = line, ""
+        if field == "event":
+            self.type = value
+        elif field == "data":
+            self.data += value + "\n"
+        elif field == "id" and "\0" not in value:
+            self.last_id = value
+        return None
+
+
+def test_sse_parser_follows_the_standard():
+    """The parser itself, on the standard's own examples (multi-line data, comments, CR and CRLF
+    line ends, a field without a colon, a final event without its blank line)."""
+    p = SSEParser()
+    got = p.feed(b": test stream\r\n\r\ndata: first event\nid: 1\n\ndata:second event\rid\r\r"
+                 b"data:  third event\n\nevent: add\ndata: YHOO\ndata: +2\ndata\n\ndata: lost")
+    assert got == [("message", "first event", "1"), ("message", "second event", ""),
+                   ("message", " third event", ""), ("add", "YHOO\n+2\n", "")], got
+    assert p.comments == 1
+
+
+class Stream:
+    """One live answer: the HTTP response (status and headers read), and its events as dicts
+    with, for each, the client's monotonic time of receipt (the key "_got")."""
+
+    def __init__(self, server, obj, accept, path="/api/execute", timeout=60):
+        self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+        self.conn.request("POST", path, body=json.dumps(obj),
+                          headers={"Content-Type": "application/json", "Accept": accept})
+        self.resp = self.conn.getresponse()
+        self.accept = accept
+        self.status = self.resp.status
+        self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
+        self.parser = SSEParser()
+
+    def events(self):
+        """Yields the events as they arrive. SSE: the event's type must equal its JSON's."""
+        while True:
+            if self.accept == NDJSON:
+                line = self.resp.readline()
+                if not line:
+                    return
+                assert line.endswith(b"\n"), line
+                ev = json.loads(line)
+                ev["_got"] = time.monotonic()
+                yield ev
+                continue
+            chunk = self.resp.read1(65536)
+            if not chunk:
+                return
+            for etype, data, _ in self.parser.feed(chunk):
+                ev = json.loads(data)
+                assert ev.get("type") == etype, (etype, data)
+                ev["_got"] = time.monotonic()
+                yield ev
+
+    def all(self):
+        evs = list(self.events())
+        self.close()
+        return evs
+
+    def close(self):
+        self.conn.close()
+
+
+def open_stream(server, obj, accept=NDJSON, path="/api/execute"):
+    s = Stream(server, obj, accept, path)
+    assert s.status == 200, (s.status, s.headers, s.resp.read()[:2000])
+    ctype = s.headers.get("content-type", "")
+    assert ctype.split(";")[0] == accept, (s.headers, s.resp.read()[:2000])
+    assert s.headers.get("cache-control") == "no-store", s.headers
+    assert s.headers.get("x-accel-buffering") == "no", s.headers
+    assert s.headers.get("transfer-encoding") == "chunked", s.headers
+    return s
+
+
+def check_sequence(evs):
+    """start first, end last and only once, seq 0, 1, 2, ...; t never decreasing."""
+    assert evs and evs[0]["type"] == "start", show(evs)
+    assert evs[-1]["type"] == "end", show(evs)
+    assert [e["seq"] for e in evs] == list(range(len(evs))), show(evs)
+    assert sum(e["type"] == "end" for e in evs) == 1, show(evs)
+    ts = [e["t"] for e in evs[1:]]
+    assert all(isinstance(t, int) and t >= 0 for t in ts), show(evs)
+    assert ts == sorted(ts), show(evs)
+    for e in evs[1:-1]:
+        assert e["type"] in ("stdout", "stderr", "image", "keepalive"), show(e)
+    return evs[-1]
+
+
+def end_answer(end):
+    """The end event without the event's own keys: the buffered answer."""
+    return {k: v for k, v in end.items() if k not in ("type", "seq", "t", "_got")}
+
+
+def texts(evs):
+    """[(stream, text)] with consecutive pieces of one stream merged (how pieces are cut into
+    events is the server's choice)."""
+    out = []
+    for e in evs:
+        if e["type"] in ("stdout", "stderr"):
+            if out and out[-1][0] == e["type"]:
+                out[-1] = (e["type"], out[-1][1] + e["text"])
+            else:
+                out.append((e["type"], e["text"]))
+    return out
+
+
+# Fields of the answer that measure the run (time, CPU, memory) rather than say what it did.
+TIMINGS = ("duration_ms", "duration_us", "cpu_ms", "memory_peak_bytes", "memory_peak_mb", "queue_ms")
+
+
+def same_modulo_timings(a, b):
+    assert sorted(a) == sorted(b), show((a, b))
+    for k in a:
+        if k not in TIMINGS:
+            assert a[k] == b[k], show((k, a[k], b[k]))
+
+
+@pytest.mark.parametrize("accept", [NDJSON, SSE])
+def test_first_output_arrives_while_the_program_still_sleeps(server, accept):
+    """A program prints and flushes, sleeps 2 s, prints again: the first stdout event comes
+    before the end, its t is earlier than the end's by most of the sleep, and the client had it
+    well before the end arrived (a buffered answer gives it only with the end)."""
+    s = open_stream(server, {"code": code('''
+        import time
+        print("first", flush=True)
+        time.sleep(2)
+        print("second")
+    ''')}, accept)
+    evs = s.all()
+    end = check_sequence(evs)
+    first = next(e for e in evs if e["type"] == "stdout")
+    assert first["text"] == "first\n", show(evs)
+    assert evs.index(first) < len(evs) - 1
+    assert end["t"] - first["t"] >= 1500, show(evs)
+    assert end["_got"] - first["_got"] >= 1.0, show(evs)
+    assert end["status"] == "Success" and end["stdout"] == "first\nsecond\n", show(end)
+    assert evs[0]["session_id"] is None and evs[0]["execution_count"] is None, show(evs[0])
+    assert evs[0]["request_id"] == s.headers["x-request-id"], show(evs[0])
+
+
+@pytest.mark.parametrize("accept", [NDJSON, SSE])
+def test_events_follow_write_order_and_end_is_the_buffered_answer(server, accept):
+    """stdout and stderr interleaved through print, .buffer and .buffer.raw, a subprocess's and
+    C code's (os.write) bytes, then an exception: the events' texts in order make the answer's
+    output; per stream they make its stdout and stderr; the Python-level writes are in the
+    order written (os.write and a subprocess go through the raw pipes: their bytes are included,
+    their place among the others is not promised, as in the buffered answer). The end equals
+    the buffered answer of the same program, timings aside."""
+    src = code('''
+        import os, subprocess, sys
+        sys.stdout.write("a")
+        sys.stderr.write("b")
+        sys.stdout.buffer.write(b"c")
+        sys.stderr.buffer.raw.write(b"d")
+        print("e", flush=True)
+        os.write(1, b"<raw>")
+        subprocess.run(["/bin/echo", "<sub>"])
+        print("f", file=sys.stderr)
+        print("\u00e9\u4e2d")
+        raise ValueError("g")
+    ''')
+    evs = open_stream(server, {"code": src}, accept).all()
+    end = check_sequence(evs)
+    pieces = texts(evs)
+    assert "".join(t for _, t in pieces) == end["output"], show(evs)
+    assert "".join(t for k, t in pieces if k == "stdout") == end["stdout"], show(evs)
+    assert "".join(t for k, t in pieces if k == "stderr") == end["stderr"], show(evs)
+    python_level = [(k, t.replace("<raw>", "").replace("<sub>\n", "")) for k, t in pieces]
+    merged = "".join(f"{k[3]}:{t}|" for k, t in python_level if t)
+    assert merged.startswith("o:a|e:b|o:c|e:d|o:e\n|"), show(pieces)
+    assert "<raw>" in end["stdout"] and "<sub>\n" in end["stdout"], show(end)
+    assert end["stdout"].endswith("\u00e9\u4e2d\n"), show(end)
+    assert end["status"] == "Error" and end["error"]["type"] == "ValueError", show(end)
+    status, buffered = run(server, src)
+    assert status == 200, show(buffered)
+    same_modulo_timings(end_answer(end), buffered)
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "application/json", "application/json, */*;q=0.5",
+                                    "text/html", "application/x-ndjson;q=0", "text/event-stream;q=0"])
+def test_other_accepts_keep_the_buffered_json(server, accept):
+    """Absent, */*, application/json, anything else, or a stream type refused with q=0: today's
+    buffered JSON, unchanged."""
+    headers = {"Content-Type": "application/json"}
+    if accept is not None:
+        headers["Accept"] = accept
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    conn.request("POST", "/api/execute", body=json.dumps({"code": "print(1)"}), headers=headers)
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    assert resp.status == 200, body
+    assert resp.getheader("Content-Type").startswith("application/json"), resp.getheaders()
+    assert resp.getheader("Content-Length") is not None, resp.getheaders()
+    assert json.loads(body)["stdout"] == "1\n"
+
+
+def test_accept_picks_the_preferred_stream_type(server):
+    s = open_stream(server, {"code": "print(1)"}, SSE)
+    s.close()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    conn.request("POST", "/api/execute", body=json.dumps({"code": "print(1)"}),
+                 headers={"Content-Type": "application/json",
+                          "Accept": "application/x-ndjson;q=0.4, text/event-stream;q=0.9"})
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    assert resp.getheader("Content-Type").startswith(SSE), resp.getheaders()
+
+
+@pytest.mark.parametrize("accept", [NDJSON, SSE])
+def test_refused_before_the_run_keeps_its_status_and_json(server, accept):
+    """400 (bad body), 404 (no such path), 415 (not JSON), 413 (too large): status and JSON body
+    as without Accept."""
+    h = {"Content-Type": "application/json", "Accept": accept}
+    cases = [("/api/execute", json.dumps({"nope": 1}), h, 400),
+             ("/api/execute", json.dumps({"code": ""}), h, 400),
+             ("/api/nothing", json.dumps({"code": "1"}), h, 404),
+             ("/api/execute", "code", {"Content-Type": "text/plain", "Accept": accept}, 415),
+             ("/api/execute", json.dumps({"code": "#" * 70000}), h, 413)]
+    for path, body, headers, want in cases:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        conn.request("POST", path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        assert resp.status == want, (path, resp.status, data)
+        assert resp.getheader("Content-Type").startswith("application/json"), resp.getheaders()
+        assert json.loads(data)["status"] == "Error", data
+
+
+@pytest.mark.parametrize("accept", [NDJSON, SSE])
+def test_output_over_the_limit_ends_with_the_output_limit(server, accept):
+    """MAX_OUTPUT_BYTES (65536 here) bounds what is streamed as it bounds the answer: the deltas
+    add up to the answer's output, at most the limit, and the end says OutputLimit."""
+    evs = open_stream(server, {"code": code('''
+        import sys
+        for i in range(4000):
+            print("x" * 99, flush=(i % 100 == 0))
+    ''')}, accept).all()
+    end = check_sequence(evs)
+    assert end["status"] == "Error" and end["error"]["type"] == "OutputLimit", show(end)
+    streamed = "".join(t for _, t in texts(evs))
+    assert len(streamed.encode()) <= 65536, len(streamed)
+    assert streamed == end["stdout"], (len(streamed), len(end["stdout"]))
+    assert all(len(e["text"].encode()) <= 4096 for e in evs if e["type"] == "stdout"), show(evs[:3])
+
+
+def test_timeout_memory_kill_and_exception_each_end_with_their_answer(server):
+    cases = [
+        ({"code": "import time\nprint('a', flush=True)\ntime.sleep(30)", "timeout": 1}, "Timeout"),
+        ({"code": code('''
+            print("a", flush=True)
+            hoard = []
+            while True:
+                hoard.append(bytearray(1 << 20))
+        '''), "memory_mb": 64}, "MemoryLimit"),
+        ({"code": "print('a')\n1/0"}, "ZeroDivisionError"),
+    ]
+    for obj, etype in cases:
+        evs = open_stream(server, obj, NDJSON).all()
+        end = check_sequence(evs)
+        # Without a memory cgroup (unprivileged) the address-space limit raises MemoryError.
+        want = (etype, "MemoryError") if etype == "MemoryLimit" else (etype,)
+        assert end["status"] == "Error" and end["error"]["type"] in want, show(end)
+        assert texts(evs)[0][0] == "stdout" and texts(evs)[0][1].startswith("a\n"), show(evs)
+
+
+def test_a_figure_at_show_is_an_image_event_before_the_end(server):
+    """The runner renders a figure at plt.show() but sends it in its report: the image events
+    come after the output and before the end, one per image of the answer, the same objects."""
+    evs = open_stream(server, {"code": code('''
+        import matplotlib.pyplot as plt
+        plt.figure(figsize=(2, 1))
+        plt.plot([1, 2])
+        plt.show()
+        print("done")
+    ''')}, SSE).all()
+    end = check_sequence(evs)
+    images = [e for e in evs if e["type"] == "image"]
+    assert len(images) == 1 == len(end["images"]), show(end)
+    assert {k: v for k, v in images[0].items() if k in ("format", "width", "height", "data")} == \
+        end["images"][0], show(images)
+    assert (images[0]["width"], images[0]["height"]) == (200, 100)
+    assert evs.index(images[0]) == len(evs) - 2
+
+
+def test_client_leaving_mid_stream_kills_the_run(server):
+    """The client reads the first output and closes: the run's processes are gone soon after
+    (they would sleep 60 s), and the server goes on answering."""
+    token = new_token()
+    s = open_stream(server, {"code": MARK_PRELUDE + code(f'''
+        import subprocess, time
+        subprocess.Popen(["/bin/sleep", "60"])
+        print(mark("{token}"), flush=True)
+        time.sleep(60)
+    ''')}, NDJSON)
+    for ev in s.events():
+        if ev["type"] == "stdout":
+            assert ev["text"] == token + "\n", show(ev)
+            break
+    s.close()
+    assert_no_processes_left(token, timeout=15)
+    status, body = run(server, "print(2)")
+    assert status == 200 and body["stdout"] == "2\n", show(body)
+
+
+@pytest.fixture
+def session(server):
+    sid = create_session(server)["session_id"]
+    yield sid
+    delete_session(server, sid)
+
+
+@pytest.mark.parametrize("accept", [NDJSON, SSE])
+def test_session_cell_streams_and_ends_with_its_answer(server, session, accept):
+    cell_ok(server, session, "x = 41")
+    evs = open_stream(server, {"code": code('''
+        import time
+        print("one", flush=True)
+        time.sleep(1.5)
+        x += 1
+        print(x)
+    ''')}, accept, f"/api/sessions/{session}/execute").all()
+    end = check_sequence(evs)
+    assert evs[0]["session_id"] == session and evs[0]["execution_count"] == 2, show(evs[0])
+    assert end["status"] == "Success" and end["stdout"] == "one\n42\n", show(end)
+    assert end["execution_count"] == 2 and end["session"]["session_id"] == session, show(end)
+    assert texts(evs) == [("stdout", "one\n42\n")] or texts(evs)[0] == ("stdout", "one\n"), show(evs)
+    assert end["t"] - next(e for e in evs if e["type"] == "stdout")["t"] >= 1000, show(evs)
+
+
+def test_session_refusals_keep_their_status_and_json(server, session):
+    """404 (no such session) and 409 (busy) with Accept: application/x-ndjson: plain JSON."""
+    h = {"Content-Type": "application/json", "Accept": NDJSON}
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    conn.request("POST", "/api/sessions/nosuch/execute", body=json.dumps({"code": "1"}), headers=h)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    assert resp.status == 404 and resp.getheader("Content-Type").startswith("application/json"), data
+    assert json.loads(data)["error"]["type"] == "SessionNotFound", data
+    busy = open_stream(server, {"code": "import time\nprint(1, flush=True)\ntime.sleep(3)"}, NDJSON,
+                       f"/api/sessions/{session}/execute")
+    next(e for e in busy.events() if e["type"] == "stdout")
+    r = session_execute(server, session, "1")
+    assert r.status == 409 and r.headers["content-type"].startswith("application/json"), show(r)
+    busy.all()
+
+
+def test_client_leaving_a_cell_interrupts_it_and_keeps_the_session(server, session):
+    cell_ok(server, session, "y = 7")
+    s = open_stream(server, {"code": "import time\nprint('go', flush=True)\ntime.sleep(60)"}, SSE,
+                    f"/api/sessions/{session}/execute")
+    next(e for e in s.events() if e["type"] == "stdout")
+    s.close()
+    wait_session_state(server, session, "idle", timeout=20)
+    assert cell_ok(server, session, "print(y)")["stdout"] == "7\n"
