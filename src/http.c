@@ -59,6 +59,10 @@
 #define IDLE_TIMEOUT_SEC 60
 #define HEADER_MEMORY (64 * 1024)
 #define REQUEST_ID_MAX 64
+/* A live answer's output is sent at STREAM_TEXT_MAX bytes or this long after its first unsent
+ * byte, whichever comes first; a keepalive event after LIVE_KEEPALIVE_MS without any. */
+#define LIVE_FLUSH_MS 50
+#define LIVE_KEEPALIVE_MS 15000
 
 extern const char openapi_json[];
 
@@ -84,6 +88,9 @@ struct Http {
         Waiting *head, *tail;
         bool watch_stop, watch_started;
         pthread_t watch;
+        /* Live answers whose headers went out, until on_completed: the watch thread also
+         * flushes their output after LIVE_FLUSH_MS and sends their keepalives. */
+        struct Req *lives;
 };
 
 typedef enum ReqState { REQ_ROUTE, REQ_READING, REQ_WAITING, REQ_DONE, REQ_ANSWERED } ReqState;
@@ -105,6 +112,11 @@ typedef struct Live {
          * valid while the run goes on even after libmicrohttpd closed its own. */
         int fd;
         bool init; /* lock, wire and fd to free */
+        struct Req *prev, *next; /* in Http.lives (under watch_lock) */
+        bool listed;
+        uint64_t first_ms; /* when the oldest unsent output came (0: none waiting) */
+        uint64_t last_event_ms; /* when the last event was made */
+        bool keepalive_due;
         bool started, done, suspended, ended, start_sent;
         /* libmicrohttpd is done with the request (on_completed): nothing may touch conn; the
          * job's done callback frees the request if it comes later. */
@@ -208,8 +220,11 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         *socket_context = NULL;
 }
 
+static uint64_t live_tick(Http *h, uint64_t now);
+
 /* The header watch thread: shuts down (both ways) the socket of each connection that has waited
- * HEADER_TIMEOUT for its headers; libmicrohttpd sees the end of the stream and closes it. */
+ * HEADER_TIMEOUT for its headers; libmicrohttpd sees the end of the stream and closes it. It
+ * also keeps the time of live answers (live_tick). */
 static void *watch_main(void *arg) {
         Http *h = arg;
         uint64_t limit_ms = (uint64_t)h->cfg.header_timeout_sec * 1000;
@@ -224,6 +239,7 @@ static void *watch_main(void *arg) {
                 struct timespec until;
                 clock_gettime(CLOCK_MONOTONIC, &until);
                 uint64_t wait_ms = h->head ? h->head->since_ms + limit_ms - now : limit_ms;
+                wait_ms = MIN(wait_ms, live_tick(h, now));
                 until.tv_sec += (time_t)(wait_ms / 1000);
                 until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
                 if (until.tv_nsec >= 1000000000) {
@@ -387,10 +403,16 @@ static void live_start(Job *job) {
  * the client. Out of memory here loses only deltas: the end event still has all of it. */
 static void live_output(Job *job, int stream, const char *data, size_t n) {
         Req *req = job->userdata;
+        uint64_t now = now_ms();
         pthread_mutex_lock(&req->live.lock);
         if (!req->live.completed)
-                (void)stream_queue_add(&req->live.q, stream, data, n, now_ms() - req->live.t0_ms);
-        live_wake(req);
+                (void)stream_queue_add(&req->live.q, stream, data, n, now - req->live.t0_ms);
+        if (!req->live.first_ms)
+                req->live.first_ms = now;
+        /* A full event's worth goes at once; less waits for the watch thread (LIVE_FLUSH_MS), so
+         * that a program printing a line at a time does not make an event of each. */
+        if (req->live.q.bytes >= STREAM_TEXT_MAX)
+                live_wake(req);
         pthread_mutex_unlock(&req->live.lock);
 }
 
@@ -604,8 +626,66 @@ static void live_fill(Req *req) {
                                 &l->wire, l->framing, stream == 2 ? "stderr" : "stdout", l->seq++, t, ev);
                 json_decref(ev);
         }
+        if (l->q.bytes == 0)
+                l->first_ms = 0;
         if (l->wire.len == 0 && l->done && !l->ended && l->q.bytes == 0)
                 live_end(req);
+        uint64_t now = now_ms();
+        if (l->wire.len == 0 && l->keepalive_due && !l->ended) {
+                /* SSE: also a comment line, the form proxies and EventSource know. */
+                if (l->framing == STREAM_SSE)
+                        (void)buf_append(&l->wire, ": keepalive\n", strlen(": keepalive\n"));
+                (void)stream_event(&l->wire, l->framing, "keepalive", l->seq++, now - l->t0_ms, NULL);
+        }
+        l->keepalive_due = false;
+        if (l->wire.len > 0)
+                l->last_event_ms = now;
+}
+
+/* Watch thread, under watch_lock: wakes the live answers whose output has waited
+ * LIVE_FLUSH_MS, or that said nothing for LIVE_KEEPALIVE_MS (a keepalive: also how a client
+ * that vanished without a word is found, by the write that fails). Returns how long until the
+ * next tick is needed. */
+static uint64_t live_tick(Http *h, uint64_t now) {
+        uint64_t next = UINT64_MAX;
+        for (Req *req = h->lives; req; req = req->live.next) {
+                Live *l = &req->live;
+                pthread_mutex_lock(&l->lock);
+                if (l->first_ms && now - l->first_ms >= LIVE_FLUSH_MS)
+                        live_wake(req);
+                else if (l->first_ms)
+                        next = MIN(next, l->first_ms + LIVE_FLUSH_MS - now);
+                if (!l->ended && now - l->last_event_ms >= LIVE_KEEPALIVE_MS) {
+                        l->keepalive_due = true;
+                        l->last_event_ms = now; /* once per period, sent or not */
+                        live_wake(req);
+                }
+                next = MIN(next, l->last_event_ms + LIVE_KEEPALIVE_MS - now);
+                pthread_mutex_unlock(&l->lock);
+        }
+        /* Output that comes later is noticed at the next tick: at most LIVE_FLUSH_MS late. */
+        return h->lives ? MIN(next, (uint64_t)LIVE_FLUSH_MS) : next;
+}
+
+static void live_list(Http *h, Req *req, bool on) {
+        Live *l = &req->live;
+        pthread_mutex_lock(&h->watch_lock);
+        if (on && !l->listed) {
+                l->next = h->lives;
+                l->prev = NULL;
+                if (h->lives)
+                        h->lives->live.prev = req;
+                h->lives = req;
+                l->listed = true;
+                pthread_cond_signal(&h->watch_cond);
+        } else if (!on && l->listed) {
+                *(l->prev ? &l->prev->live.next : &h->lives) = l->next;
+                if (l->next)
+                        l->next->live.prev = l->prev;
+                l->prev = l->next = NULL;
+                l->listed = false;
+        }
+        pthread_mutex_unlock(&h->watch_lock);
 }
 
 /* libmicrohttpd's content reader: what is ready, the end, or (nothing yet) the connection
@@ -653,6 +733,8 @@ static enum MHD_Result send_live(Req *req) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
         MHD_add_response_header(resp, "X-Accel-Buffering", "no");
         req->outcome = "client-gone"; /* until the end is built */
+        req->live.last_event_ms = now_ms();
+        live_list(req->http, req, true);
         return queue(req, 200, resp);
 }
 
@@ -1233,6 +1315,7 @@ static void on_completed(
                 req->outcome = "client-gone";
         bool in_flight = false;
         if (req->live.framing != STREAM_NONE) {
+                live_list(h, req, false);
                 pthread_mutex_lock(&req->live.lock);
                 req->live.completed = true;
                 in_flight = !req->live.done;

@@ -254,7 +254,7 @@ def test_events_follow_write_order_and_end_is_the_buffered_answer(server, accept
     merged = "".join(f"{k[3]}:{t}|" for k, t in python_level if t)
     assert merged.startswith("o:a|e:b|o:c|e:d|o:e\n|"), show(pieces)
     assert "<raw>" in end["stdout"] and "<sub>\n" in end["stdout"], show(end)
-    assert end["stdout"].endswith("\u00e9\u4e2d\n"), show(end)
+    assert "\u00e9\u4e2d\n" in end["stdout"], show(end)
     assert end["status"] == "Error" and end["error"]["type"] == "ValueError", show(end)
     status, buffered = run(server, src)
     assert status == 200, show(buffered)
@@ -441,3 +441,20 @@ def test_client_leaving_a_cell_interrupts_it_and_keeps_the_session(server, sessi
     s.close()
     wait_session_state(server, session, "idle", timeout=20)
     assert cell_ok(server, session, "print(y)")["stdout"] == "7\n"
+
+
+@pytest.mark.parametrize("accept", [NDJSON, SSE])
+def test_a_quiet_run_gets_a_keepalive_after_15_seconds(start_server, accept):
+    """17 s without output after the first line: one keepalive event between them and the end,
+    at least 15 s after the last event (in SSE also a ':' comment line)."""
+    s = start_server({"EXECUTION_TIMEOUT": "30"})
+    st = open_stream(s, {"code": "import time\nprint('a', flush=True)\ntime.sleep(17)"}, accept)
+    evs = st.all()
+    end = check_sequence(evs)
+    assert end["status"] == "Success", show(end)
+    kinds = [e["type"] for e in evs]
+    assert kinds == ["start", "stdout", "keepalive", "end"], show(evs)
+    assert evs[2]["t"] - evs[1]["t"] >= 14900, show(evs)
+    assert set(evs[2]) == {"type", "seq", "t", "_got"}, show(evs[2])
+    if accept == SSE:
+        assert st.parser.comments == 1, st.parser.comments
