@@ -458,3 +458,30 @@ def test_a_quiet_run_gets_a_keepalive_after_15_seconds(start_server, accept):
     assert set(evs[2]) == {"type", "seq", "t", "_got"}, show(evs[2])
     if accept == SSE:
         assert st.parser.comments == 1, st.parser.comments
+
+
+def test_every_event_matches_the_document(server, session):
+    """Each event of a run with output, a figure and an exception, of an output-limited run and
+    of a session cell validates against docs/openapi.json's StreamEvent (closed objects: an
+    undescribed field fails)."""
+    from test_openapi import DOC_PATH, check
+    doc = json.loads(DOC_PATH.read_text(encoding="utf-8"))
+    schema = {"$ref": "#/components/schemas/StreamEvent"}
+    streams = [
+        open_stream(server, {"code": code('''
+            import matplotlib.pyplot as plt, sys
+            print("a", flush=True)
+            print("b", file=sys.stderr)
+            plt.plot([1, 2]); plt.show()
+            1/0
+        ''')}, NDJSON),
+        open_stream(server, {"code": "while True: print('x' * 999)"}, SSE),
+        open_stream(server, {"code": "print(1)"}, NDJSON, f"/api/sessions/{session}/execute"),
+    ]
+    for st in streams:
+        evs = st.all()
+        check_sequence(evs)
+        for ev in evs:
+            ev = {k: v for k, v in ev.items() if k != "_got"}
+            errors = check(doc, schema, ev)
+            assert not errors, show((errors, ev))
