@@ -485,3 +485,23 @@ def test_every_event_matches_the_document(server, session):
             ev = {k: v for k, v in ev.items() if k != "_got"}
             errors = check(doc, schema, ev)
             assert not errors, show((errors, ev))
+
+
+def test_the_readme_curl_example_streams(server):
+    """The README's `curl -N -H 'Accept: application/x-ndjson'` example, run as written (only the
+    port changed): NDJSON lines, the first output before the end and 2 s earlier by t."""
+    import subprocess
+    from conftest import ROOT
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Live output"):]
+    block = section[section.index("```sh\n") + 6:]
+    block = block[:block.index("```")]
+    command = "\n".join(line for line in block.splitlines() if not line.startswith("#"))
+    assert command.startswith("curl -N ") and "application/x-ndjson" in command, command
+    command = command.replace("http://localhost:8080", f"http://127.0.0.1:{server.port}")
+    out = subprocess.run(["bash", "-c", command], capture_output=True, timeout=60, check=True).stdout
+    evs = [json.loads(line) for line in out.decode().splitlines()]
+    end = check_sequence(evs)
+    assert [e["type"] for e in evs] == ["start", "stdout", "stdout", "end"], show(evs)
+    assert end["stdout"] == "fitting...\ndone\n" and evs[1]["text"] == "fitting...\n", show(evs)
+    assert end["t"] - evs[1]["t"] >= 1500, show(evs)
