@@ -570,17 +570,29 @@ static HttpStatus exec_answer(Http *h, Req *req, char **body, size_t *len) {
 
 /* Under live.lock, the run done and its output all sent: the images of its report, then the
  * end event, the buffered answer itself. A failure of ours (a 5xx answer) is an end with
- * status "Error" and error.type "Internal": the 200 is already sent. */
+ * status "Error" and error.type "Internal": the 200 is already sent. An answer that has its
+ * own error object (a session's, such as SessionGone) keeps it; every non-200 adds
+ * http_status, the status the buffered answer would have had. */
 static void live_end(Req *req) {
         Live *l = &req->live;
         char *body = NULL;
         size_t len = 0;
-        HttpStatus code = exec_answer(req->http, req, &body, &len);
+        HttpStatus code;
+        if (req->session && req->sreq.status != 0) {
+                /* The session ended under the cell (deleted, expired, its memory): the error
+                 * the pool answered, as it is, with its status. */
+                code = (HttpStatus)req->sreq.status;
+                body = TAKE_PTR(req->sreq.body);
+                len = body ? strlen(body) : 0;
+        } else
+                code = exec_answer(req->http, req, &body, &len);
         json_t *ans = body ? json_loadb(body, len, 0, NULL) : NULL;
         free(body);
         if (!ans)
                 ans = json_pack("{ssss}", "status", "Error", "output", "internal error: out of memory");
-        if (ans && code != HTTP_OK) {
+        if (ans && code != HTTP_OK && json_is_object(json_object_get(ans, "error")))
+                json_object_set_new(ans, "http_status", json_integer((json_int_t)code));
+        else if (ans && code != HTTP_OK) {
                 json_t *out = json_object_get(ans, "output");
                 json_object_set_new(ans, "error",
                         json_pack("{sssOsn}", "type", "Internal", "message",

@@ -19,10 +19,15 @@ import time
 import pytest
 
 from conftest import (MARK_PRELUDE, assert_no_processes_left, code, create_session, new_token, run,
-                      session_execute, show, wait_session_state, cell_ok, delete_session)
+                      session_execute, show, wait_session_state, cell_ok, delete_session,
+                      module_server)
 
 NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
+
+# Runs that outlive the shared server's EXECUTION_TIMEOUT (5 s): a disconnect test must see the run
+# end well before its own timeout would have ended it.
+long_server = module_server({"EXECUTION_TIMEOUT": "60"})
 
 
 class SSEParser:
@@ -370,15 +375,17 @@ def test_a_figure_at_show_is_an_image_event_before_the_end(server):
     assert evs.index(images[0]) == len(evs) - 2
 
 
-def test_client_leaving_mid_stream_kills_the_run(server):
-    """The client reads the first output and closes: the run's processes are gone soon after
-    (they would sleep 60 s), and the server goes on answering."""
+def test_client_leaving_mid_stream_kills_the_run(long_server):
+    """The client reads the first output and closes: the run's processes (it and a child) are
+    gone within 15 s, where they would sleep 50 s under a 60 s timeout, and the server goes on
+    answering."""
+    server = long_server
     token = new_token()
     s = open_stream(server, {"code": MARK_PRELUDE + code(f'''
         import subprocess, time
-        subprocess.Popen(["/bin/sleep", "60"])
+        subprocess.Popen(["/bin/sleep", "50"])
         print(mark("{token}"), flush=True)
-        time.sleep(60)
+        time.sleep(50)
     ''')}, NDJSON)
     for ev in s.events():
         if ev["type"] == "stdout":
@@ -433,21 +440,26 @@ def test_session_refusals_keep_their_status_and_json(server, session):
     busy.all()
 
 
-def test_client_leaving_a_cell_interrupts_it_and_keeps_the_session(server, session):
+def test_client_leaving_a_cell_interrupts_it_and_keeps_the_session(long_server):
+    """The client of a cell that would sleep 50 s leaves: the session is idle again within 15 s
+    (the cell was interrupted, not left to its 60 s timeout) and keeps its variables."""
+    server = long_server
+    session = create_session(server)["session_id"]
     cell_ok(server, session, "y = 7")
-    s = open_stream(server, {"code": "import time\nprint('go', flush=True)\ntime.sleep(60)"}, SSE,
+    s = open_stream(server, {"code": "import time\nprint('go', flush=True)\ntime.sleep(50)"}, SSE,
                     f"/api/sessions/{session}/execute")
     next(e for e in s.events() if e["type"] == "stdout")
     s.close()
-    wait_session_state(server, session, "idle", timeout=20)
+    wait_session_state(server, session, "idle", timeout=15)
     assert cell_ok(server, session, "print(y)")["stdout"] == "7\n"
+    delete_session(server, session)
 
 
 @pytest.mark.parametrize("accept", [NDJSON, SSE])
-def test_a_quiet_run_gets_a_keepalive_after_15_seconds(start_server, accept):
+def test_a_quiet_run_gets_a_keepalive_after_15_seconds(long_server, accept):
     """17 s without output after the first line: one keepalive event between them and the end,
     at least 15 s after the last event (in SSE also a ':' comment line)."""
-    s = start_server({"EXECUTION_TIMEOUT": "30"})
+    s = long_server
     st = open_stream(s, {"code": "import time\nprint('a', flush=True)\ntime.sleep(17)"}, accept)
     evs = st.all()
     end = check_sequence(evs)
@@ -505,3 +517,48 @@ def test_the_readme_curl_example_streams(server):
     assert [e["type"] for e in evs] == ["start", "stdout", "stdout", "end"], show(evs)
     assert end["stdout"] == "fitting...\ndone\n" and evs[1]["text"] == "fitting...\n", show(evs)
     assert end["t"] - evs[1]["t"] >= 1500, show(evs)
+
+
+def test_a_session_deleted_under_a_streaming_cell_ends_the_stream_with_its_error(server):
+    """DELETE while a live cell runs: the stream ends with the session's error (SessionGone,
+    reason deleted) and http_status 410, the status the buffered answer has."""
+    from test_openapi import DOC_PATH, check
+    sid = create_session(server)["session_id"]
+    st = open_stream(server, {"code": "import time\nprint('in', flush=True)\ntime.sleep(60)"}, NDJSON,
+                     f"/api/sessions/{sid}/execute")
+    evs = []
+    for ev in st.events():
+        evs.append(ev)
+        if ev["type"] == "stdout":
+            assert delete_session(server, sid).status == 204
+    st.close()
+    end = check_sequence(evs)
+    assert end["status"] == "Error" and end["error"]["type"] == "SessionGone", show(end)
+    assert end["error"]["reason"] == "deleted" and end["http_status"] == 410, show(end)
+    doc = json.loads(DOC_PATH.read_text(encoding="utf-8"))
+    ev = {k: v for k, v in end.items() if k != "_got"}
+    assert not check(doc, {"$ref": "#/components/schemas/StreamEvent"}, ev), show(ev)
+
+
+def test_a_client_leaving_while_output_flows_kills_the_run(long_server):
+    """The client leaves while the run writes steadily for 40 s (the server is writing to it,
+    not waiting): the run's processes are gone within 15 s, and the server answers the next
+    one."""
+    server = long_server
+    token = new_token()
+    st = open_stream(server, {"code": MARK_PRELUDE + code(f'''
+        import time
+        mark("{token}")
+        for i in range(400):
+            print(i, flush=True)
+            time.sleep(0.1)
+    ''')}, SSE)
+    n = 0
+    for ev in st.events():
+        n += ev["type"] == "stdout"
+        if n == 3:
+            break
+    st.close()
+    assert_no_processes_left(token, timeout=15)
+    status, body = run(server, "print(3)")
+    assert status == 200 and body["stdout"] == "3\n", show(body)
