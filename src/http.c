@@ -663,16 +663,20 @@ static uint64_t live_tick(Http *h, uint64_t now) {
         for (Req *req = h->lives; req; req = req->live.next) {
                 Live *l = &req->live;
                 pthread_mutex_lock(&l->lock);
-                if (l->first_ms && now - l->first_ms >= LIVE_FLUSH_MS)
+                /* The other threads stamp with their own clock reads, which may be later than
+                 * now: every difference is taken the safe way round. */
+                uint64_t flush_at = l->first_ms + LIVE_FLUSH_MS,
+                         keepalive_at = l->last_event_ms + LIVE_KEEPALIVE_MS;
+                if (l->first_ms && now >= flush_at)
                         live_wake(req);
                 else if (l->first_ms)
-                        next = MIN(next, l->first_ms + LIVE_FLUSH_MS - now);
-                if (!l->ended && now - l->last_event_ms >= LIVE_KEEPALIVE_MS) {
+                        next = MIN(next, flush_at - now);
+                if (!l->ended && now >= keepalive_at) {
                         l->keepalive_due = true;
                         l->last_event_ms = now; /* once per period, sent or not */
                         live_wake(req);
-                }
-                next = MIN(next, l->last_event_ms + LIVE_KEEPALIVE_MS - now);
+                } else if (!l->ended)
+                        next = MIN(next, keepalive_at - now);
                 pthread_mutex_unlock(&l->lock);
         }
         /* Output that comes later is noticed at the next tick: at most LIVE_FLUSH_MS late. */
