@@ -562,3 +562,16 @@ def test_a_client_leaving_while_output_flows_kills_the_run(long_server):
     assert_no_processes_left(token, timeout=15)
     status, body = run(server, "print(3)")
     assert status == 200 and body["stdout"] == "3\n", show(body)
+
+
+def test_many_small_writes_are_coalesced(server):
+    """2000 flushed lines written as fast as the program can: far fewer events than lines
+    (output waits up to 50 ms or 4 KiB for more), and together they are the whole stdout."""
+    evs = open_stream(server, {"code": code('''
+        for i in range(2000):
+            print(f"{i:05d}", flush=True)
+    ''')}, NDJSON).all()
+    end = check_sequence(evs)
+    texts_ = [e["text"] for e in evs if e["type"] == "stdout"]
+    assert "".join(texts_) == end["stdout"] == "".join(f"{i:05d}\n" for i in range(2000))
+    assert len(texts_) <= 100, f"{len(texts_)} stdout events for 2000 lines"
