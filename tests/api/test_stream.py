@@ -14,11 +14,13 @@ standard library."""
 
 import http.client
 import json
+import os
+import signal
 import time
 
 import pytest
 
-from conftest import (MARK_PRELUDE, assert_no_processes_left, code, create_session, new_token, run,
+from conftest import (MARK_PRELUDE, assert_cgroups_only_for_live_sandboxes, assert_no_processes_left, code, create_session, new_token, run,
                       session_execute, show, wait_session_state, cell_ok, delete_session,
                       module_server)
 
@@ -393,6 +395,7 @@ def test_client_leaving_mid_stream_kills_the_run(long_server):
             break
     s.close()
     assert_no_processes_left(token, timeout=15)
+    assert_cgroups_only_for_live_sandboxes(server)
     status, body = run(server, "print(2)")
     assert status == 200 and body["stdout"] == "2\n", show(body)
 
@@ -575,3 +578,43 @@ def test_many_small_writes_are_coalesced(server):
     texts_ = [e["text"] for e in evs if e["type"] == "stdout"]
     assert "".join(texts_) == end["stdout"] == "".join(f"{i:05d}\n" for i in range(2000))
     assert len(texts_) <= 100, f"{len(texts_)} stdout events for 2000 lines"
+
+
+def test_a_key_is_still_needed_and_refused_with_401_json(start_server):
+    s = start_server({"API_KEYS": "stream-key-1"})
+    conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+    conn.request("POST", "/api/execute", body=json.dumps({"code": "print(1)"}),
+                 headers={"Content-Type": "application/json", "Accept": NDJSON})
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    assert resp.status == 401 and resp.getheader("Content-Type").startswith("application/json"), data
+    st = Stream(s, {"code": "print(1)"}, NDJSON)
+    assert st.status == 401, st.status
+    st.close()
+    conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+    conn.request("POST", "/api/execute", body=json.dumps({"code": "print(1)"}),
+                 headers={"Content-Type": "application/json", "Accept": NDJSON,
+                          "Authorization": "Bearer stream-key-1"})
+    resp = conn.getresponse()
+    evs = [json.loads(line) for line in resp.read().splitlines()]
+    conn.close()
+    assert resp.status == 200 and evs[-1]["type"] == "end" and evs[-1]["stdout"] == "1\n", evs
+
+
+def test_a_failure_of_ours_after_the_headers_is_an_internal_end(start_server):
+    """SIGTERM with SHUTDOWN_GRACE=1 while a live run sleeps 30 s: the buffered answer would be
+    a 503; the stream, already a 200, ends with status Error, error.type Internal and
+    http_status 503, and the server exits cleanly."""
+    s = start_server({"SHUTDOWN_GRACE": "1", "EXECUTION_TIMEOUT": "60"})
+    st = open_stream(s, {"code": "import time\nprint('up', flush=True)\ntime.sleep(30)"}, SSE)
+    evs = []
+    for ev in st.events():
+        evs.append(ev)
+        if ev["type"] == "stdout":
+            os.kill(s.pid, signal.SIGTERM)
+    st.close()
+    end = check_sequence(evs)
+    assert end["status"] == "Error" and end["error"]["type"] == "Internal", show(end)
+    assert end["http_status"] == 503 and "shutting down" in end["output"], show(end)
+    assert s.wait_exit(timeout=15) == 0, s.stderr()[-3000:]
