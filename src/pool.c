@@ -778,7 +778,8 @@ fail:
         return r < 0 ? r : -EIO;
 }
 
-int pool_session_submit(Pool *p, Job *job) {
+/* A submitted job's fresh state: unlinked, its output and report buffers bounded. */
+static void job_prepare(Pool *p, Job *job) {
         job->next = NULL;
         job->sandbox = NULL;
         job->watch = NULL;
@@ -786,7 +787,13 @@ int pool_session_submit(Pool *p, Job *job) {
         buf_init(&job->result.out, p->cfg.max_output_bytes);
         buf_init(&job->result.err, p->cfg.max_output_bytes);
         buf_init(&job->result.merged, p->cfg.max_output_bytes);
+        /* The largest report a run can send under the caps (report.c); a bigger one is a
+         * forgery, answered as malformed. */
         buf_init(&job->result.report, report_cap(&p->cfg));
+}
+
+int pool_session_submit(Pool *p, Job *job) {
+        job_prepare(p, job);
 
         pthread_mutex_lock(&p->lock);
         if (p->phase != POOL_SERVING) {
@@ -804,16 +811,7 @@ int pool_session_submit(Pool *p, Job *job) {
 }
 
 int pool_submit(Pool *p, Job *job) {
-        job->next = NULL;
-        job->sandbox = NULL;
-        job->watch = NULL;
-        job->result = (RunResult){.want_files = job->want_files};
-        buf_init(&job->result.out, p->cfg.max_output_bytes);
-        buf_init(&job->result.err, p->cfg.max_output_bytes);
-        buf_init(&job->result.merged, p->cfg.max_output_bytes);
-        /* The largest report a run can send under the caps (report.c); a bigger one is a
-         * forgery, answered as malformed. */
-        buf_init(&job->result.report, report_cap(&p->cfg));
+        job_prepare(p, job);
 
         pthread_mutex_lock(&p->lock);
         if (p->phase != POOL_SERVING) {

@@ -213,7 +213,7 @@ static int step_seccomp(SealCtx *c) {
  * the init program, and never returns. Its fds are its own since the clone: the socket is
  * handed on (the init's one fd, for FRAME_RUNNER_KILLED), stdin/stdout/stderr are closed (the
  * runner's copies carry the output; ours would only keep the pipes open). */
-_noreturn_ static void init_exec(long runner, int sock_fd) {
+_noreturn_ _no_asan_ static void init_exec(long runner, int sock_fd) {
         char pid[24], *p = pid + sizeof pid;
         *--p = 0;
         do
@@ -236,7 +236,7 @@ _noreturn_ static void init_exec(long runner, int sock_fd) {
 static _Alignas(16) char init_stack[16384];
 static int init_sock_fd;
 
-static void init_exec_on_stack(long runner) {
+_no_asan_ static void init_exec_on_stack(long runner) {
         init_exec(runner, init_sock_fd);
 }
 

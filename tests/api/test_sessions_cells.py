@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import (TEST_LIMITS, assert_session_error, cell, cell_json, cell_ok, code, create_session,
+from conftest import (SANITIZED, TEST_LIMITS, assert_session_error, cell, cell_json, cell_ok, code, create_session,
                       delete_session, request, run, session_execute, session_request, show,
                       wait_session_state)
 
@@ -266,7 +266,10 @@ def test_cpu_and_memory_peak_are_per_cell(cells_server, sid):
     '''))
     light = cell_ok(cells_server, sid, "pass")
     assert heavy["memory_peak_bytes"] >= 120 << 20, show(heavy)
-    assert light["memory_peak_bytes"] < heavy["memory_peak_bytes"] - (80 << 20), show([heavy, light])
+    if not SANITIZED:
+        # Under ASan a freed block stays in its quarantine (256 MiB), held by the process: the
+        # light cell starts, and peaks, with it still charged.
+        assert light["memory_peak_bytes"] < heavy["memory_peak_bytes"] - (80 << 20), show([heavy, light])
     assert heavy["cpu_ms"] >= 400, show(heavy)
     assert light["cpu_ms"] < 300, f"cpu_ms is not per cell: {show([heavy, light])}"
 

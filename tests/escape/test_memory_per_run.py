@@ -82,13 +82,17 @@ def _no_memory_cgroup(server):
     return not h["isolation"]["memory_limit"].startswith("cgroup")
 
 
-def test_a_run_that_hides_its_memory_from_the_watchdog_is_ended(server):
+def test_a_run_that_hides_its_memory_from_the_watchdog_is_ended(start_server):
     """Without a memory cgroup the watchdog reads each process's smaps_rollup. A run that made
     itself non-dumpable (prctl PR_SET_DUMPABLE 0) hid it from an unprivileged server, which then
     skipped the run: the per-process RLIMIT_AS was its only limit. Seen failing on the first
     watchdog (the hoard below printed "all held" and came back Success, unprivileged). Now a
     run that cannot be measured is ended as over its memory limit. With a cgroup the kernel
-    counts the run whatever it does, so there the hoard fails on the limit as in the test above."""
+    counts the run whatever it does, so there the hoard fails on the limit as in the test above.
+    The time limit is the first test's: with a cgroup the kernel ends the children one by one,
+    and under ASan on a machine with slow page faults that took over 5 s (CI, stop 22: the run
+    came back a Timeout with the cgroup at its limit)."""
+    server = start_server({"EXECUTION_TIMEOUT": "30"})
     hide = "import ctypes\nctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\n"
     status, body = run(server, hide + HOARD.format(children=CHILDREN, mb=CHILD_MB), timeout=90)
     assert status == 200, show((status, body))

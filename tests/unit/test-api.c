@@ -562,7 +562,7 @@ static bool ends_with(const char *s, const char *suffix) {
 /* Every 200 answer has exactly these fields with these types. */
 static void expect_answer_shape(json_t *j) {
         assert_true(json_is_object(j));
-        assert_int_equal(json_object_size(j), 14);
+        assert_int_equal(json_object_size(j), 15);
         assert_true(json_is_array(json_object_get(j, "images")));
         assert_true(json_is_integer(json_object_get(j, "images_dropped")));
         json_t *res = json_object_get(j, "result");
@@ -598,6 +598,7 @@ static void test_answer_success(void **state) {
         err(r, "two\n");
         out(r, "three\n");
         r->duration_ms = 12;
+        r->duration_us = 12345;
         r->cpu_ms = 5;
         r->memory_peak_bytes = UINT64_C(9000000000); /* beyond 32 bits */
 
@@ -613,6 +614,7 @@ static void test_answer_success(void **state) {
         assert_true(json_is_null(json_object_get(j, "error")));
         assert_true(json_is_false(json_object_get(j, "truncated")));
         assert_int_equal(json_integer_value(json_object_get(j, "duration_ms")), 12);
+        assert_int_equal(json_integer_value(json_object_get(j, "duration_us")), 12345);
         assert_int_equal(json_integer_value(json_object_get(j, "cpu_ms")), 5);
         assert_int_equal(json_integer_value(json_object_get(j, "memory_peak_bytes")), 9000000000);
 }
@@ -1713,10 +1715,10 @@ static const char *const full_report =
         "\"files\":[{\"name\":\"out.csv\",\"size\":4,\"encoding\":\"utf-8\",\"content\":\"a,b\\n\"},"
         "{\"name\":\"big.bin\",\"size\":99999999,\"truncated\":true}],\"files_dropped\":1}";
 
-/* The 14 fields of every answer plus "files" and "files_dropped": the shape is checked on a
+/* The 15 fields of every answer plus "files" and "files_dropped": the shape is checked on a
  * copy without them. */
 static void expect_answer_shape_with_files(json_t *j) {
-        assert_int_equal(json_object_size(j), 16);
+        assert_int_equal(json_object_size(j), 17);
         assert_true(json_is_array(json_object_get(j, "files")));
         assert_true(json_is_integer(json_object_get(j, "files_dropped")));
         json_t *copy = own(json_deep_copy(j), OWN_JSON);
