@@ -33,6 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         buf_init(&r.merged, c.max_output_bytes);
         buf_init(&r.report, report_cap(&c)); /* the pool's cap: the parser sees all of it */
 
+        FrameImage img = {0};
+        buf_init(&img.data, SIZE_MAX); /* as the pool does: frame_add_image bounds it */
         FramePhase ph = FRAME_PHASE_SEALING;
         bool ended = false, ran = false;
         size_t i = 0;
@@ -93,6 +95,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 case FRAME_IS_HOSTILE:
                         ended = true;
                         break;
+                case FRAME_IS_IMAGE:
+                case FRAME_IS_IMAGE_MORE:
+                        /* small limits, so that both are reached often */
+                        if (frame_add_image(&img, &f, 3, 64) == FRAME_IMAGE_COMPLETE) {
+                                if (img.data.len != img.size || img.size > 64)
+                                        abort();
+                                frame_image_reset(&img);
+                        }
+                        break;
                 }
                 free(m);
         }
@@ -105,5 +116,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 free(body);
         }
         run_result_free(&r);
+        buf_free(&img.data);
         return 0;
 }

@@ -16,6 +16,7 @@
 #include "report.h"
 #include "upload.h"
 #include "util/macro.h"
+#include "util/str.h"
 #include "util/utf8.h"
 
 /* jansson's own cleanup attribute (json_auto_t) under our naming. */
@@ -291,6 +292,24 @@ HttpStatus api_decode_request(
                 return HTTP_SERVICE_UNAVAILABLE;
         ret->runner_len = strlen(ret->runner);
         return HTTP_STATUS_NONE;
+}
+
+int api_request_live(char **runner, size_t *len) {
+        static const char live[] = "\"live\":true,";
+        const size_t k = sizeof live - 1;
+        /* The request is our own compact dump of an object that has at least "code", so it is
+         * "{" + members + "}": the flag goes in front of them, with no re-parse of code and
+         * files that may be megabytes long. */
+        if (*len < 2 || (*runner)[0] != '{' || (*runner)[1] == '}')
+                return -EINVAL;
+        char *s = realloc(*runner, *len + k + 1);
+        if (!s)
+                return -ENOMEM;
+        memmove(s + 1 + k, s + 1, *len); /* the members, the "}" and the NUL */
+        memcpy(s + 1, live, k);
+        *runner = s;
+        *len += k;
+        return 0;
 }
 
 int api_runner_request(const char *code, size_t n, char **ret, size_t *ret_len) {
@@ -768,27 +787,6 @@ int api_merge_object(char **answer, size_t *len, const char *extra) {
 }
 
 /* ---- session files ---- */
-
-static char *base64_encode(const char *p, size_t n) {
-        static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        char *out = malloc((n + 2) / 3 * 4 + 1);
-        if (!out)
-                return NULL;
-        size_t k = 0;
-        for (size_t i = 0; i < n; i += 3) {
-                uint32_t v = (uint32_t)(uint8_t)p[i] << 16;
-                if (i + 1 < n)
-                        v |= (uint32_t)(uint8_t)p[i + 1] << 8;
-                if (i + 2 < n)
-                        v |= (uint8_t)p[i + 2];
-                out[k++] = tab[v >> 18 & 63];
-                out[k++] = tab[v >> 12 & 63];
-                out[k++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
-                out[k++] = i + 2 < n ? tab[v & 63] : '=';
-        }
-        out[k] = 0;
-        return out;
-}
 
 HttpStatus api_file_request(int op, const char *name, const char *body, size_t len, uint32_t max_files,
         char **ret, size_t *ret_len) {

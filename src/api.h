@@ -37,6 +37,10 @@ HttpStatus api_decode_request(
 /* Builds the runner's request for code (n bytes). Returns 0 and a malloc'ed JSON text, or
  * -ENOMEM. */
 int api_runner_request(const char *code, size_t n, char **ret, size_t *ret_len);
+/* Marks a runner request (api_decode_request's ApiRequest.runner, of *len bytes) as one for a
+ * live answer: the runner then sends each figure when it is shown (proto.h FRAME_IMAGE).
+ * Returns 0, -EINVAL (not a non-empty object) or -ENOMEM (unchanged). */
+int api_request_live(char **runner, size_t *len);
 
 /* Builds the answer to a finished run. Returns the HTTP status and sets *ret to a malloc'ed
  * JSON body (NULL on out-of-memory, which the caller answers with a fixed 503). */

@@ -44,6 +44,23 @@ static void parse_killed(const char *m, size_t n, Frame *ret) {
         ret->signal = sig;
 }
 
+/* An 'I' frame: its header whole, a format the runner renders, and data no longer than the
+ * size it announces. Anything else is ignored, as an unknown frame is. */
+static void parse_image(const char *m, size_t n, Frame *ret) {
+        if (n < FRAME_IMAGE_HEADER || (m[1] != 'p' && m[1] != 's'))
+                return;
+        uint32_t size = (uint32_t)le(m + 10, 4);
+        if (size == 0 || n - FRAME_IMAGE_HEADER > size)
+                return;
+        ret->verdict = FRAME_IS_IMAGE;
+        ret->image_format = m[1];
+        ret->image_width = (uint32_t)le(m + 2, 4);
+        ret->image_height = (uint32_t)le(m + 6, 4);
+        ret->image_size = size;
+        ret->data = m + FRAME_IMAGE_HEADER;
+        ret->len = n - FRAME_IMAGE_HEADER;
+}
+
 void frame_parse(FramePhase ph, const char *m, size_t n, Frame *ret) {
         *ret = (Frame){.verdict = FRAME_IS_HOSTILE};
         if (n == 0) {
@@ -72,7 +89,12 @@ void frame_parse(FramePhase ph, const char *m, size_t n, Frame *ret) {
                         parse_end(m, n, ret);
                 else if (m[0] == FRAME_RUNNER_KILLED)
                         parse_killed(m, n, ret);
-                if (ret->verdict == FRAME_IS_OUTPUT || ret->verdict == FRAME_IS_REPORT) {
+                else if (m[0] == FRAME_IMAGE)
+                        parse_image(m, n, ret);
+                else if (m[0] == FRAME_IMAGE_MORE)
+                        ret->verdict = FRAME_IS_IMAGE_MORE;
+                if (ret->verdict == FRAME_IS_OUTPUT || ret->verdict == FRAME_IS_REPORT ||
+                        ret->verdict == FRAME_IS_IMAGE_MORE) {
                         ret->data = m + 1;
                         ret->len = n - 1;
                 }
@@ -112,6 +134,30 @@ size_t frame_add_output(RunResult *r, size_t max_output, int stream, const char 
         if (take < n)
                 r->truncated = true;
         return take;
+}
+
+void frame_image_reset(FrameImage *img) {
+        img->data.len = 0;
+        img->size = 0;
+}
+
+FrameImageStep frame_add_image(FrameImage *img, const Frame *f, unsigned max_images, size_t max_bytes) {
+        if (f->verdict == FRAME_IS_IMAGE) {
+                frame_image_reset(img);
+                if (img->count >= max_images || f->image_size > max_bytes)
+                        return FRAME_IMAGE_DROPPED;
+                img->count++;
+                img->size = f->image_size;
+                img->format = f->image_format;
+                img->width = f->image_width;
+                img->height = f->image_height;
+        } else if (f->verdict != FRAME_IS_IMAGE_MORE || img->size == 0)
+                return FRAME_IMAGE_DROPPED;
+        if (f->len > img->size - img->data.len || buf_append(&img->data, f->data, f->len) < 0) {
+                frame_image_reset(img); /* more than announced, or no memory */
+                return FRAME_IMAGE_DROPPED;
+        }
+        return img->data.len == img->size ? FRAME_IMAGE_COMPLETE : FRAME_IMAGE_PARTIAL;
 }
 
 void frame_add_report(RunResult *r, const char *data, size_t n) {

@@ -33,6 +33,8 @@ typedef enum FrameVerdict {
         FRAME_IS_REPORT_BAD_END, /* a 'Z' of the wrong size or exit code: not believed */
         FRAME_IS_RUNNER_KILLED, /* the init's 'K': Frame.signal ended the runner */
         FRAME_IS_HOSTILE, /* not a frame this phase can send: kill the sandbox */
+        FRAME_IS_IMAGE, /* an 'I': a figure's format, width, height, size, and its first data */
+        FRAME_IS_IMAGE_MORE, /* a 'J': more of the figure: data, len */
 } FrameVerdict;
 
 typedef struct Frame {
@@ -44,7 +46,27 @@ typedef struct Frame {
         int exit_code; /* FRAME_IS_REPORT_END: 0..255 */
         uint64_t maxrss_bytes; /* FRAME_IS_REPORT_END: the runner's peak RSS, or 0 */
         int signal; /* FRAME_IS_RUNNER_KILLED: 1..64 */
+        char image_format; /* FRAME_IS_IMAGE: 'p' or 's' */
+        uint32_t image_width, image_height, image_size; /* FRAME_IS_IMAGE */
 } Frame;
+
+/* A figure being received for a live answer ('I' then 'J' frames). Every field comes from the
+ * program, which can forge these frames as well as the runner sends them: what it can gain is a
+ * figure in its own answer, so the only checks are the run's limits (MAX_IMAGES figures of at
+ * most MAX_IMAGE_BYTES each), which bound what the server holds for it. */
+typedef struct FrameImage {
+        Buf data; /* the figure so far (capacity: MAX_IMAGE_BYTES) */
+        uint32_t size; /* what the 'I' announced; 0: none being received */
+        char format;
+        uint32_t width, height;
+        unsigned count; /* figures begun in this run (or cell) */
+} FrameImage;
+
+typedef enum FrameImageStep {
+        FRAME_IMAGE_PARTIAL, /* taken; more to come */
+        FRAME_IMAGE_COMPLETE, /* img->data holds a whole figure: hand it on, then frame_image_reset */
+        FRAME_IMAGE_DROPPED, /* over a limit, malformed, or a 'J' without an 'I': nothing kept */
+} FrameImageStep;
 
 /* Classifies one message (one SEQPACKET datagram) received in phase ph. */
 void frame_parse(FramePhase ph, const char *m, size_t n, Frame *ret);
@@ -53,6 +75,12 @@ void frame_parse(FramePhase ph, const char *m, size_t n, Frame *ret);
  * Returns how many bytes were kept; fewer than n means the cap was hit (r->truncated is set and
  * the run must end). */
 size_t frame_add_output(RunResult *r, size_t max_output, int stream, const char *data, size_t n);
+
+/* Adds an 'I' or 'J' frame (f, as frame_parse classified it) to img, within max_images figures
+ * of at most max_bytes each. An 'I' abandons a figure still incomplete. */
+FrameImageStep frame_add_image(FrameImage *img, const Frame *f, unsigned max_images, size_t max_bytes);
+/* Forgets the figure being received (kept: the count and the buffer's memory). */
+void frame_image_reset(FrameImage *img);
 
 /* Adds a piece of the runner's report unless the report is already complete. */
 void frame_add_report(RunResult *r, const char *data, size_t n);

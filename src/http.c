@@ -107,6 +107,7 @@ typedef struct Live {
         Buf wire; /* events made and not yet all sent, from wire_off */
         size_t wire_off;
         uint64_t seq;
+        size_t images_sent; /* figures streamed as shown: the end's report has them first */
         uint64_t t0_ms, done_ms; /* CLOCK_MONOTONIC at the run's start and end */
         /* A duplicate of the client's socket, the one the pool watches for a hang-up: it stays
          * valid while the run goes on even after libmicrohttpd closed its own. */
@@ -416,6 +417,21 @@ static void live_output(Job *job, int stream, const char *data, size_t n) {
         pthread_mutex_unlock(&req->live.lock);
 }
 
+/* Pool thread: a figure the program showed, after the output written before it. An event of
+ * its own, so it goes at once. */
+static void live_image(Job *job, char format, uint32_t width, uint32_t height, const char *data, size_t n) {
+        Req *req = job->userdata;
+        uint64_t now = now_ms();
+        pthread_mutex_lock(&req->live.lock);
+        if (!req->live.completed)
+                (void)stream_queue_add_image(
+                        &req->live.q, format, width, height, data, n, now - req->live.t0_ms);
+        if (!req->live.first_ms)
+                req->live.first_ms = now;
+        live_wake(req);
+        pthread_mutex_unlock(&req->live.lock);
+}
+
 /* Makes req (an execute, stateless or a cell) a live answer when its Accept asks for one:
  * sets the job's hooks and its watched fd. Returns the fd the pool is to watch. */
 static int live_prepare(Req *req, int client_fd) {
@@ -433,6 +449,10 @@ static int live_prepare(Req *req, int client_fd) {
         req->live.suspended = true; /* the caller suspends before submitting */
         req->job.on_output = live_output;
         req->job.on_start = live_start;
+        /* Figures as they are shown need the runner to send them: without the flag (no memory
+         * for it) they still come, in the end's report, streamed just before it. */
+        if (api_request_live(&req->job.request, &req->job.request_len) == 0)
+                req->job.on_image = live_image;
         return req->live.fd;
 }
 
@@ -600,12 +620,12 @@ static void live_end(Req *req) {
                 json_object_set_new(ans, "http_status", json_integer((json_int_t)code));
         }
         uint64_t t = l->done_ms - l->t0_ms;
-        /* The runner renders figures at plt.show() but sends them only in its report: they are
-         * streamed here, in order, just before the end. */
+        /* The figures streamed as they were shown are the report's first ones; any other (the
+         * runner could not send it live) goes now, in order, just before the end. */
         json_t *images = json_object_get(ans, "images"), *img;
         size_t i;
         json_array_foreach(images, i, img) {
-                if (json_is_object(img))
+                if (i >= l->images_sent && json_is_object(img))
                         (void)stream_event(&l->wire, l->framing, "image", l->seq++, t, img);
         }
         (void)stream_event(&l->wire, l->framing, "end", l->seq++, t, ans);
@@ -628,8 +648,18 @@ static void live_fill(Req *req) {
         int stream;
         uint64_t t;
         size_t n;
-        while (l->wire.len < STREAM_TEXT_MAX &&
-                (n = stream_queue_take(&l->q, l->done, text, &stream, &t)) > 0) {
+        while (l->wire.len < STREAM_TEXT_MAX) {
+                StreamSeg *img = stream_queue_take_image(&l->q);
+                if (img) {
+                        json_t *ev = stream_image_event(img);
+                        if (ev && stream_event(&l->wire, l->framing, "image", l->seq++, img->t_ms, ev) == 0)
+                                l->images_sent++;
+                        json_decref(ev);
+                        stream_seg_free(img);
+                        continue;
+                }
+                if ((n = stream_queue_take(&l->q, l->done, text, &stream, &t)) == 0)
+                        break;
                 size_t m;
                 _cleanup_free_ char *clean = utf8_sanitize(text, n, &m);
                 json_t *ev = clean ? json_pack("{ss%}", "text", clean, m) : NULL;

@@ -13,6 +13,7 @@
 
 #include "cgroup.h"
 #include "config.h"
+#include "frame.h"
 #include "pool.h"
 #include "proto.h"
 #include "route.h"
@@ -99,6 +100,7 @@ typedef struct Sandbox {
         Session *sess;
         int peak_fd; /* a session cell's memory.peak (cgroup_peak_reset), or -1 */
         uint64_t oom_base; /* OOM kills its cgroup counted before the cell */
+        FrameImage image; /* a figure on its way to a live answer (frame.h), reset per job */
         struct Sandbox *next;
 } Sandbox;
 

@@ -196,6 +196,7 @@ static int sb_spawn(Pool *p, Kind *k, Session *sess, bool for_session) {
         sb = b.sb = calloc(1, sizeof *sb);
         if (!sb)
                 return -ENOMEM;
+        buf_init(&sb->image.data, SIZE_MAX); /* bounded by frame_add_image */
         sb->id = ++p->next_id;
         sb->kind = k;
         sb->for_session = for_session;
@@ -310,6 +311,8 @@ static void sb_output(Pool *p, Sandbox *sb, int stream, const char *data, size_t
 
 void sb_send_job(Pool *p, Sandbox *sb, Job *job) {
         sb->job = job;
+        frame_image_reset(&sb->image);
+        sb->image.count = 0;
         sb->sent = 0;
         sb->report_ok = false;
         sb->report_code = 0;
@@ -507,6 +510,24 @@ void on_sb_pid(Pool *p, Sandbox *sb) {
         sb_retire(p, sb);
 }
 
+/* A piece of a figure for a live answer. When it is whole, the output written before it is
+ * handed on first: the program's own writes came on this socket before the figure, but what
+ * its subprocesses and C code wrote may still wait in the pipes, and the runner wrote all of
+ * that before it sent the figure. */
+static void on_image_frame(Pool *p, Sandbox *sb, const Frame *f) {
+        if (!sb->job->on_image)
+                return; /* not a live answer: the report carries the figures */
+        if (frame_add_image(&sb->image, f, p->cfg.max_images, p->cfg.max_image_bytes) !=
+                FRAME_IMAGE_COMPLETE)
+                return;
+        drain_pipe(p, sb, 1);
+        drain_pipe(p, sb, 2);
+        if (!sb_released(sb) && sb->job && sb->job->on_image)
+                sb->job->on_image(sb->job, sb->image.format, sb->image.width, sb->image.height,
+                        sb->image.data.data, sb->image.data.len);
+        frame_image_reset(&sb->image);
+}
+
 static void on_frame(Pool *p, Sandbox *sb, const char *m, size_t n) {
         Frame f;
         FramePhase ph = FRAME_PHASE_QUIET;
@@ -519,7 +540,8 @@ static void on_frame(Pool *p, Sandbox *sb, const char *m, size_t n) {
         frame_parse(ph, m, n, &f);
         /* Only a phase with a job (RUNNING, REPORTED) yields what the job takes. */
         bool for_job = f.verdict == FRAME_IS_OUTPUT || f.verdict == FRAME_IS_REPORT ||
-                       f.verdict == FRAME_IS_REPORT_END || f.verdict == FRAME_IS_REPORT_BAD_END;
+                       f.verdict == FRAME_IS_REPORT_END || f.verdict == FRAME_IS_REPORT_BAD_END ||
+                       f.verdict == FRAME_IS_IMAGE || f.verdict == FRAME_IS_IMAGE_MORE;
         if (for_job && !sb->job)
                 return;
         switch (f.verdict) {
@@ -563,6 +585,10 @@ static void on_frame(Pool *p, Sandbox *sb, const char *m, size_t n) {
                 break;
         case FRAME_IS_HOSTILE:
                 sb_kill(sb, RUN_EXITED);
+                break;
+        case FRAME_IS_IMAGE:
+        case FRAME_IS_IMAGE_MORE:
+                on_image_frame(p, sb, &f);
                 break;
         }
 }

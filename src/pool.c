@@ -401,6 +401,7 @@ static void free_graveyard(Pool *p) {
         while (p->graveyard) {
                 Sandbox *sb = p->graveyard;
                 p->graveyard = sb->next;
+                buf_free(&sb->image.data);
                 free(sb);
         }
         while (p->dead_watches) {

@@ -76,6 +76,9 @@ struct Job {
         JobDone done;
         /* Optional: each piece of output as it arrives (pool thread), for live streaming. */
         void (*on_output)(Job *job, int stream, const char *data, size_t n);
+        /* Optional: a figure the program showed (plt.show()), after the output written before it
+         * (pool thread). Only for a request that asked the runner for them (api_request_live). */
+        void (*on_image)(Job *job, char format, uint32_t width, uint32_t height, const char *data, size_t n);
         /* Optional: the run begins now: the request is on its way to a sandbox (pool thread).
          * Not called for a job refused or ended before (queue timeout, a busy session...). */
         void (*on_start)(Job *job);

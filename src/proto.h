@@ -91,6 +91,12 @@ enum {
          * (SCM_RIGHTS), before its report. Taken only then (pool-session.c); any other fd a
          * sandbox sends is closed unread. */
         FRAME_FD = 'D',
+        /* A figure, sent at plt.show() only to a live answer (stream.h): 'I' + FRAME_IMAGE_HEADER
+         * - 1 bytes (format, width, height, size) + its first bytes, then 'J' + more bytes until
+         * size. Its place among 'O' and 'E' frames is where the program showed it. The report
+         * still carries every figure: a live answer's end event is the buffered answer. */
+        FRAME_IMAGE = 'I',
+        FRAME_IMAGE_MORE = 'J',
 };
 
 /* 'K' + int32 signal number, little-endian: the init's last word when the runner was killed by
@@ -103,6 +109,10 @@ enum {
  * the report (runner.py _finish packs it with "<iQ"). */
 #define FRAME_END_SIZE 13
 
+/* 'I' + uint8 format ('p' PNG, 's' SVG) + uint32 width + uint32 height + uint32 size of the
+ * image in bytes, little-endian (runner.py packs it with FRAME_IMAGE_FORMAT), then data. */
+#define FRAME_IMAGE_HEADER 14
+#define FRAME_IMAGE_FORMAT "<cIII"
 /* The struct module format of the 'Z' frame after its tag: runner.py packs it, and checks at
  * load that it is FRAME_END_SIZE - 1 bytes. */
 #define FRAME_END_FORMAT "<iQ"

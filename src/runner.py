@@ -30,7 +30,8 @@ import types
 # bytes; CHUNK, the largest payload of one message (FRAME_CHUNK); REQUEST_MAX, the largest
 # message the server sends; END_FORMAT and END_SIZE, the 'Z' frame; SOCK, the socket's fd;
 # ENV, the run's environment; RUNNER_FILE, the file name this code is compiled under.
-_FROM_C = ("FRAME", "CHUNK", "REQUEST_MAX", "END_FORMAT", "END_SIZE", "SOCK", "ENV", "RUNNER_FILE")
+_FROM_C = ("FRAME", "CHUNK", "REQUEST_MAX", "END_FORMAT", "END_SIZE", "SOCK", "ENV", "RUNNER_FILE",
+           "IMAGE_FORMAT", "IMAGE_HEADER")
 _missing = [name for name in _FROM_C if name not in globals()]
 if _missing:
     raise RuntimeError("runner.py: %s not set: zygote.c sets them from proto.h before this code runs"
@@ -38,10 +39,15 @@ if _missing:
 FRAME, CHUNK, REQUEST_MAX = globals()["FRAME"], globals()["CHUNK"], globals()["REQUEST_MAX"]
 END_FORMAT, END_SIZE, SOCK = globals()["END_FORMAT"], globals()["END_SIZE"], globals()["SOCK"]
 ENV, RUNNER_FILE = globals()["ENV"], globals()["RUNNER_FILE"]
+IMAGE_FORMAT, IMAGE_HEADER = globals()["IMAGE_FORMAT"], globals()["IMAGE_HEADER"]
 if struct.calcsize(END_FORMAT) != END_SIZE - 1:
     raise RuntimeError("runner.py: END_FORMAT %r is not END_SIZE - 1 = %d bytes" % (END_FORMAT, END_SIZE - 1))
+if struct.calcsize(IMAGE_FORMAT) != IMAGE_HEADER - 1:
+    raise RuntimeError("runner.py: IMAGE_FORMAT %r is not IMAGE_HEADER - 1 = %d bytes"
+                       % (IMAGE_FORMAT, IMAGE_HEADER - 1))
 _TAG_READY, _TAG_OUT, _TAG_ERR = FRAME["ready"], FRAME["stdout"], FRAME["stderr"]
 _TAG_REPORT, _TAG_END, _TAG_REQUEST = FRAME["report"], FRAME["report_end"], FRAME["request"]
+_TAG_IMAGE, _TAG_IMAGE_MORE = FRAME["image"], FRAME["image_more"]
 _REQUEST_HEADER = 1 + 8  # the tag, the total length
 
 # The private APIs of CPython and matplotlib this file relies on, as (module, attribute path):
@@ -278,6 +284,29 @@ def _read_request():
     return json.loads(b"".join(parts))
 
 
+_OUTPUT = ()  # the _Buffers of stdout and stderr (_prepare), whatever the program makes sys.stdout
+
+
+def _send_image(fmt, width, height, data):
+    """A figure to a live answer, where the program showed it: after what both streams hold
+    (so that the server places it after the text written before it), then the image itself in
+    frames of at most CHUNK bytes (proto.h FRAME_IMAGE)."""
+    for b in _OUTPUT:
+        try:
+            b._drain()
+        except Exception:
+            pass  # a stream the program closed holds nothing
+    width, height = (min(max(int(v), 0), 0xFFFFFFFF) for v in (width, height))
+    head = _TAG_IMAGE + struct.pack(IMAGE_FORMAT, fmt[:1].encode(), width, height, len(data))
+    first = CHUNK - len(head) + 1
+    try:
+        os.write(SOCK, head + data[:first])
+        for off in range(first, len(data), CHUNK):
+            os.writev(SOCK, [_TAG_IMAGE_MORE, data[off:off + CHUNK]])
+    except OSError:
+        pass  # the server stopped reading: the run is being ended
+
+
 def _reseed():
     # Seeded once in the zygote at import: every child would replay the same sequence.
     import random
@@ -344,6 +373,8 @@ def _prepare():
     out = _stream(_TAG_OUT, 1, "<stdout>", False)
     err = _stream(_TAG_ERR, 2, "<stderr>", True)
     out.buffer.peer, err.buffer.peer = err.buffer, out.buffer
+    global _OUTPUT
+    _OUTPUT = (out.buffer, err.buffer)
     sys.stdout = sys.__stdout__ = out
     sys.stderr = sys.__stderr__ = err
 
@@ -509,8 +540,9 @@ _current_figures = None  # the cell's (or run's) _Figures, which plt.show() rend
 class _Figures:
     """Matplotlib figures, rendered when passed to plt.show() and at the end of the run."""
 
-    def __init__(self, fmt, limits):
+    def __init__(self, fmt, limits, live=False):
         self.fmt = fmt
+        self.live = live  # a live answer: each figure is sent as it is shown (_send_image)
         self.max_images = limits["images"]
         self.max_bytes = limits["image_bytes"]
         self.images = []
@@ -538,6 +570,8 @@ class _Figures:
                     w, h = self._size(fig, data)
                     self.images.append({"format": self.fmt, "width": w, "height": h,
                                         "data": base64.b64encode(data).decode()})
+                    if self.live:
+                        _send_image(self.fmt, w, h, data)
             plt.close(fig)
 
     def _size(self, fig, data):
@@ -952,7 +986,9 @@ def _run(req, mod, err, script, cell=None):
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
     elif not _write_script(script, code):
         linecache.cache[SCRIPT] = (len(code), None, code.splitlines(True), SCRIPT)
-    figures = _Figures(req.get("image_format", "png"), limits) if report_mode else None
+    figures = None
+    if report_mode:
+        figures = _Figures(req.get("image_format", "png"), limits, live=req.get("live") is True)
     if figures:
         figures.install()
 

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "util/macro.h"
+#include "util/str.h"
 #include "util/utf8.h"
 
 /* q of one media range's parameters ("; q=0.5"), 1 when absent. */
@@ -61,6 +62,75 @@ const char *stream_content_type(StreamFraming f) {
         return f == STREAM_SSE ? "text/event-stream; charset=utf-8" : "application/x-ndjson; charset=utf-8";
 }
 
+void stream_seg_free(StreamSeg *s) {
+        if (s) {
+                free(s->data);
+                free(s);
+        }
+}
+
+static void queue_link(StreamQueue *q, StreamSeg *s) {
+        *(q->tail ? &q->tail->next : &q->head) = s;
+        q->tail = s;
+}
+
+/* Drops the segments at the head that are all sent. */
+static void queue_prune(StreamQueue *q) {
+        while (q->head && q->head->off == q->head->len) {
+                StreamSeg *s = q->head;
+                q->head = s->next;
+                if (!q->head)
+                        q->tail = NULL;
+                stream_seg_free(s);
+        }
+}
+
+int stream_queue_add_image(StreamQueue *q, char format, uint32_t width, uint32_t height, const char *data,
+        size_t n, uint64_t t_ms) {
+        if (n == 0)
+                return 0;
+        StreamSeg *s = calloc(1, sizeof *s);
+        char *d = malloc(n);
+        if (!s || !d) {
+                free(s);
+                free(d);
+                return -ENOMEM;
+        }
+        memcpy(d, data, n);
+        *s = (StreamSeg){.stream = STREAM_IMAGE,
+                .image_format = format,
+                .width = width,
+                .height = height,
+                .t_ms = t_ms,
+                .len = n,
+                .alloc = n,
+                .data = d};
+        queue_link(q, s);
+        q->bytes += n;
+        return 0;
+}
+
+StreamSeg *stream_queue_take_image(StreamQueue *q) {
+        queue_prune(q);
+        StreamSeg *s = q->head;
+        if (!s || s->stream != STREAM_IMAGE)
+                return NULL;
+        q->head = s->next;
+        if (!q->head)
+                q->tail = NULL;
+        s->next = NULL;
+        q->bytes -= s->len - s->off;
+        return s;
+}
+
+json_t *stream_image_event(const StreamSeg *s) {
+        _cleanup_free_ char *b64 = base64_encode(s->data, s->len);
+        if (!b64)
+                return NULL;
+        return json_pack("{sssIsIss}", "format", s->image_format == 's' ? "svg" : "png", "width",
+                (json_int_t)s->width, "height", (json_int_t)s->height, "data", b64);
+}
+
 int stream_queue_add(StreamQueue *q, int stream, const char *data, size_t n, uint64_t t_ms) {
         if (n == 0)
                 return 0;
@@ -71,8 +141,7 @@ int stream_queue_add(StreamQueue *q, int stream, const char *data, size_t n, uin
                         return -ENOMEM;
                 s->stream = stream;
                 s->t_ms = t_ms;
-                *(q->tail ? &q->tail->next : &q->head) = s;
-                q->tail = s;
+                queue_link(q, s);
         }
         if (s->len + n > s->alloc) {
                 size_t want = MAX(s->alloc * 2, s->len + n);
@@ -110,16 +179,9 @@ static size_t utf8_cut(const unsigned char *p, size_t n) {
 
 size_t stream_queue_take(
         StreamQueue *q, bool final, char out[static STREAM_TEXT_MAX], int *ret_stream, uint64_t *ret_t_ms) {
+        queue_prune(q);
         StreamSeg *s = q->head;
-        while (s && s->off == s->len) {
-                q->head = s->next;
-                if (!q->head)
-                        q->tail = NULL;
-                free(s->data);
-                free(s);
-                s = q->head;
-        }
-        if (!s)
+        if (!s || s->stream == STREAM_IMAGE)
                 return 0;
         size_t avail = s->len - s->off;
         size_t n = MIN(avail, (size_t)STREAM_TEXT_MAX);
@@ -145,8 +207,7 @@ void stream_queue_free(StreamQueue *q) {
         while (q->head) {
                 StreamSeg *s = q->head;
                 q->head = s->next;
-                free(s->data);
-                free(s);
+                stream_seg_free(s);
         }
         *q = (StreamQueue){0};
 }

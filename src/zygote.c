@@ -185,6 +185,8 @@ static int set_runner_globals(PyObject *g, void *userdata) {
                 {"report_end", FRAME_REPORT_END},
                 {"request", FRAME_REQUEST},
                 {"fd", FRAME_FD},
+                {"image", FRAME_IMAGE},
+                {"image_more", FRAME_IMAGE_MORE},
         };
         static const char *const env[] = {SANDBOX_ENV};
         (void)userdata;
@@ -210,6 +212,8 @@ static int set_runner_globals(PyObject *g, void *userdata) {
                 dict_set_new(g, "REQUEST_MAX", PyLong_FromLong(FRAME_REQUEST_HEADER + FRAME_CHUNK)) < 0 ||
                 dict_set_new(g, "END_FORMAT", PyUnicode_FromString(FRAME_END_FORMAT)) < 0 ||
                 dict_set_new(g, "END_SIZE", PyLong_FromLong(FRAME_END_SIZE)) < 0 ||
+                dict_set_new(g, "IMAGE_FORMAT", PyUnicode_FromString(FRAME_IMAGE_FORMAT)) < 0 ||
+                dict_set_new(g, "IMAGE_HEADER", PyLong_FromLong(FRAME_IMAGE_HEADER)) < 0 ||
                 dict_set_new(g, "SOCK", PyLong_FromLong(SANDBOX_SOCK_FD)) < 0 ||
                 dict_set_new(g, "RUNNER_FILE", PyUnicode_FromString(RUNNER_FILE)) < 0)
                 return -ENOMEM;

@@ -1,6 +1,8 @@
 #include "util/str.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 int str_copy(char *buf, size_t size, const char *s) {
@@ -9,4 +11,25 @@ int str_copy(char *buf, size_t size, const char *s) {
                 return -ENAMETOOLONG;
         memcpy(buf, s, n + 1);
         return 0;
+}
+
+char *base64_encode(const char *p, size_t n) {
+        static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        char *out = malloc((n + 2) / 3 * 4 + 1);
+        if (!out)
+                return NULL;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i += 3) {
+                uint32_t v = (uint32_t)(uint8_t)p[i] << 16;
+                if (i + 1 < n)
+                        v |= (uint32_t)(uint8_t)p[i + 1] << 8;
+                if (i + 2 < n)
+                        v |= (uint8_t)p[i + 2];
+                out[k++] = tab[v >> 18 & 63];
+                out[k++] = tab[v >> 12 & 63];
+                out[k++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
+                out[k++] = i + 2 < n ? tab[v & 63] : '=';
+        }
+        out[k] = 0;
+        return out;
 }

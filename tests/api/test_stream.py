@@ -16,6 +16,7 @@ pattern match: no SSE client library is packaged for Debian 12 and the suites us
 standard library."""
 
 import http.client
+import base64
 import json
 import os
 import signal
@@ -23,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import (MARK_PRELUDE, assert_cgroups_only_for_live_sandboxes, assert_no_processes_left, code, create_session, new_token, run,
+from conftest import (MARK_PRELUDE, assert_cgroups_only_for_live_sandboxes, assert_no_processes_left, assert_healthy, code, create_session, new_token, run,
                       session_execute, show, wait_session_state, cell_ok, delete_session,
                       module_server)
 
@@ -361,23 +362,109 @@ def test_timeout_memory_kill_and_exception_each_end_with_their_answer(server):
         assert texts(evs)[0][0] == "stdout" and texts(evs)[0][1].startswith("a\n"), show(evs)
 
 
-def test_a_figure_at_show_is_an_image_event_before_the_end(server):
-    """The runner renders a figure at plt.show() but sends it in its report: the image events
-    come after the output and before the end, one per image of the answer, the same objects."""
+IMAGE_KEYS = ("format", "width", "height", "data")
+
+
+def image_of(ev):
+    return {k: v for k, v in ev.items() if k in IMAGE_KEYS}
+
+
+@pytest.mark.parametrize("accept", [NDJSON, SSE])
+def test_a_figure_is_an_image_event_when_shown_in_write_order(server, accept):
+    """Text, a subprocess's line, a figure, more text, a second figure, text on stderr: the
+    events come in that order, each image where plt.show() was called, and the image events
+    are the answer's images, the same objects. The figure is sent while the program sleeps 2 s
+    after showing it: its t is earlier than the end's by most of the sleep, and the client had
+    it well before the end. Failed before the runner sent figures as they are shown (they came
+    from the report, both just before the end, after "after-2" and the stderr line)."""
     evs = open_stream(server, {"code": code('''
+        import subprocess, sys, time
         import matplotlib.pyplot as plt
+        print("before-1")
+        subprocess.run(["/bin/echo", "sub"])
         plt.figure(figsize=(2, 1))
         plt.plot([1, 2])
         plt.show()
-        print("done")
-    ''')}, SSE).all()
+        time.sleep(2)
+        print("after-1")
+        plt.figure(figsize=(3, 1))
+        plt.plot([2, 1])
+        plt.show()
+        print("after-2", file=sys.stderr)
+    ''')}, accept).all()
+    end = check_sequence(evs)
+    assert end["status"] == "Success", show(end)
+    kinds = []
+    for e in evs[1:-1]:
+        if e["type"] == "image":
+            kinds.append("image")
+        elif e["type"] in ("stdout", "stderr"):
+            for line in e["text"].splitlines():
+                kinds.append(line)
+    assert kinds == ["before-1", "sub", "image", "after-1", "image", "after-2"], show(evs)
+    images = [e for e in evs if e["type"] == "image"]
+    assert [image_of(e) for e in images] == end["images"], show(evs)
+    assert [(e["width"], e["height"]) for e in images] == [(200, 100), (300, 100)], show(images)
+    assert base64.b64decode(images[0]["data"])[:8] == b"\x89PNG\r\n\x1a\n", show(images)
+    assert end["t"] - images[0]["t"] >= 1500, show(evs)
+    assert end["_got"] - images[0]["_got"] >= 1.0, show(evs)
+
+
+def test_svg_figures_and_figures_left_open_stream_too(server):
+    """image_format svg: the event says svg and carries the SVG; a figure never shown is
+    rendered at the end, as in the buffered answer, and streamed before the end."""
+    evs = open_stream(server, {"image_format": "svg", "code": code('''
+        import matplotlib.pyplot as plt
+        plt.plot([1, 2])
+        plt.show()
+        print("shown")
+        plt.figure()
+        plt.plot([2, 1])
+    ''')}, NDJSON).all()
     end = check_sequence(evs)
     images = [e for e in evs if e["type"] == "image"]
-    assert len(images) == 1 == len(end["images"]), show(end)
-    assert {k: v for k, v in images[0].items() if k in ("format", "width", "height", "data")} == \
-        end["images"][0], show(images)
-    assert (images[0]["width"], images[0]["height"]) == (200, 100)
-    assert evs.index(images[0]) == len(evs) - 2
+    assert len(images) == 2 and [image_of(e) for e in images] == end["images"], show(evs)
+    assert all(e["format"] == "svg" for e in images), show(images)
+    assert b"<svg" in base64.b64decode(images[0]["data"]), show(images)
+    order = [e["type"] for e in evs]
+    assert order.index("stdout") > evs.index(images[0]) and evs.index(images[1]) == len(evs) - 2, show(evs)
+
+
+def test_figures_past_max_images_are_dropped_live_as_in_the_answer(start_server):
+    """MAX_IMAGES=2 and three figures shown: two image events, the answer's two images and
+    images_dropped 1."""
+    server = start_server({"MAX_IMAGES": "2"})
+    evs = open_stream(server, {"code": code('''
+        import matplotlib.pyplot as plt
+        for i in range(3):
+            plt.figure(figsize=(1, 1))
+            plt.plot([i])
+            plt.show()
+    ''')}, NDJSON).all()
+    end = check_sequence(evs)
+    images = [e for e in evs if e["type"] == "image"]
+    assert [image_of(e) for e in images] == end["images"] and len(images) == 2, show(evs)
+    assert end["images_dropped"] == 1, show(end)
+
+
+def test_a_forged_image_frame_reaches_only_its_own_stream(server):
+    """The program writes a figure frame on the runner's socket itself: at most it shows up in
+    its own stream (the end keeps the report's images: none), the server stays well, and a
+    frame over the image limit or announcing more than it sends is dropped."""
+    evs = open_stream(server, {"code": code('''
+        import os, struct
+        os.write(3, b"I" + struct.pack("<cIII", b"p", 1, 1, 4) + b"abcd")
+        os.write(3, b"I" + struct.pack("<cIII", b"p", 1, 1, 1 << 30) + b"x")
+        os.write(3, b"J" + b"y" * 100)
+        os.write(3, b"I" + struct.pack("<cIII", b"q", 1, 1, 4) + b"abcd")
+        print("still here")
+    ''')}, NDJSON).all()
+    end = check_sequence(evs)
+    images = [e for e in evs if e["type"] == "image"]
+    assert [image_of(e) for e in images] == [
+        {"format": "png", "width": 1, "height": 1, "data": base64.b64encode(b"abcd").decode()}], show(evs)
+    assert end["status"] == "Success" and end["stdout"] == "still here\n" and end["images"] == [], show(end)
+    assert_healthy(server)
 
 
 def test_client_leaving_mid_stream_kills_the_run(long_server):
@@ -426,6 +513,24 @@ def test_session_cell_streams_and_ends_with_its_answer(server, session, accept):
     assert end["execution_count"] == 2 and end["session"]["session_id"] == session, show(end)
     assert texts(evs) == [("stdout", "one\n42\n")] or texts(evs)[0] == ("stdout", "one\n"), show(evs)
     assert end["t"] - next(e for e in evs if e["type"] == "stdout")["t"] >= 1000, show(evs)
+
+
+def test_a_session_cell_streams_its_figure_when_shown(server, session):
+    """A cell's figure is streamed at plt.show(), before the text printed after it; the next
+    cell, not live, still gets its figure in its answer."""
+    cell_ok(server, session, "import matplotlib.pyplot as plt")
+    evs = open_stream(server, {"code": code('''
+        plt.figure(figsize=(2, 1))
+        plt.plot([1, 2])
+        plt.show()
+        print("after")
+    ''')}, NDJSON, f"/api/sessions/{session}/execute").all()
+    end = check_sequence(evs)
+    types = [e["type"] for e in evs]
+    assert types == ["start", "image", "stdout", "end"], show(evs)
+    assert [image_of(evs[1])] == end["images"], show(evs)
+    body = cell_ok(server, session, "plt.plot([3]); plt.show()")
+    assert len(body["images"]) == 1, show(body)
 
 
 def test_session_refusals_keep_their_status_and_json(server, session):

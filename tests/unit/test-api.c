@@ -2016,6 +2016,27 @@ static void test_answer_report_over_cap_is_malformed(void **state) {
 
 #define T(f) cmocka_unit_test_teardown(f, release_all)
 
+/* The live flag goes in front of the members, the rest unchanged; not into what is not a
+ * non-empty object. */
+static void test_request_live(void **state) {
+        (void)state;
+        char *s = strdup("{\"code\":\"print(1)\",\"mode\":\"report\"}");
+        size_t n = strlen(s);
+        assert_int_equal(api_request_live(&s, &n), 0);
+        assert_string_equal(s, "{\"live\":true,\"code\":\"print(1)\",\"mode\":\"report\"}");
+        assert_int_equal(n, strlen(s));
+        json_t *o = json_loads(s, 0, NULL);
+        assert_non_null(o);
+        assert_true(json_is_true(json_object_get(o, "live")));
+        json_decref(o);
+        free(s);
+        s = strdup("{}");
+        n = 2;
+        assert_int_equal(api_request_live(&s, &n), -EINVAL);
+        assert_string_equal(s, "{}");
+        free(s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 T(test_decode_valid),
@@ -2040,6 +2061,7 @@ int main(void) {
                 T(test_runner_request_round_trip),
                 T(test_runner_request_uses_length),
                 T(test_error_body),
+                T(test_request_live),
                 T(test_error_body_invalid_utf8),
                 T(test_answer_success),
                 T(test_answer_success_without_output),

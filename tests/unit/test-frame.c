@@ -181,6 +181,69 @@ static void test_reported(void **state) {
         assert_int_equal(verdict(FRAME_PHASE_RUNNING, "R{}", 3), FRAME_IS_REPORT);
 }
 
+/* 'I' + format + width + height + size (little-endian) + data. */
+static size_t image_frame(
+        char *m, char fmt, uint32_t w, uint32_t h, uint32_t size, const char *data, size_t n) {
+        m[0] = FRAME_IMAGE;
+        m[1] = fmt;
+        for (int i = 0; i < 4; i++) {
+                m[2 + i] = (char)(w >> (8 * i));
+                m[6 + i] = (char)(h >> (8 * i));
+                m[10 + i] = (char)(size >> (8 * i));
+        }
+        memcpy(m + FRAME_IMAGE_HEADER, data, n);
+        return FRAME_IMAGE_HEADER + n;
+}
+
+static void test_image_frames(void **state) {
+        (void)state;
+        char m[64];
+        Frame f;
+        FrameImage img = {0};
+        buf_init(&img.data, SIZE_MAX);
+
+        /* A figure in two frames. */
+        frame_parse(FRAME_PHASE_RUNNING, m, image_frame(m, 'p', 640, 480, 6, "abc", 3), &f);
+        assert_int_equal(f.verdict, FRAME_IS_IMAGE);
+        assert_int_equal(f.image_width, 640);
+        assert_int_equal(f.image_height, 480);
+        assert_int_equal(frame_add_image(&img, &f, 2, 100), FRAME_IMAGE_PARTIAL);
+        frame_parse(FRAME_PHASE_RUNNING, "Jdef", 4, &f);
+        assert_int_equal(f.verdict, FRAME_IS_IMAGE_MORE);
+        assert_int_equal(frame_add_image(&img, &f, 2, 100), FRAME_IMAGE_COMPLETE);
+        assert_memory_equal(img.data.data, "abcdef", 6);
+        assert_int_equal(img.format, 'p');
+        frame_image_reset(&img);
+
+        /* More than announced, a 'J' with no figure begun: dropped. */
+        frame_parse(FRAME_PHASE_RUNNING, m, image_frame(m, 's', 1, 1, 4, "ab", 2), &f);
+        assert_int_equal(frame_add_image(&img, &f, 2, 100), FRAME_IMAGE_PARTIAL);
+        frame_parse(FRAME_PHASE_RUNNING, "Jxyz", 4, &f);
+        assert_int_equal(frame_add_image(&img, &f, 2, 100), FRAME_IMAGE_DROPPED);
+        assert_int_equal(frame_add_image(&img, &f, 2, 100), FRAME_IMAGE_DROPPED);
+
+        /* Over the limits: the count (two begun above), then the size. */
+        frame_parse(FRAME_PHASE_RUNNING, m, image_frame(m, 'p', 1, 1, 1, "a", 1), &f);
+        assert_int_equal(frame_add_image(&img, &f, 2, 100), FRAME_IMAGE_DROPPED);
+        img.count = 0;
+        frame_parse(FRAME_PHASE_RUNNING, m, image_frame(m, 'p', 1, 1, 101, "a", 1), &f);
+        assert_int_equal(frame_add_image(&img, &f, 2, 100), FRAME_IMAGE_DROPPED);
+        assert_int_equal(frame_add_image(&img, &f, 2, 101), FRAME_IMAGE_PARTIAL);
+
+        /* Malformed 'I' frames are ignored like unknown ones; outside a run, hostile. */
+        assert_int_equal(
+                verdict(FRAME_PHASE_RUNNING, m, image_frame(m, 'x', 1, 1, 1, "a", 1)), FRAME_IGNORE);
+        assert_int_equal(verdict(FRAME_PHASE_RUNNING, m, image_frame(m, 'p', 1, 1, 0, "", 0)), FRAME_IGNORE);
+        assert_int_equal(
+                verdict(FRAME_PHASE_RUNNING, m, image_frame(m, 'p', 1, 1, 1, "ab", 2)), FRAME_IGNORE);
+        assert_int_equal(verdict(FRAME_PHASE_RUNNING, m, FRAME_IMAGE_HEADER - 1), FRAME_IGNORE);
+        assert_int_equal(
+                verdict(FRAME_PHASE_REPORTED, m, image_frame(m, 'p', 1, 1, 1, "a", 1)), FRAME_IGNORE);
+        assert_int_equal(
+                verdict(FRAME_PHASE_QUIET, m, image_frame(m, 'p', 1, 1, 1, "a", 1)), FRAME_IS_HOSTILE);
+        buf_free(&img.data);
+}
+
 static void test_report(void **state) {
         RunResult r;
         (void)state;
@@ -210,6 +273,7 @@ int main(void) {
                 cmocka_unit_test(test_request_header),
                 cmocka_unit_test(test_reported),
                 cmocka_unit_test(test_report),
+                cmocka_unit_test(test_image_frames),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,6 +54,40 @@ static void test_queue_merges_and_keeps_streams_apart(void **state) {
         stream_queue_free(&q);
 }
 
+/* A figure is its own segment, in its place: text before it is taken first, then the figure,
+ * never merged with text of either side; its event carries the bytes in base64. */
+static void test_queue_figures_keep_their_place(void **state) {
+        (void)state;
+        StreamQueue q = {0};
+        char out[STREAM_TEXT_MAX];
+        int stream;
+        assert_int_equal(stream_queue_add(&q, 1, "a", 1, 1), 0);
+        assert_int_equal(stream_queue_add_image(&q, 'p', 640, 480, "\x89PNG", 4, 2), 0);
+        assert_int_equal(stream_queue_add(&q, 1, "b", 1, 3), 0);
+        assert_int_equal(q.bytes, 6);
+        assert_null(stream_queue_take_image(&q)); /* "a" comes first */
+        assert_int_equal(take(&q, false, out, &stream), 1);
+        assert_int_equal(out[0], 'a');
+        assert_int_equal(take(&q, false, out, &stream), 0); /* the figure comes next */
+        StreamSeg *img = stream_queue_take_image(&q);
+        assert_non_null(img);
+        assert_int_equal(img->t_ms, 2);
+        json_t *ev = stream_image_event(img);
+        assert_non_null(ev);
+        assert_string_equal(json_string_value(json_object_get(ev, "format")), "png");
+        assert_int_equal(json_integer_value(json_object_get(ev, "width")), 640);
+        assert_int_equal(json_integer_value(json_object_get(ev, "height")), 480);
+        assert_string_equal(json_string_value(json_object_get(ev, "data")), "iVBORw==");
+        json_decref(ev);
+        stream_seg_free(img);
+        assert_int_equal(take(&q, true, out, &stream), 1);
+        assert_int_equal(out[0], 'b');
+        assert_int_equal(q.bytes, 0);
+        /* A figure left in the queue is freed with it. */
+        assert_int_equal(stream_queue_add_image(&q, 's', 1, 1, "<svg", 4, 4), 0);
+        stream_queue_free(&q);
+}
+
 static void test_queue_cuts_at_4k_and_utf8(void **state) {
         (void)state;
         StreamQueue q = {0};
@@ -107,6 +141,7 @@ int main(void) {
                 cmocka_unit_test(test_negotiate),
                 cmocka_unit_test(test_queue_merges_and_keeps_streams_apart),
                 cmocka_unit_test(test_queue_cuts_at_4k_and_utf8),
+                cmocka_unit_test(test_queue_figures_keep_their_place),
                 cmocka_unit_test(test_framing),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
