@@ -20,11 +20,12 @@ import base64
 import json
 import os
 import signal
+import socket
 import time
 
 import pytest
 
-from conftest import (MARK_PRELUDE, assert_cgroups_only_for_live_sandboxes, assert_no_processes_left, assert_healthy, code, create_session, new_token, run,
+from conftest import (MARK_PRELUDE, assert_cgroups_only_for_live_sandboxes, assert_no_processes_left, assert_healthy, code, host_processes, create_session, new_token, run,
                       session_execute, show, wait_session_state, cell_ok, delete_session,
                       module_server)
 
@@ -673,6 +674,42 @@ def test_a_client_leaving_while_output_flows_kills_the_run(long_server):
     assert_no_processes_left(token, timeout=15)
     status, body = run(server, "print(3)")
     assert status == 200 and body["stdout"] == "3\n", show(body)
+
+
+def test_a_client_that_stops_reading_is_closed_and_its_run_killed(start_server):
+    """The client asks for a live answer, then reads nothing more while the program writes on
+    (slowly enough to stay under MAX_OUTPUT_BYTES for minutes). Once the socket buffers are
+    full the server can send nothing: libmicrohttpd's idle timeout (60 s) closes the
+    connection, and the run is killed as for a client that left, long before its 300 s time
+    limit. The pool's thread never blocked on the client meanwhile: another run answers."""
+    server = start_server({"EXECUTION_TIMEOUT": "300", "MAX_OUTPUT_BYTES": str(256 << 20)})
+    token = new_token()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        sock.connect(("127.0.0.1", server.port))
+        body = json.dumps({"code": MARK_PRELUDE + code(f'''
+            import sys, time
+            mark("{token}")
+            line = "x" * 1023 + "\\n"
+            while True:
+                sys.stdout.write(line * 256)
+                time.sleep(0.1)
+        ''')}).encode()
+        sock.sendall(b"POST /api/execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Accept: application/x-ndjson\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        assert sock.recv(12) == b"HTTP/1.1 200", "no live answer"
+        deadline = time.monotonic() + 10
+        while not host_processes(token) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert host_processes(token), "the run never started"
+        status, other = run(server, "print(7)")
+        assert status == 200 and other["stdout"] == "7\n", show(other)
+        assert_no_processes_left(token, timeout=120)
+    finally:
+        sock.close()
+    assert_cgroups_only_for_live_sandboxes(server)
+    assert_healthy(server)
 
 
 def test_many_small_writes_are_coalesced(server):
