@@ -39,12 +39,15 @@ def proto_constants():
     return {
         "FRAME": {"ready": tag("FRAME_READY"), "stdout": tag("FRAME_STDOUT"),
                   "stderr": tag("FRAME_STDERR"), "report": tag("FRAME_REPORT"),
-                  "report_end": tag("FRAME_REPORT_END"),
+                  "report_end": tag("FRAME_REPORT_END"), "image": tag("FRAME_IMAGE"),
+                  "image_more": tag("FRAME_IMAGE_MORE"),
                   "request": define("FRAME_REQUEST").strip("'").encode()},
         "CHUNK": int(define("FRAME_CHUNK")),
         "REQUEST_MAX": int(define("FRAME_REQUEST_HEADER")) + int(define("FRAME_CHUNK")),
         "END_FORMAT": define("FRAME_END_FORMAT").strip('"'),
         "END_SIZE": int(define("FRAME_END_SIZE")),
+        "IMAGE_FORMAT": define("FRAME_IMAGE_FORMAT").strip('"'),
+        "IMAGE_HEADER": int(define("FRAME_IMAGE_HEADER")),
         "SOCK": int(define("SANDBOX_SOCK_FD")),
         "ENV": dict(kv.split("=", 1) for kv in re.findall(r'"([^"]*)"', env)),
         "RUNNER_FILE": "<snakebox-runner>",
@@ -110,6 +113,13 @@ def test_runner_refuses_an_end_format_not_matching_end_size():
     constants = proto_constants()
     constants["END_SIZE"] = struct.calcsize(constants["END_FORMAT"])  # one short of the tag
     with pytest.raises(RuntimeError, match="END_FORMAT"):
+        load_runner(constants)
+
+
+def test_runner_refuses_an_image_format_not_matching_image_header():
+    constants = proto_constants()
+    constants["IMAGE_HEADER"] += 1
+    with pytest.raises(RuntimeError, match="IMAGE_FORMAT"):
         load_runner(constants)
 
 
