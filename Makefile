@@ -29,8 +29,9 @@ LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 SRCS := $(wildcard src/*.c src/util/*.c)
-# The sandbox runner's Python source, linked in with .incbin (src/runner-blob.S).
-BLOB := $(BUILD)/obj/runner-blob.o
+# The sandbox runner's Python source, linked in with .incbin (src/runner-blob.S), and the
+# playground page's files (src/playground-blob.S).
+BLOB := $(BUILD)/obj/runner-blob.o $(BUILD)/obj/playground-blob.o
 OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS)) $(BLOB)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
@@ -51,6 +52,10 @@ $(BUILD)/obj/runner-blob.o: src/runner-blob.S src/runner.py src/learn.py src/war
                             $(BUILD)/snakebox-init
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -DSANDBOX_INIT_BIN='"$(BUILD)/snakebox-init"' -c $< -o $@
+
+$(BUILD)/obj/playground-blob.o: src/playground-blob.S $(wildcard src/playground/*)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -c $< -o $@
 
 # A sandbox's pid 1 (src/init/sandbox-init.c): a static program without libc, embedded in the
 # binary and exec'd by every sandbox. Built apart from CFLAGS: no sanitizer, no stack protector
