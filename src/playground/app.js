@@ -15,6 +15,9 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const KEY_STORE = "snakebox-api-key";
+  // The tab's session id, so that a reload keeps the variables (the id is useless without the
+  // key that made it, when the server has keys).
+  const SID_STORE = "snakebox-session";
 
   const EXAMPLES = [
     {
@@ -53,7 +56,7 @@
 
   const state = {
     mode: "session", // "oneshot" once the server says sessions are disabled
-    sid: null,
+    sid: sessionStorage.getItem(SID_STORE),
     key: sessionStorage.getItem(KEY_STORE) || "",
     idleTimeout: 0, // the session's idle_timeout, seconds
     idleDeadline: 0, // Date.now() when it ends if nothing happens
@@ -120,6 +123,7 @@
 
   function forgetSession(why) {
     state.sid = null;
+    sessionStorage.removeItem(SID_STORE);
     state.idleDeadline = 0;
     $("files").replaceChildren();
     if (why) setStatus(why);
@@ -156,6 +160,7 @@
     const j = await jsonOf(r);
     if (r.status === 201 && j && typeof j.session_id === "string") {
       state.sid = j.session_id;
+      sessionStorage.setItem(SID_STORE, state.sid);
       noteSession(j);
       setStatus("Session started.");
       return state.sid;
@@ -392,7 +397,7 @@
       const r = await api(
         "POST",
         path,
-        JSON.stringify({ code: cell.editor.value }),
+        JSON.stringify({ code: cell.editor.value, image_format: $("figure-format").value }),
         { "Content-Type": "application/json", Accept: "application/x-ndjson" },
         ctl.signal
       );
@@ -449,7 +454,8 @@
       cell.el.classList.remove("running");
       cell.stopBtn.hidden = true;
       touchSession();
-      if (state.sid) refreshFiles();
+      // After Stop the server is still interrupting the cell: the files can wait.
+      if (state.sid && seen.ended) refreshFiles();
     }
     return ok;
   }
@@ -483,6 +489,21 @@
     } else {
       if (r.status === 410) forgetSession();
       setStatus("Restart failed: " + errorText(j, r));
+    }
+  }
+
+  // A session kept from before a reload: still there (GET does not extend its life)?
+  async function resume() {
+    const r = await api("GET", sessionPath());
+    const j = await jsonOf(r);
+    if (r.ok && j && j.session_id === state.sid) {
+      state.idleTimeout = j.idle_timeout;
+      const at = Date.parse(j.idle_expires_at);
+      state.idleDeadline = isNaN(at) ? Date.now() + j.idle_timeout * 1000 : at;
+      setStatus("Reconnected to this tab's session (cell " + j.execution_count + ").");
+      refreshFiles();
+    } else if (r.status !== 401) {
+      forgetSession("");
     }
   }
 
@@ -577,6 +598,7 @@
       setStatus(state.key ? "Key set for this tab." : "Key cleared.");
     });
     newCell('print("Hello from a sealed sandbox")').editor.focus();
+    if (state.sid) resume();
     setInterval(tick, 1000);
     tick();
   }
