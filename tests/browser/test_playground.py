@@ -278,10 +278,10 @@ def test_stop_button_ends_a_cell(page):
 
 def test_printed_html_is_text(page):
     out = run_cell(page, 0, 'print("<img src=x onerror=\\"window.__pwned=1\\"><script>window.__pwned=2</script>")')
+    time.sleep(0.5)  # an image that fails to load fires onerror soon after
+    assert pwned(page) is None
     assert "<img src=x onerror=" in out
     assert not page.find_elements(By.CSS_SELECTOR, ".cell .output img:not(.figure)")
-    time.sleep(0.5)
-    assert pwned(page) is None
 
 
 def test_html_results_run_no_script(page):
@@ -289,10 +289,10 @@ def test_html_results_run_no_script(page):
     run_cell(page, 0, "import pandas as pd\npd.DataFrame({'a': [" + repr(evil) + "]})", paste=True)
     page.find_element(By.ID, "add-cell").click()
     run_cell(page, 1, "H = type('H', (), {'_repr_html_': lambda self: " + repr(evil) + "})\nH()", paste=True)
-    frames = page.find_elements(By.CSS_SELECTOR, ".cell .output iframe")
-    assert len(frames) == 2 and all(f.get_attribute("sandbox") == "" for f in frames)
     time.sleep(1)
     assert pwned(page) is None
+    frames = page.find_elements(By.CSS_SELECTOR, ".cell .output iframe")
+    assert len(frames) == 2 and all(f.get_attribute("sandbox") == "" for f in frames)
 
 
 def test_svg_figure_with_script_does_not_run(page):
@@ -300,18 +300,19 @@ def test_svg_figure_with_script_does_not_run(page):
     # The runner renders figures inside the sandbox, where the cell's code can replace savefig:
     # the figure's bytes are the attacker's.
     svg = ('<svg xmlns="http://www.w3.org/2000/svg" width="60" height="40" onload="parent.__pwned=1">'
-           '<script>window.__pwned=1;parent.__pwned=1</script><rect width="60" height="40" fill="red"/></svg>')
+           '<script>window.__pwned=1;parent.__pwned=1</script><rect width="60" height="40" fill="red"/>'
+           '<image href="x" width="1" height="1" onerror="window.__pwned=3;parent.__pwned=3"/></svg>')
     code = ("import matplotlib.figure as mf\nimport matplotlib.pyplot as plt\n"
             f"mf.Figure.savefig = lambda self, buf, **kw: buf.write({svg!r}.encode())\n"
             "plt.figure()\nplt.show()")
     run_cell(page, 0, code, paste=True)
+    time.sleep(0.5)
+    assert pwned(page) is None
     img = WebDriverWait(page, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".cell .output img.figure"))[0]
     assert img.get_attribute("src").startswith("data:image/svg+xml;base64,")
     WebDriverWait(page, WAIT).until(lambda d: d.execute_script("return arguments[0].complete", img))
     assert page.execute_script("return arguments[0].naturalWidth", img) > 0  # it did render
     assert not page.find_elements(By.CSS_SELECTOR, "svg")  # never inline
-    time.sleep(0.5)
-    assert pwned(page) is None
 
 
 def test_a_file_named_and_made_of_html_is_only_text_and_a_download(page):
@@ -319,6 +320,8 @@ def test_a_file_named_and_made_of_html_is_only_text_and_a_download(page):
     run_cell(page, 0, f"open({name!r}, 'w').write('<script>window.__pwned=1</script>')", paste=True)
     item = WebDriverWait(page, WAIT).until(
         lambda d: [li for li in d.find_elements(By.CSS_SELECTOR, "#files li") if ".html" in li.text])[0]
+    time.sleep(0.5)
+    assert pwned(page) is None
     assert name in item.text
     url = page.current_url
     item.find_element(By.TAG_NAME, "button").click()
