@@ -37,7 +37,7 @@ LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
 .PHONY: all run test unit api api-unprivileged deps check host-check clean format format-check example \
         bench fuzz fuzz-replay soak tidy tidy-changed tidy-seed lint build-clang api-sanitized \
-        compat compat-subset image image-test image-test-if-possible
+        compat compat-subset image image-test image-test-if-possible browser-test
 all: $(BUILD)/snakebox
 
 # V=1 shows the commands.
@@ -149,6 +149,12 @@ PY_SRCS  := $(wildcard src/*.py) tests bench
 lint:
 	$(PYFLAKES) $(PY_SRCS)
 
+# The playground page in headless Chromium (tests/browser, Debian's chromium, chromium-driver and
+# python3-selenium); the tests skip, saying why, only where chromium cannot start. -rs prints
+# that reason. Screenshots land in build/browser/.
+browser-test: $(BUILD)/snakebox
+	$(PYTHON) -m pytest -q -rs tests/browser
+
 # The same suites with the server as an unprivileged user (scripts/test-unprivileged).
 api-unprivileged: $(BUILD)/snakebox
 	scripts/test-unprivileged
@@ -178,6 +184,7 @@ test: deps
 	$(MAKE) api
 	$(MAKE) compat-subset
 	$(MAKE) api-sanitized
+	$(MAKE) browser-test
 	$(MAKE) soak SOAK_REQUESTS=1000
 	$(MAKE) api-unprivileged
 	$(MAKE) image-test-if-possible

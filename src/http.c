@@ -512,9 +512,9 @@ static enum MHD_Result send_playground(Req *req, const char *url, const char *me
                 return send_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use GET",
                         MHD_HTTP_HEADER_ALLOW, MHD_HTTP_METHOD_GET);
         bool root = playground_find(url, &f) < 0;
-        struct MHD_Response *resp = root ? MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT)
-                                         : MHD_create_response_from_buffer(
-                                                   f.len, (void *)f.data, MHD_RESPMEM_PERSISTENT);
+        struct MHD_Response *resp =
+                root ? MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT)
+                     : MHD_create_response_from_buffer(f.len, (void *)f.data, MHD_RESPMEM_PERSISTENT);
         if (!resp)
                 return MHD_NO;
         if (root) {

@@ -20,9 +20,9 @@ extern const char playground_css[], playground_css_end[];
  * they inherit this policy, so even without the sandbox attribute they could run no script.
  * frame-ancestors 'none' and X-Frame-Options: DENY keep the page out of other sites' frames
  * (clickjacking the Run button). */
-#define PLAYGROUND_CSP \
+#define PLAYGROUND_CSP                                                                   \
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src data: blob:; " \
-        "connect-src 'self'; frame-src 'self'; base-uri 'none'; form-action 'none'; " \
+        "connect-src 'self'; frame-src 'self'; base-uri 'none'; form-action 'none'; "    \
         "frame-ancestors 'none'"
 
 const char *const playground_headers[][2] = {
