@@ -119,6 +119,7 @@
 
   function touchSession() {
     if (state.sid && state.idleTimeout) state.idleDeadline = Date.now() + state.idleTimeout * 1000;
+    tick();
   }
 
   function forgetSession(why) {
@@ -127,6 +128,7 @@
     state.idleDeadline = 0;
     $("files").replaceChildren();
     if (why) setStatus(why);
+    tick();
   }
 
   function tick() {
@@ -389,6 +391,7 @@
     cell.stopBtn.hidden = false;
     const ctl = new AbortController();
     state.running = { cell, ctl };
+    tick();
     const seen = { images: false, stderr: "", ended: false };
     let ok = false;
     try {

@@ -140,7 +140,8 @@ def type_in(d, i, text):
 
 def set_code(d, i, text):
     """Puts code with its own indentation into cell i (as a paste would)."""
-    d.execute_script("arguments[0].value = arguments[1]", editors(d)[i], text)
+    d.execute_script("arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input'))",
+                     editors(d)[i], text)
 
 
 def shift_enter(d):
@@ -212,6 +213,9 @@ def test_output_streams_in_before_the_cell_ends(page):
 
 
 def test_bar_chart_example_shows_a_figure(page):
+    # A first cell for the screenshot (the README's): a table, as a notebook starts.
+    run_cell(page, 0, "import pandas as pd\ndf = pd.DataFrame({'city': ['Oslo', 'Lima', 'Cairo', 'Hanoi'], "
+             "'temp': [4, 19, 27, 24]})\nprint(f'{len(df)} cities, mean {df.temp.mean():.1f}')\ndf.head(2)", paste=True)
     Select(page.find_element(By.ID, "examples")).select_by_visible_text("Bar chart")
     # The example went into a new cell after the first (which is not empty), and has the focus.
     assert len(editors(page)) == 2 and page.switch_to.active_element == editors(page)[1]
@@ -223,7 +227,11 @@ def test_bar_chart_example_shows_a_figure(page):
     w, h = page.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", img)
     assert w > 0 and h > 0
     assert img.get_attribute("src").startswith("data:image/png;base64,")
-    screenshot(page, "playground-chart.png")
+    page.set_window_size(1200, 1250)  # the whole notebook in one picture
+    try:
+        screenshot(page, "playground-chart.png")
+    finally:
+        page.set_window_size(1200, 900)
 
 
 def test_dataframe_html_renders_in_a_sandboxed_frame(page):
