@@ -61,6 +61,9 @@
     idleTimeout: 0, // the session's idle_timeout, seconds
     idleDeadline: 0, // Date.now() when it ends if nothing happens
     chain: Promise.resolve(), // cells run one at a time, in the order asked
+    // A session does one thing at a time (else 409 SessionBusy): cells and file operations
+    // take turns through this. Interrupt and restart do not wait for it.
+    lock: Promise.resolve(),
     running: null, // {cell, ctl}
     stopAll: false,
   };
@@ -383,8 +386,19 @@
     return ans.status === "Success";
   }
 
+  // Runs fn when the session's previous operation is done; resolves to fn's result.
+  function withSession(fn) {
+    const p = state.lock.then(fn);
+    state.lock = p.catch(() => {});
+    return p;
+  }
+
   // Runs one cell and shows its output as it streams. Resolves to true when it succeeded.
-  async function execCell(cell) {
+  function execCell(cell) {
+    return withSession(() => execCellNow(cell));
+  }
+
+  async function execCellNow(cell) {
     cell.queued = false;
     cell.out.replaceChildren();
     cell.el.classList.add("running");
@@ -408,7 +422,7 @@
       if (!ct.startsWith("application/x-ndjson")) {
         // Refused before the run: the JSON error.
         const j = await jsonOf(r);
-        cell.prompt.textContent = "In [ ]:";
+        cell.prompt.textContent = "In [!]:";
         addText(cell, "traceback", errorText(j, r) + "\n");
         if (r.status === 410 || (j && j.error && j.error.type === "SessionNotFound")) {
           forgetSession("The session is gone; run the cell again to start a new one.");
@@ -450,6 +464,7 @@
       }
       if (!seen.ended) addText(cell, "message", "the connection ended before the cell did\n");
     } catch (e) {
+      if (cell.prompt.textContent === "In [*]:") cell.prompt.textContent = "In [!]:";
       if (e && e.name === "AbortError") addText(cell, "message", "stopped\n");
       else addText(cell, "traceback", String(e && e.message ? e.message : e) + "\n");
     } finally {
@@ -512,7 +527,11 @@
 
   // ---- files ------------------------------------------------------------------------------
 
-  async function refreshFiles() {
+  function refreshFiles() {
+    return withSession(listFiles);
+  }
+
+  async function listFiles() {
     if (!state.sid || state.running) return;
     const r = await api("GET", sessionPath("/files"));
     const j = await jsonOf(r);
@@ -533,7 +552,11 @@
   }
 
   // The bytes as an opaque blob saved under a plain name: never opened, never rendered here.
-  async function download(name) {
+  function download(name) {
+    return withSession(() => downloadNow(name));
+  }
+
+  async function downloadNow(name) {
     const r = await api("GET", filePath(name));
     if (!r.ok) {
       setStatus("Download failed: HTTP " + r.status);
@@ -551,7 +574,11 @@
     setTimeout(() => URL.revokeObjectURL(url), 10000);
   }
 
-  async function upload(files) {
+  function upload(files) {
+    return withSession(() => uploadNow(files));
+  }
+
+  async function uploadNow(files) {
     try {
       if (!(await ensureSession())) return;
     } catch (e) {
@@ -564,7 +591,7 @@
       else touchSession();
     }
     $("upload").value = "";
-    refreshFiles();
+    await listFiles();
   }
 
   // ---- start ------------------------------------------------------------------------------
@@ -594,11 +621,15 @@
     $("upload").addEventListener("change", (e) => upload(Array.from(e.target.files)));
     if (state.key) $("key-box").hidden = false;
     $("key").value = state.key;
-    $("key").addEventListener("change", (e) => {
-      state.key = e.target.value.trim();
+    const setKey = () => {
+      state.key = $("key").value.trim();
       if (state.key) sessionStorage.setItem(KEY_STORE, state.key);
       else sessionStorage.removeItem(KEY_STORE);
       setStatus(state.key ? "Key set for this tab." : "Key cleared.");
+    };
+    $("key").addEventListener("change", setKey);
+    $("key").addEventListener("keydown", (e) => {
+      if (e.key === "Enter") setKey();
     });
     newCell('print("Hello from a sealed sandbox")').editor.focus();
     if (state.sid) resume();

@@ -42,6 +42,9 @@ WAIT = 30
 # Cells run up to a minute: only the Interrupt button ends the infinite loop below, never the
 # server's own timeout. Small pools: the browser needs the CPU more.
 ENV = dict(TEST_LIMITS, EXECUTION_TIMEOUT="60", POOL_SIZE="1", LEAN_POOL_SIZE="1", MAX_SESSIONS="16")
+# The extra servers of a few tests need no library: no pandas import makes them start in a
+# fraction of the time on a loaded machine.
+LIGHT = dict(ENV, PREINSTALL_LIBS="", LEAN_POOL_SIZE="0")
 
 
 def _skip_reason():
@@ -95,6 +98,7 @@ def page(server, browser):
     browser.get(base + "/playground")
     WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".cell .editor"))
     browser.get_log("performance")
+    browser.get_log("browser")  # what earlier tests left there
     browser.base = base
     browser.server = server
     yield browser
@@ -153,7 +157,8 @@ def ctrl_enter(d):
 
 
 def wait_done(d, i, timeout=WAIT):
-    """Waits until cell i has finished: its prompt has a number (or a dash) and it is not running."""
+    """Waits until cell i has finished: its prompt has a number (a dash in one-shot mode, ! when
+    it could not run) and it is not running."""
     def done(drv):
         cell = drv.find_elements(By.CSS_SELECTOR, ".cell")[i]
         p = cell.find_element(By.CSS_SELECTOR, ".prompt").text
@@ -361,7 +366,7 @@ def test_page_headers_seen_by_the_browser(page):
 
 
 def test_playground_off_is_404(browser, start_server):
-    s = start_server(dict(ENV, PLAYGROUND="0"))
+    s = start_server(dict(LIGHT, PLAYGROUND="0"))
     base = f"http://127.0.0.1:{s.port}"
     for path in ("/playground", "/", "/playground/app.js"):
         status = None
@@ -371,3 +376,76 @@ def test_playground_off_is_404(browser, start_server):
             if msg.get("method") == "Network.responseReceived" and msg["params"]["response"]["url"] == base + path:
                 status = msg["params"]["response"]["status"]
         assert status == 404, path
+
+
+# --- keys, files, one-shot mode ----------------------------------------------------------------
+
+def test_api_key_is_asked_for_and_kept_out_of_urls(browser, start_server):
+    key = "pg-browser-key-5f1c"
+    s = start_server(dict(LIGHT, API_KEYS=key))
+    base = f"http://127.0.0.1:{s.port}"
+    browser.get(base + "/playground")
+    browser.execute_script("sessionStorage.clear()")
+    browser.get(base + "/playground")
+    WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".cell .editor"))
+    browser.get_log("performance")
+    run_cell(browser, 0, "print('no key yet')")
+    # The session could not be made (401): the page asks for a key.
+    box = browser.find_element(By.ID, "key-box")
+    assert box.is_displayed()
+    assert "API key" in browser.find_element(By.ID, "status").text
+    field = browser.find_element(By.ID, "key")
+    field.send_keys(key, Keys.ENTER)
+    out = run_cell(browser, 0, "print('with the key')")
+    assert "with the key" in out
+    assert browser.execute_script("return sessionStorage.getItem('snakebox-api-key')") == key
+    assert browser.execute_script("return localStorage.length") == 0
+    urls = network_requests(browser)
+    assert urls and not [u for u in urls if key in u]
+
+
+def test_upload_list_and_use_a_file(page, tmp_path):
+    src = tmp_path / "temps.csv"
+    src.write_text("city,temp\nOslo,4\nLima,19\n")
+    page.find_element(By.ID, "upload").send_keys(str(src))
+    WebDriverWait(page, WAIT).until(
+        lambda d: any("temps.csv" in li.text for li in d.find_elements(By.CSS_SELECTOR, "#files li")))
+    out = run_cell(page, 0, "import pandas as pd\nprint(pd.read_csv('temps.csv').temp.sum())", paste=True)
+    assert "23" in out
+
+
+def test_run_all_stderr_and_the_idle_time(page):
+    set_code(page, 0, "import sys\nprint('to stderr', file=sys.stderr)\nvalue = 1")
+    page.find_element(By.ID, "add-cell").click()
+    set_code(page, 1, "value + 1")
+    page.find_element(By.ID, "add-cell").click()
+    set_code(page, 2, "1/0")
+    page.find_element(By.ID, "add-cell").click()
+    set_code(page, 3, "print('not reached')")
+    page.find_element(By.ID, "run-all").click()
+    wait_done(page, 2)
+    assert prompts(page)[:3] == ["In [1]:", "In [2]:", "In [3]:"]
+    assert page.find_element(By.CSS_SELECTOR, ".cell:nth-child(1) .output pre.stderr").text == "to stderr"
+    assert "2" in outputs(page)[1].text
+    assert "ZeroDivisionError" in page.find_element(By.CSS_SELECTOR, ".cell:nth-child(3) .output pre.stderr").text
+    # Run all stops at the first error.
+    WebDriverWait(page, WAIT).until(lambda d: prompts(d)[3] == "In [ ]:")
+    assert outputs(page)[3].text == ""
+    remaining = page.find_element(By.ID, "remaining").text
+    assert remaining.startswith("session idle time left "), remaining
+    minutes = int(remaining.rsplit(" ", 1)[1].split(":")[0])
+    assert 9 <= minutes <= 10  # SESSION_IDLE_TIMEOUT's default, 600 s, just restarted
+
+
+def test_one_shot_mode_without_sessions(browser, start_server):
+    s = start_server(dict(LIGHT, MAX_SESSIONS="0"))
+    base = f"http://127.0.0.1:{s.port}"
+    browser.get(base + "/playground")
+    browser.execute_script("sessionStorage.clear()")
+    browser.get(base + "/playground")
+    WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".cell .editor"))
+    out = run_cell(browser, 0, "import time\nprint('one', flush=True)\nx = 5\nprint(x)")
+    assert "one" in out and "5" in out
+    assert "one-shot" in browser.find_element(By.ID, "remaining").text
+    browser.find_element(By.ID, "add-cell").click()
+    assert "NameError" in run_cell(browser, 1, "print(x)")
