@@ -16,13 +16,14 @@ extern const char playground_html[], playground_html_end[];
 extern const char playground_js[], playground_js_end[];
 extern const char playground_css[], playground_css_end[];
 
-/* frame-src 'self' is for the sandboxed srcdoc iframes of text/html results (a DataFrame):
- * they inherit this policy, so even without the sandbox attribute they could run no script.
- * frame-ancestors 'none' and X-Frame-Options: DENY keep the page out of other sites' frames
+/* No frame-src: default-src 'none' refuses every framed URL, and the sandboxed srcdoc iframes of
+ * text/html results (a DataFrame) are not URLs (Chromium shows them under this policy, as the
+ * browser tests check); they inherit this policy, so even without their sandbox attribute they
+ * could run no script. frame-ancestors 'none' and X-Frame-Options: DENY keep the page out of other sites' frames
  * (clickjacking the Run button). */
 #define PLAYGROUND_CSP                                                                   \
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src data: blob:; " \
-        "connect-src 'self'; frame-src 'self'; base-uri 'none'; form-action 'none'; "    \
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; "                      \
         "frame-ancestors 'none'"
 
 const char *const playground_headers[][2] = {
