@@ -315,7 +315,7 @@
   function addText(cell, kind, text) {
     const last = cell.out.lastElementChild;
     if (last && last.tagName === "PRE" && last.className === kind) {
-      last.textContent += text;
+      last.append(text); // a Text node: never parsed, and no copy of what is already there
       return;
     }
     const pre = document.createElement("pre");
@@ -324,13 +324,11 @@
     cell.out.append(pre);
   }
 
-  const IMAGE_TYPES = { png: "image/png", svg: "image/svg+xml" };
-
   // A figure: only PNG or SVG, only base64, only as an <img> (a script in an SVG does not run
   // in an image; inline it would).
   function addImage(cell, img) {
     if (!img || typeof img.data !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(img.data)) return;
-    const type = IMAGE_TYPES[img.format];
+    const type = img.format === "png" ? "image/png" : img.format === "svg" ? "image/svg+xml" : null;
     if (!type) return;
     const el = document.createElement("img");
     el.className = "figure";
