@@ -407,24 +407,35 @@
     const seen = { images: false, stderr: "", ended: false };
     let ok = false;
     try {
-      const sid = await ensureSession();
-      const path = sid ? sessionPath("/execute") : "/api/execute";
-      const r = await api(
-        "POST",
-        path,
-        JSON.stringify({ code: cell.editor.value, image_format: $("figure-format").value }),
-        { "Content-Type": "application/json", Accept: "application/x-ndjson" },
-        ctl.signal
-      );
-      const ct = r.headers.get("Content-Type") || "";
-      if (!ct.startsWith("application/x-ndjson")) {
+      let r;
+      // A session that ended while the page was idle (its idle timeout, its lifetime, deleted,
+      // a restart of the server) is 410 or 404 before the cell runs: once, a new session takes
+      // the cell, and the cell says that the earlier variables are gone.
+      for (let attempt = 0; ; attempt++) {
+        const sid = await ensureSession();
+        const path = sid ? sessionPath("/execute") : "/api/execute";
+        r = await api(
+          "POST",
+          path,
+          JSON.stringify({ code: cell.editor.value, image_format: $("figure-format").value }),
+          { "Content-Type": "application/json", Accept: "application/x-ndjson" },
+          ctl.signal
+        );
+        const ct = r.headers.get("Content-Type") || "";
+        if (ct.startsWith("application/x-ndjson")) break;
         // Refused before the run: the JSON error.
         const j = await jsonOf(r);
+        const gone = sid && (r.status === 410 || (r.status === 404 && j && j.error && j.error.type === "SessionNotFound"));
+        if (gone) {
+          const reason = j && j.error && typeof j.error.reason === "string" ? j.error.reason : "ended";
+          forgetSession("");
+          if (attempt === 0) {
+            addText(cell, "message", "The session had ended (" + reason + "): a new one runs this cell; earlier variables are gone.\n");
+            continue;
+          }
+        }
         cell.prompt.textContent = "In [!]:";
         addText(cell, "traceback", errorText(j, r) + "\n");
-        if (r.status === 410 || (j && j.error && j.error.type === "SessionNotFound")) {
-          forgetSession("The session is gone; run the cell again to start a new one.");
-        }
         return false;
       }
       const reader = r.body.getReader();
