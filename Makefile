@@ -29,14 +29,15 @@ LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 SRCS := $(wildcard src/*.c src/util/*.c)
-# The sandbox runner's Python source, linked in with .incbin (src/runner-blob.S).
-BLOB := $(BUILD)/obj/runner-blob.o
+# The sandbox runner's Python source, linked in with .incbin (src/runner-blob.S), and the
+# playground page's files (src/playground-blob.S).
+BLOB := $(BUILD)/obj/runner-blob.o $(BUILD)/obj/playground-blob.o
 OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS)) $(BLOB)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
 .PHONY: all run test unit api api-unprivileged deps check host-check clean format format-check example \
         bench fuzz fuzz-replay soak tidy tidy-changed tidy-seed lint build-clang api-sanitized \
-        compat compat-subset image image-test image-test-if-possible
+        compat compat-subset image image-test image-test-if-possible browser-test
 all: $(BUILD)/snakebox
 
 # V=1 shows the commands.
@@ -51,6 +52,10 @@ $(BUILD)/obj/runner-blob.o: src/runner-blob.S src/runner.py src/learn.py src/war
                             $(BUILD)/snakebox-init
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -DSANDBOX_INIT_BIN='"$(BUILD)/snakebox-init"' -c $< -o $@
+
+$(BUILD)/obj/playground-blob.o: src/playground-blob.S $(wildcard src/playground/*)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -c $< -o $@
 
 # A sandbox's pid 1 (src/init/sandbox-init.c): a static program without libc, embedded in the
 # binary and exec'd by every sandbox. Built apart from CFLAGS: no sanitizer, no stack protector
@@ -144,6 +149,12 @@ PY_SRCS  := $(wildcard src/*.py) tests bench
 lint:
 	$(PYFLAKES) $(PY_SRCS)
 
+# The playground page in headless Chromium (tests/browser, Debian's chromium, chromium-driver and
+# python3-selenium); the tests skip, saying why, only where chromium cannot start. -rs prints
+# that reason. Screenshots land in build/browser/.
+browser-test: $(BUILD)/snakebox
+	$(PYTHON) -m pytest -q -rs tests/browser
+
 # The same suites with the server as an unprivileged user (scripts/test-unprivileged).
 api-unprivileged: $(BUILD)/snakebox
 	scripts/test-unprivileged
@@ -173,6 +184,7 @@ test: deps
 	$(MAKE) api
 	$(MAKE) compat-subset
 	$(MAKE) api-sanitized
+	$(MAKE) browser-test
 	$(MAKE) soak SOAK_REQUESTS=1000
 	$(MAKE) api-unprivileged
 	$(MAKE) image-test-if-possible

@@ -195,6 +195,9 @@ static const Key keys[] = {
         STR("CORS_ORIGINS", cors_origins, "", check_origins,
                 "origins such as https://app.example.com separated by commas, or nothing",
                 "Browser origins allowed to call the API (CORS); nothing allows none."),
+        NUM("PLAYGROUND", KEY_COUNT, playground, 1, 0, 1,
+                "1: GET /playground serves the notebook page (cells over a session, built into the "
+                "binary) and GET / redirects there; 0: both are 404."),
         NUM("SHUTDOWN_GRACE", KEY_SECONDS, shutdown_grace_sec, 10, 0, 3600,
                 "Seconds runs in flight may finish after SIGTERM or SIGINT before they are killed."),
         NUM("MAX_CONNECTIONS_PER_IP", KEY_COUNT, max_connections_per_ip, 128, 0, 1024,

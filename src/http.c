@@ -48,6 +48,7 @@
 #include "api.h"
 #include "auth.h"
 #include "metrics.h"
+#include "playground.h"
 #include "stream.h"
 #include "upload.h"
 #include "util/buf.h"
@@ -520,6 +521,31 @@ static enum MHD_Result send_preflight(Req *req) {
                 resp, "Access-Control-Allow-Headers", "Content-Type, Authorization, X-Request-Id");
         MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
         return queue(req, MHD_HTTP_NO_CONTENT, resp);
+}
+
+/* The playground page's files (src/playground.c), and GET / redirecting to the page. Not behind
+ * the key: the page holds nothing secret, and asks for a key itself when the API wants one. */
+static enum MHD_Result send_playground(Req *req, const char *url, const char *method) {
+        PlaygroundFile f;
+        req->endpoint = EP_OTHER;
+        if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+                return send_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use GET",
+                        MHD_HTTP_HEADER_ALLOW, MHD_HTTP_METHOD_GET);
+        bool root = playground_find(url, &f) < 0;
+        struct MHD_Response *resp =
+                root ? MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT)
+                     : MHD_create_response_from_buffer(f.len, (void *)f.data, MHD_RESPMEM_PERSISTENT);
+        if (!resp)
+                return MHD_NO;
+        if (root) {
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, "/playground");
+                return queue(req, MHD_HTTP_FOUND, resp);
+        }
+        req->bytes_out = f.len;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, f.content_type);
+        for (size_t i = 0; playground_headers[i][0]; i++)
+                MHD_add_response_header(resp, playground_headers[i][0], playground_headers[i][1]);
+        return queue(req, MHD_HTTP_OK, resp);
 }
 
 typedef struct UrlRoute {
@@ -1147,6 +1173,9 @@ static enum MHD_Result route_request(Http *h, Req *req, const char *url, const c
                         !header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING) && (!cl || strcmp(cl, "0") == 0);
                 return route_session(h, req, url, method, bodyless);
         }
+        PlaygroundFile page;
+        if (h->cfg.playground && (strcmp(url, "/") == 0 || playground_find(url, &page) == 0))
+                return send_playground(req, url, method);
         const UrlRoute *route = NULL;
         for (size_t i = 0; i < ELEMENTSOF(routes); i++)
                 if (strcmp(url, routes[i].path) == 0)

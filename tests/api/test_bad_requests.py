@@ -94,7 +94,8 @@ def test_wrong_method_is_405_with_allow(server, method):
     assert "POST" in reply.headers.get("allow", "").upper(), show(reply.headers)
 
 
-@pytest.mark.parametrize("method,path", [("GET", "/"), ("GET", "/nope"), ("POST", "/api/nope"),
+# GET / redirects to the playground page (tests/api/test_playground.py; 404 with PLAYGROUND=0).
+@pytest.mark.parametrize("method,path", [("GET", "/index.html"), ("GET", "/nope"), ("POST", "/api/nope"),
                                          ("POST", "/api/execute/extra"), ("POST", "/api")])
 def test_unknown_path_is_404(server, method, path):
     body = json.dumps({"code": "print(1)"}) if method == "POST" else None

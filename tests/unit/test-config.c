@@ -76,6 +76,7 @@ static const NumSpec numbers[] = {
         SPEC("SESSION_FILES_MB", session_files_bytes, 512, 1, 1048576, MIB, "megabytes"),
         SPEC("INTERRUPT_GRACE", interrupt_grace_sec, 2, 0, 60, 1, "seconds"),
         SPEC("NODE_ID", node_id, 0, 0, 65535, 1, NULL),
+        SPEC("PLAYGROUND", playground, 1, 0, 1, 1, NULL),
 };
 
 /* Every key, in the order the summary and the example list them. */
@@ -117,6 +118,7 @@ static const char *const key_order[] = {
         "AUTH_HEALTH",
         "LOG_FORMAT",
         "CORS_ORIGINS",
+        "PLAYGROUND",
         "SHUTDOWN_GRACE",
         "MAX_CONNECTIONS_PER_IP",
         "HEADER_TIMEOUT",
