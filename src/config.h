@@ -80,6 +80,7 @@ typedef struct Config {
         char log_format[8];
         /* CORS_ORIGINS: comma-separated origins allowed to call the API from a browser. */
         char cors_origins[CONFIG_STR_MAX];
+        char mcp_allowed_origins[CONFIG_STR_MAX];
         /* SHUTDOWN_GRACE: seconds runs in flight may finish after SIGTERM/SIGINT. */
         uint32_t shutdown_grace_sec;
         /* MAX_CONNECTIONS_PER_IP: connections one client address may hold at once (0: no limit). */

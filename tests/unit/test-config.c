@@ -117,6 +117,7 @@ static const char *const key_order[] = {
         "AUTH_HEALTH",
         "LOG_FORMAT",
         "CORS_ORIGINS",
+        "MCP_ALLOWED_ORIGINS",
         "SHUTDOWN_GRACE",
         "MAX_CONNECTIONS_PER_IP",
         "HEADER_TIMEOUT",
