@@ -1216,6 +1216,21 @@ static enum MHD_Result send_session_answer(Http *h, Req *req) {
 
 /* ---- MCP (mcp.c): /mcp, over the paths above ---- */
 
+/* True when origin is this server's own address on loopback ("http://" + a Host of
+ * 127.0.0.1, localhost or [::1], with its port): a page that DNS rebinding brings here has its
+ * own name in both Origin and Host, never a loopback one, so such a request cannot be one. */
+static bool loopback_same_origin(const char *origin, const char *host) {
+        static const char *const loopback[] = {"127.0.0.1", "localhost", "[::1]"};
+        if (!host || strncmp(origin, "http://", 7) != 0 || strcmp(origin + 7, host) != 0)
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(loopback); i++) {
+                size_t n = strlen(loopback[i]);
+                if (strncmp(host, loopback[i], n) == 0 && (host[n] == 0 || host[n] == ':'))
+                        return true;
+        }
+        return false;
+}
+
 /* An answer of /mcp before any message is read: a JSON-RPC error without id, as the transport's
  * HTTP status. */
 static enum MHD_Result mcp_http_error(
@@ -1323,7 +1338,8 @@ static enum MHD_Result route_mcp(Http *h, Req *req, const char *method, bool bod
         /* DNS rebinding: a page of another site that reaches this port through a name it
          * controls sends its own Origin; browsers always send one with a POST. */
         const char *origin = header(conn, "Origin");
-        if (origin && !origin_listed(h->cfg.mcp_allowed_origins, origin))
+        if (origin && !origin_listed(h->cfg.mcp_allowed_origins, origin) &&
+                !loopback_same_origin(origin, header(conn, MHD_HTTP_HEADER_HOST)))
                 return mcp_http_error(req, MHD_HTTP_FORBIDDEN,
                         "Forbidden: this Origin is not in MCP_ALLOWED_ORIGINS", NULL, NULL);
         if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
