@@ -530,7 +530,7 @@ int mcp_handle(const char *body, size_t len, McpRevision rev, const Config *c, M
         *ret = (McpAnswer){.http_status = 200};
         json_error_t jerr;
         /* Bounded: the body is at most MAX_REQUEST_BYTES, and jansson's depth limit applies. */
-        _cleanup_json_ json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+        _cleanup_json_ json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
         json_t *out = NULL;
         bool oom = false;
         if (!root) {
@@ -566,9 +566,10 @@ int mcp_handle(const char *body, size_t len, McpRevision rev, const Config *c, M
                 }
         } else {
                 out = one_message(root, rev, false, c, ret, &oom);
-                if (out && json_object_get(out, "error") && !json_object_get(out, "id"))
-                        ret->http_status = 400;
-                else if (out && json_is_null(json_object_get(out, "id")))
+                /* A message that is not valid JSON-RPC is a bad HTTP request too; an error of a
+                 * valid request (unknown method, bad params) is an answer like any other. */
+                json_t *code = json_object_get(json_object_get(out, "error"), "code");
+                if (json_integer_value(code) == JSONRPC_INVALID_REQUEST)
                         ret->http_status = 400;
                 else if (!out && !ret->call && !oom)
                         ret->http_status = 202;
