@@ -702,7 +702,7 @@ static json_t *run_result(const McpCall *call, json_t *ans) {
         }
         json_t *session = json_object_get(ans, "session");
         json_t *count = json_object_get(ans, "execution_count");
-        json_t *structured = json_pack("{ss sO sO so sO so si sI so sO sO}", "status",
+        json_t *structured = json_pack("{ss sO sO so sO so si sI so sO sI}", "status",
                 ok ? "Success" : "Error", "exit_code",
                 json_object_get(ans, "exit_code") ? json_object_get(ans, "exit_code") : json_null(), "error",
                 json_is_object(error) ? error : json_null(), "result",
@@ -713,7 +713,7 @@ static json_t *run_result(const McpCall *call, json_t *ans) {
                              (json_int_t)json_integer_value(json_object_get(ans, "images_dropped"))),
                 "session_id", call->session_id[0] ? json_string(call->session_id) : json_null(),
                 "execution_count", json_is_integer(count) ? count : json_null(), "duration_ms",
-                json_object_get(ans, "duration_ms") ? json_object_get(ans, "duration_ms") : json_integer(0));
+                (json_int_t)json_integer_value(json_object_get(ans, "duration_ms")));
         if (structured && json_is_object(session))
                 json_object_set(structured, "session", session);
         return call_result(call, content, structured, !ok);

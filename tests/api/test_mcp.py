@@ -2,9 +2,9 @@
 would never send them. The happy paths with a real client (the official TypeScript SDK) and the
 official conformance suite are `make mcp-test` (tests/mcp).
 
-Before this branch (main at 0f66fd8) /mcp did not exist: every test here failed on its first
-assertion, the 404 "not found" answer of an unknown path (seen by running this file with
-SNAKEBOX_BIN pointing at a build of that commit)."""
+Before this branch (main at 0f66fd8) /mcp did not exist: all 16 tests here failed (seen by running
+this file with SNAKEBOX_BIN pointing at a build of that commit) on the 404 "not found" answer of an
+unknown path: an assertion on the status, or a KeyError on a JSON-RPC member that body lacks."""
 
 import json
 
