@@ -2,13 +2,17 @@
 would never send them. The happy paths with a real client (the official TypeScript SDK) and the
 official conformance suite are `make mcp-test` (tests/mcp).
 
-Before this branch (main at 0f66fd8) /mcp did not exist: all 16 tests here failed (seen by running
+Before this branch (main at 0f66fd8) /mcp did not exist: all 18 tests here failed (seen by running
 this file with SNAKEBOX_BIN pointing at a build of that commit) on the 404 "not found" answer of an
-unknown path: an assertion on the status, or a KeyError on a JSON-RPC member that body lacks."""
+unknown path: an assertion on the status, or a KeyError on a JSON-RPC member that body lacks.
+The cancellation-by-key test was also seen failing with the key check left out of the
+cancellation's lookup (the other key's cancellation killed the run)."""
 
+import http.client
 import json
 
-from conftest import module_server, request
+from conftest import (MARK_PRELUDE, assert_no_processes_left, host_processes, module_server, new_token,
+                      request)
 
 # A run may take its time under the sanitizer build; nothing here waits for one beyond this.
 mcp_server = module_server({"MCP_ALLOWED_ORIGINS": "https://app.example", "EXECUTION_TIMEOUT": "10"})
@@ -312,3 +316,85 @@ def test_sessions_belong_to_their_key(start_server):
     assert r["isError"] is True
     r = post(s, call("run_python", {"session_id": sid, "code": "1"}), headers=one).json["result"]
     assert r["isError"] is False
+
+
+def start_marked_call(server, token, id, headers=None):
+    """Opens a connection and starts a streamed run_python (progress, SSE) that marks its process
+    with token, prints, then sleeps; returns (connection, response) once the first progress
+    event came, so the run is known to be running."""
+    src = MARK_PRELUDE + (f"print(mark({token!r}), flush=True)\nimport time\n"
+                          "for i in range(300):\n    print('tick', i, flush=True)\n    time.sleep(0.2)\n")
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    h = {"Content-Type": "application/json", "Accept": JSON_SSE, "MCP-Protocol-Version": "2025-06-18"}
+    h.update(headers or {})
+    conn.request("POST", "/mcp", body=json.dumps(call("run_python", {"code": src}, id=id,
+                                                      meta={"progressToken": id})), headers=h)
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.getheader("content-type").startswith("text/event-stream")
+    first = b""
+    while b"\n\n" not in first:
+        chunk = resp.read1(4096)
+        assert chunk, first
+        first += chunk
+    assert token in sse_events(first)[0]["params"]["message"]
+    assert host_processes(token)
+    return conn, resp
+
+
+def cancel(server, id, headers=None):
+    r = post(server, {"jsonrpc": "2.0", "method": "notifications/cancelled",
+                      "params": {"requestId": id, "reason": "test"}}, version="2025-06-18", headers=headers)
+    assert r.status == 202 and r.body == b""
+
+
+def test_cancelled_call_is_killed_without_a_response(mcp_server):
+    """notifications/cancelled for a running call kills its run (a stateless one here; the SDK
+    test cancels a session's cell), and the call gets no response, as the spec asks. A
+    cancellation naming another id changes nothing. The run would otherwise sleep past the
+    server's EXECUTION_TIMEOUT (10 s); its process must be gone well before."""
+    token = new_token()
+    conn, resp = start_marked_call(mcp_server, token, "long-1")
+    try:
+        cancel(mcp_server, "long-2")
+        cancel(mcp_server, 1)
+        assert host_processes(token)
+        cancel(mcp_server, "long-1")
+        assert_no_processes_left(token, timeout=5)
+        rest = b""
+        try:
+            while True:
+                chunk = resp.read1(4096)
+                if not chunk:
+                    break
+                rest += chunk
+        except (ConnectionError, http.client.IncompleteRead):
+            pass
+        assert all(e.get("id") != "long-1" for e in sse_events(rest)), rest
+    finally:
+        conn.close()
+    assert post(mcp_server, rpc("ping")).status == 200
+
+
+def test_cancellation_needs_the_same_key(start_server):
+    """Ids are chosen by clients and repeat across them: a cancellation only reaches the calls
+    of its own API key (and client address)."""
+    s = start_server({"API_KEYS": "key-one-0123456789,key-two-0123456789", "EXECUTION_TIMEOUT": "10"})
+    one = {"Authorization": "Bearer key-one-0123456789"}
+    two = {"Authorization": "Bearer key-two-0123456789"}
+    token = new_token()
+    conn, resp = start_marked_call(s, token, 7, headers=one)
+    try:
+        cancel(s, 7, headers=two)
+        # The run goes on: ten more ticks (two seconds of them) arrive after the cancellation
+        # was handled; a run killed then could have left one or two in flight, not ten.
+        seen, buf = [], b""
+        while len(seen) < 12:
+            chunk = resp.read1(4096)
+            assert chunk, (seen, buf)
+            buf += chunk
+            seen = [e for e in sse_events(buf) if "tick" in e.get("params", {}).get("message", "")]
+        assert host_processes(token)
+        cancel(s, 7, headers=one)
+        assert_no_processes_left(token, timeout=5)
+    finally:
+        conn.close()
