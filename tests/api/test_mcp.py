@@ -2,7 +2,7 @@
 would never send them. The happy paths with a real client (the official TypeScript SDK) and the
 official conformance suite are `make mcp-test` (tests/mcp).
 
-Before this branch (main at 0f66fd8) /mcp did not exist: all 18 tests here failed (seen by running
+Before this branch (main at 0f66fd8) /mcp did not exist: all 19 tests here failed (seen by running
 this file with SNAKEBOX_BIN pointing at a build of that commit) on the 404 "not found" answer of an
 unknown path: an assertion on the status, or a KeyError on a JSON-RPC member that body lacks.
 The cancellation-by-key test was also seen failing with the key check left out of the
@@ -398,3 +398,28 @@ def test_cancellation_needs_the_same_key(start_server):
         assert_no_processes_left(token, timeout=5)
     finally:
         conn.close()
+
+
+def test_the_readme_curl_examples(mcp_server):
+    """The README's two MCP curl commands (initialize, then tools/call), run as written with only
+    the port changed: each prints the JSON-RPC answer its comment shows."""
+    import subprocess
+    from conftest import ROOT
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### MCP: snakebox as a tool"):]
+    section = section[section.index("The same by hand"):]
+    block = section[section.index("```sh\n") + 6:]
+    block = block[:block.index("```")]
+    commands = "\n".join(line for line in block.splitlines() if not line.startswith("#"))
+    commands = commands.replace("http://localhost:8080", f"http://127.0.0.1:{mcp_server.port}")
+    assert commands.count("curl ") == 2, commands
+    out = subprocess.run(["bash", "-c", commands], capture_output=True, timeout=60, check=True).stdout
+    # curl adds no newline: the two answers follow each other.
+    dec = json.JSONDecoder()
+    init, end = dec.raw_decode(out.decode())
+    res, _ = dec.raw_decode(out.decode()[end:].lstrip())
+    assert init["id"] == 1 and init["result"]["protocolVersion"] == "2025-11-25"
+    assert init["result"]["capabilities"] == {"tools": {"listChanged": False}}
+    assert res["id"] == 2 and res["result"]["isError"] is False
+    assert res["result"]["content"] == [{"type": "text", "text": "42\n"}]
+    assert res["result"]["structuredContent"]["status"] == "Success"
