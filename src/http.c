@@ -1284,7 +1284,9 @@ static enum MHD_Result mcp_body_complete(Http *h, Req *req) {
                 return mcp_http_error(req, MHD_HTTP_CONTENT_TOO_LARGE, why, NULL, NULL);
         }
         McpAnswer a;
-        int r = mcp_handle(req->body.data ? req->body.data : "", req->body.len, req->mcp_rev, &h->cfg, &a);
+        const char *accept = header(req->conn, MHD_HTTP_HEADER_ACCEPT);
+        int r = mcp_handle(req->body.data ? req->body.data : "", req->body.len, req->mcp_rev,
+                accept && strcasestr(accept, "text/event-stream"), &h->cfg, &a);
         buf_free(&req->body);
         if (r < 0)
                 return send_body_raw(req, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, 0, NULL, NULL, NULL);

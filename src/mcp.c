@@ -396,7 +396,8 @@ static json_t *prepare_call(McpCall *call, json_t *args, const Config *c, bool p
 }
 
 /* tools/call: a call to run (*ret_call), or a result or error to answer at once. */
-static json_t *tools_call(json_t *id, json_t *params, McpRevision rev, const Config *c, McpCall **ret_call) {
+static json_t *tools_call(
+        json_t *id, json_t *params, McpRevision rev, bool sse, const Config *c, McpCall **ret_call) {
         json_t *name = json_object_get(params, "name");
         json_t *args = json_object_get(params, "arguments");
         if (!json_is_string(name))
@@ -427,7 +428,7 @@ static json_t *tools_call(json_t *id, json_t *params, McpRevision rev, const Con
         json_t *tok = json_object_get(json_object_get(params, "_meta"), "progressToken");
         if (json_is_string(tok) || json_is_integer(tok))
                 call->progress_token = json_incref(tok);
-        json_t *err = prepare_call(call, args ? args : empty, c, call->progress_token != NULL);
+        json_t *err = prepare_call(call, args ? args : empty, c, sse && call->progress_token);
         if (err) {
                 mcp_call_free(call);
                 return result_object(id, err);
@@ -464,7 +465,7 @@ static json_t *initialize(json_t *id, json_t *params, McpRevision rev) {
 /* One message. Returns the response (a new reference), NULL for none (a notification or a
  * response), or NULL with *oom on out-of-memory. */
 static json_t *one_message(
-        json_t *m, McpRevision rev, bool in_batch, const Config *c, McpAnswer *ret, bool *oom) {
+        json_t *m, McpRevision rev, bool in_batch, bool sse, const Config *c, McpAnswer *ret, bool *oom) {
         if (!json_is_object(m))
                 return error_object(NULL, JSONRPC_INVALID_REQUEST, "a JSON-RPC message must be an object");
         json_t *id = json_object_get(m, "id");
@@ -512,7 +513,7 @@ static json_t *one_message(
                         return error_object(id, JSONRPC_INVALID_REQUEST,
                                 "tools/call must be sent alone, not in a batch, on this server");
                 json_t *empty = json_object();
-                r = tools_call(id, params ? params : empty, rev, c, &ret->call);
+                r = tools_call(id, params ? params : empty, rev, sse, c, &ret->call);
                 json_decref(empty);
                 if (!r && ret->call)
                         return NULL;
@@ -526,7 +527,7 @@ static json_t *one_message(
         return r;
 }
 
-int mcp_handle(const char *body, size_t len, McpRevision rev, const Config *c, McpAnswer *ret) {
+int mcp_handle(const char *body, size_t len, McpRevision rev, bool sse, const Config *c, McpAnswer *ret) {
         *ret = (McpAnswer){.http_status = 200};
         json_error_t jerr;
         /* Bounded: the body is at most MAX_REQUEST_BYTES, and jansson's depth limit applies. */
@@ -554,7 +555,7 @@ int mcp_handle(const char *body, size_t len, McpRevision rev, const Config *c, M
                         size_t i;
                         json_t *m;
                         json_array_foreach(root, i, m) {
-                                json_t *r = one_message(m, rev, true, c, ret, &oom);
+                                json_t *r = one_message(m, rev, true, sse, c, ret, &oom);
                                 if (r)
                                         json_array_append_new(out, r);
                         }
@@ -565,7 +566,7 @@ int mcp_handle(const char *body, size_t len, McpRevision rev, const Config *c, M
                         }
                 }
         } else {
-                out = one_message(root, rev, false, c, ret, &oom);
+                out = one_message(root, rev, false, sse, c, ret, &oom);
                 /* A message that is not valid JSON-RPC is a bad HTTP request too; an error of a
                  * valid request (unknown method, bad params) is an answer like any other. */
                 json_t *code = json_object_get(json_object_get(out, "error"), "code");

@@ -75,9 +75,10 @@ typedef struct McpAnswer {
 } McpAnswer;
 
 /* Judges one POST body (len bytes) under revision rev (from the MCP-Protocol-Version header, or
- * MCP_REV_DEFAULT). Fills *ret: an answer to send, a call to run, or a call to cancel. Returns
- * 0, or -ENOMEM. Does not log. */
-int mcp_handle(const char *body, size_t len, McpRevision rev, const Config *c, McpAnswer *ret);
+ * MCP_REV_DEFAULT); sse: the client accepts text/event-stream, so a call with a progress token
+ * will stream (and needs no short default timeout). Fills *ret: an answer to send, a call to
+ * run, or a call to cancel. Returns 0, or -ENOMEM. Does not log. */
+int mcp_handle(const char *body, size_t len, McpRevision rev, bool sse, const Config *c, McpAnswer *ret);
 
 /* The JSON-RPC response to call from what the /api endpoint answered: status and its body (JSON,
  * may be NULL), and for read_file the file's bytes (file, file_len; truncated: more existed).

@@ -26,7 +26,7 @@ static int setup(void **state) {
 
 /* Handles text under rev; returns the answer's JSON (NULL for none) and fills *a. */
 static json_t *handle(const char *text, McpRevision rev, McpAnswer *a) {
-        assert_int_equal(mcp_handle(text, strlen(text), rev, &cfg, a), 0);
+        assert_int_equal(mcp_handle(text, strlen(text), rev, true, &cfg, a), 0);
         json_t *j = a->body ? json_loads(a->body, JSON_DECODE_ANY, NULL) : NULL;
         free(a->body);
         a->body = NULL;
@@ -198,6 +198,17 @@ static void test_calls_become_api_bodies(void **state) {
         assert_null(json_object_get(b, "timeout")); /* progress: the server's own limit */
         json_decref(b);
         mcp_call_free(c);
+
+        /* A progress token from a client that takes no SSE streams nothing: the default stays. */
+        const char *no_sse =
+                "{\"jsonrpc\":\"2.0\",\"id\":\"c1\",\"method\":\"tools/call\",\"params\":{\"_meta\":"
+                "{\"progressToken\":5},\"name\":\"run_python\",\"arguments\":{\"code\":\"1\"}}}";
+        McpAnswer a;
+        assert_int_equal(mcp_handle(no_sse, strlen(no_sse), MCP_REV_2025_06_18, false, &cfg, &a), 0);
+        b = json_loads(a.call->body, 0, NULL);
+        assert_true(json_is_integer(json_object_get(b, "timeout")));
+        json_decref(b);
+        mcp_call_free(a.call);
 
         c = call_of("\"write_file\",\"arguments\":{\"session_id\":\"s\",\"path\":\"d/x.bin\",\"content\":"
                     "\"AAEC/w==\",\"encoding\":\"base64\"}",
