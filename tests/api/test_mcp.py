@@ -16,8 +16,9 @@ from conftest import (MARK_PRELUDE, assert_no_processes_left, host_processes, mo
 
 # A run may take its time under the sanitizer build; nothing here waits for one beyond this.
 mcp_server = module_server({"MCP_ALLOWED_ORIGINS": "https://app.example", "EXECUTION_TIMEOUT": "10"})
-KEY = "mcp-test-key-0123456789"
-keyed_server = module_server({"API_KEYS": KEY})
+KEY, KEY2 = "mcp-test-key-0123456789", "mcp-test-key-9876543210"
+keyed_server = module_server({"API_KEYS": f"{KEY},{KEY2}", "EXECUTION_TIMEOUT": "10"})
+ONE, TWO = {"Authorization": f"Bearer {KEY}"}, {"Authorization": f"Bearer {KEY2}"}
 
 JSON_SSE = "application/json, text/event-stream"
 
@@ -375,12 +376,10 @@ def test_cancelled_call_is_killed_without_a_response(mcp_server):
     assert post(mcp_server, rpc("ping")).status == 200
 
 
-def test_cancellation_needs_the_same_key(start_server):
+def test_cancellation_needs_the_same_key(keyed_server):
     """Ids are chosen by clients and repeat across them: a cancellation only reaches the calls
     of its own API key (and client address)."""
-    s = start_server({"API_KEYS": "key-one-0123456789,key-two-0123456789", "EXECUTION_TIMEOUT": "10"})
-    one = {"Authorization": "Bearer key-one-0123456789"}
-    two = {"Authorization": "Bearer key-two-0123456789"}
+    s, one, two = keyed_server, ONE, TWO
     token = new_token()
     conn, resp = start_marked_call(s, token, 7, headers=one)
     try:
