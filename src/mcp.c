@@ -29,10 +29,10 @@
 /* jansson's own cleanup attribute (json_auto_t) under our naming, as api.c has it. */
 #define _cleanup_json_ _cleanup_(json_decrefp)
 
-#define JSONRPC_PARSE_ERROR -32700
-#define JSONRPC_INVALID_REQUEST -32600
-#define JSONRPC_METHOD_NOT_FOUND -32601
-#define JSONRPC_INVALID_PARAMS -32602
+#define JSONRPC_PARSE_ERROR (-32700)
+#define JSONRPC_INVALID_REQUEST (-32600)
+#define JSONRPC_METHOD_NOT_FOUND (-32601)
+#define JSONRPC_INVALID_PARAMS (-32602)
 
 static const char *const revision_names[_MCP_REV_MAX] = {
         [MCP_REV_2025_03_26] = "2025-03-26",
@@ -606,7 +606,7 @@ static json_t *text_block(const char *text, size_t n) {
         if (!s)
                 return NULL;
         memcpy(s, text, n);
-        strcpy(s + n, note);
+        memcpy(s + n, note, strlen(note) + 1);
         return json_pack("{ss ss%}", "type", "text", "text", s, n + strlen(note));
 }
 
@@ -673,11 +673,12 @@ static json_t *run_result(const McpCall *call, json_t *ans) {
         if (res_text) {
                 if (k && text[k - 1] != '\n')
                         text[k++] = '\n';
-                memcpy(text + k, res_text, rlen);
+                memcpy(text + k, res_text, rlen + 1);
                 k += rlen;
         }
         if (!k) {
-                strcpy(text, ok ? "(no output)" : "(the program failed without output)");
+                snprintf(text, olen + rlen + 64, "%s",
+                        ok ? "(no output)" : "(the program failed without output)");
                 k = strlen(text);
         }
         json_t *content = json_array();
