@@ -197,9 +197,7 @@ static const Key keys[] = {
                 "Browser origins allowed to call the API (CORS); nothing allows none."),
         STR("MCP_ALLOWED_ORIGINS", mcp_allowed_origins, "", check_origins,
                 "origins such as https://app.example.com separated by commas, or nothing",
-                "Browser origins whose requests /mcp accepts; a request with any other Origin header is "
-                "refused (403, DNS-rebinding protection). Requests without Origin are not browsers' and "
-                "pass."),
+                "Browser origins /mcp accepts; any other Origin gets 403 (DNS-rebinding protection)."),
         NUM("SHUTDOWN_GRACE", KEY_SECONDS, shutdown_grace_sec, 10, 0, 3600,
                 "Seconds runs in flight may finish after SIGTERM or SIGINT before they are killed."),
         NUM("MAX_CONNECTIONS_PER_IP", KEY_COUNT, max_connections_per_ip, 128, 0, 1024,
