@@ -37,7 +37,7 @@ LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
 .PHONY: all run test unit api api-unprivileged deps check host-check clean format format-check example \
         bench fuzz fuzz-replay soak tidy tidy-changed tidy-seed lint build-clang api-sanitized \
-        compat compat-subset image image-test image-test-if-possible browser-test
+        compat compat-subset image image-test image-test-if-possible browser-test mcp-test
 all: $(BUILD)/snakebox
 
 # V=1 shows the commands.
@@ -103,6 +103,21 @@ SAN_BUILD := $(BUILD)/san
 api-sanitized:
 	$(MAKE) BUILD=$(SAN_BUILD) SANITIZE=address,undefined all
 	SNAKEBOX_BIN=$(SAN_BUILD)/snakebox SNAKEBOX_SANITIZED=1 $(PYTHON) -m pytest -q tests/api tests/escape
+
+# /mcp with the official MCP TypeScript SDK client (tests/mcp/sdk-client.mjs) and the official
+# conformance suite (tests/mcp/conformance.mjs), both from npm at the versions
+# tests/mcp/package-lock.json pins, installed under build/ (again only when the lockfile changes).
+MCP_CLIENT := $(BUILD)/mcp-client
+$(MCP_CLIENT)/.installed: tests/mcp/package.json tests/mcp/package-lock.json
+	@mkdir -p $(MCP_CLIENT)
+	cp tests/mcp/package.json tests/mcp/package-lock.json $(MCP_CLIENT)/
+	cd $(MCP_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+mcp-test: $(BUILD)/snakebox $(MCP_CLIENT)/.installed
+	cp tests/mcp/*.mjs $(MCP_CLIENT)/
+	cd $(MCP_CLIENT) && node sdk-client.mjs $(abspath $(BUILD)/snakebox)
+	cd $(MCP_CLIENT) && node conformance.mjs $(abspath $(BUILD)/snakebox) \
+		$(abspath tests/mcp/conformance-baseline.yml)
 
 # The server built with clang too, warnings as errors (gcc builds it everywhere else).
 build-clang:
@@ -185,6 +200,7 @@ test: deps
 	$(MAKE) compat-subset
 	$(MAKE) api-sanitized
 	$(MAKE) browser-test
+	$(MAKE) mcp-test
 	$(MAKE) soak SOAK_REQUESTS=1000
 	$(MAKE) api-unprivileged
 	$(MAKE) image-test-if-possible

@@ -198,6 +198,9 @@ static const Key keys[] = {
         NUM("PLAYGROUND", KEY_COUNT, playground, 1, 0, 1,
                 "1: GET /playground serves the notebook page (cells over a session, built into the "
                 "binary) and GET / redirects there; 0: both are 404."),
+        STR("MCP_ALLOWED_ORIGINS", mcp_allowed_origins, "", check_origins,
+                "origins such as https://app.example.com separated by commas, or nothing",
+                "Browser origins /mcp accepts; any other Origin gets 403 (DNS-rebinding protection)."),
         NUM("SHUTDOWN_GRACE", KEY_SECONDS, shutdown_grace_sec, 10, 0, 3600,
                 "Seconds runs in flight may finish after SIGTERM or SIGINT before they are killed."),
         NUM("MAX_CONNECTIONS_PER_IP", KEY_COUNT, max_connections_per_ip, 128, 0, 1024,

@@ -82,6 +82,7 @@ typedef struct Config {
         char cors_origins[CONFIG_STR_MAX];
         /* PLAYGROUND: 1 serves the notebook page at /playground (and redirects / there). */
         uint32_t playground;
+        char mcp_allowed_origins[CONFIG_STR_MAX];
         /* SHUTDOWN_GRACE: seconds runs in flight may finish after SIGTERM/SIGINT. */
         uint32_t shutdown_grace_sec;
         /* MAX_CONNECTIONS_PER_IP: connections one client address may hold at once (0: no limit). */

@@ -47,6 +47,7 @@
 
 #include "api.h"
 #include "auth.h"
+#include "mcp.h"
 #include "metrics.h"
 #include "playground.h"
 #include "stream.h"
@@ -92,6 +93,8 @@ struct Http {
         /* Live answers whose headers went out, until on_completed: the watch thread also
          * flushes their output after LIVE_FLUSH_MS and sends their keepalives. */
         struct Req *lives;
+        /* MCP tool calls in flight, for notifications/cancelled (under watch_lock). */
+        struct Req *mcp_calls;
 };
 
 typedef enum ReqState { REQ_ROUTE, REQ_READING, REQ_WAITING, REQ_DONE, REQ_ANSWERED } ReqState;
@@ -146,6 +149,16 @@ typedef struct Req {
         size_t bytes_in, bytes_out;
         const char *outcome;
         Live live;
+        /* /mcp: the request is an MCP message (mcp_post); mcp, once set, is the tool call it
+         * runs, and every answer of the /api code path is turned into its result (send_body). */
+        bool is_mcp;
+        McpRevision mcp_rev;
+        McpCall *mcp;
+        int mcp_owner;
+        int mcp_fd; /* a duplicate of the client's socket: shut down to cancel the call */
+        char mcp_peer[64]; /* the client's address: a cancellation must come from it */
+        struct Req *mcp_prev, *mcp_next;
+        bool mcp_listed;
 } Req;
 
 static uint64_t now_ms(void) {
@@ -279,6 +292,20 @@ static void request_id(struct MHD_Connection *conn, char *buf) {
                 snprintf(buf + 2 * i, 3, "%02x", r[i]);
 }
 
+/* True when list (origins separated by commas or spaces) names origin exactly. */
+static bool origin_listed(const char *list, const char *origin) {
+        size_t n = strlen(origin);
+        for (const char *p = list; *p;) {
+                while (*p == ' ' || *p == ',')
+                        p++;
+                size_t m = strcspn(p, ", ");
+                if (m && m == n && strncmp(p, origin, n) == 0)
+                        return true;
+                p += m;
+        }
+        return false;
+}
+
 /* The Origin, when CORS_ORIGINS lists it exactly; NULL otherwise (no CORS headers at all). */
 static const char *allowed_origin(Http *h, const char *origin) {
         if (!origin || !h->cfg.cors_origins[0])
@@ -310,7 +337,7 @@ static enum MHD_Result queue(Req *req, unsigned code, struct MHD_Response *resp)
 }
 
 /* Sends body (malloc'ed, taken; NULL means out-of-memory: a fixed 503). */
-static enum MHD_Result send_body(Req *req, unsigned code, char *body, size_t len, const char *ctype,
+static enum MHD_Result send_body_raw(Req *req, unsigned code, char *body, size_t len, const char *ctype,
         const char *hname, const char *hvalue) {
         static const char fallback[] = "{\"status\":\"Error\",\"output\":\"out of memory\"}";
         struct MHD_Response *resp;
@@ -334,6 +361,28 @@ static enum MHD_Result send_body(Req *req, unsigned code, char *body, size_t len
                 !(hname && strcmp(hname, MHD_HTTP_HEADER_RETRY_AFTER) == 0))
                 MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
         return queue(req, code, resp);
+}
+
+/* The answer of an MCP tool call: what the /api code path answered (status, body; for read_file
+ * the file's bytes), as the JSON-RPC response, always 200. */
+static enum MHD_Result mcp_answer(
+        Req *req, unsigned code, const char *body, size_t len, const char *file, size_t file_len, bool cut) {
+        size_t n = 0;
+        char *res = mcp_call_result(req->mcp, code, body, len, file, file_len, cut, &n);
+        req->is_mcp = false; /* answered: nothing more goes through mcp_answer */
+        return send_body_raw(req, 200, res, n, "application/json", NULL, NULL);
+}
+
+/* Sends body (malloc'ed, taken; NULL means out-of-memory: a fixed 503); an MCP tool call's is
+ * turned into its result first. */
+static enum MHD_Result send_body(Req *req, unsigned code, char *body, size_t len, const char *ctype,
+        const char *hname, const char *hvalue) {
+        if (req->is_mcp && req->mcp) {
+                enum MHD_Result r = mcp_answer(req, code, body, body ? len : 0, NULL, 0, false);
+                free(body);
+                return r;
+        }
+        return send_body_raw(req, code, body, len, ctype, hname, hvalue);
 }
 
 static enum MHD_Result send_json(Req *req, unsigned code, char *body, size_t len) {
@@ -436,7 +485,15 @@ static void live_image(Job *job, char format, uint32_t width, uint32_t height, c
 /* Makes req (an execute, stateless or a cell) a live answer when its Accept asks for one:
  * sets the job's hooks and its watched fd. Returns the fd the pool is to watch. */
 static int live_prepare(Req *req, int client_fd) {
-        req->live.framing = stream_negotiate(header(req->conn, MHD_HTTP_HEADER_ACCEPT));
+        const char *accept = header(req->conn, MHD_HTTP_HEADER_ACCEPT);
+        if (req->mcp)
+                /* An MCP call streams only when it asked for progress and takes SSE. */
+                req->live.framing =
+                        req->mcp->progress_token && accept && strcasestr(accept, "text/event-stream")
+                                ? STREAM_SSE
+                                : STREAM_NONE;
+        else
+                req->live.framing = stream_negotiate(accept);
         if (req->live.framing == STREAM_NONE)
                 return client_fd;
         req->live.fd = client_fd >= 0 ? fcntl(client_fd, F_DUPFD_CLOEXEC, 3) : -1;
@@ -563,6 +620,7 @@ static const UrlRoute routes[] = {
 };
 
 static enum MHD_Result route_request(Http *h, Req *req, const char *url, const char *method);
+static enum MHD_Result on_body_complete(Http *h, Req *req);
 
 static enum MHD_Result on_first_call(
         Http *h, struct MHD_Connection *conn, const char *url, const char *method, void **con_cls) {
@@ -632,6 +690,20 @@ static void live_end(Req *req) {
                 len = body ? strlen(body) : 0;
         } else
                 code = exec_answer(req->http, req, &body, &len);
+        if (req->mcp) {
+                /* MCP: the JSON-RPC response is the stream's last event. */
+                size_t n = 0;
+                _cleanup_free_ char *res = mcp_call_result(req->mcp, code, body, len, NULL, 0, false, &n);
+                free(body);
+                if (res) {
+                        (void)buf_append(
+                                &l->wire, "event: message\ndata: ", strlen("event: message\ndata: "));
+                        (void)buf_append(&l->wire, res, n);
+                        (void)buf_append(&l->wire, "\n\n", 2);
+                }
+                l->ended = true;
+                return;
+        }
         json_t *ans = body ? json_loadb(body, len, 0, NULL) : NULL;
         free(body);
         if (!ans)
@@ -662,6 +734,8 @@ static void live_end(Req *req) {
 /* Under live.lock: makes the next events, at least one when there is anything to say. */
 static void live_fill(Req *req) {
         Live *l = &req->live;
+        if (!l->start_sent && req->mcp)
+                l->start_sent = true; /* MCP: the output is progress, the end the response */
         if (!l->start_sent) {
                 json_t *ev = json_pack("{ss so so}", "request_id", req->id, "session_id",
                         req->session ? json_string(req->sreq.id) : json_null(), "execution_count",
@@ -688,6 +762,13 @@ static void live_fill(Req *req) {
                         break;
                 size_t m;
                 _cleanup_free_ char *clean = utf8_sanitize(text, n, &m);
+                if (req->mcp && clean) {
+                        size_t en = 0;
+                        _cleanup_free_ char *ev = mcp_progress_event(req->mcp, clean, m, &en);
+                        if (ev)
+                                (void)buf_append(&l->wire, ev, en);
+                        continue;
+                }
                 json_t *ev = clean ? json_pack("{ss%}", "text", clean, m) : NULL;
                 if (ev)
                         (void)stream_event(
@@ -699,7 +780,9 @@ static void live_fill(Req *req) {
         if (l->wire.len == 0 && l->done && !l->ended && l->q.bytes == 0)
                 live_end(req);
         uint64_t now = now_ms();
-        if (l->wire.len == 0 && l->keepalive_due && !l->ended) {
+        if (l->wire.len == 0 && l->keepalive_due && !l->ended && req->mcp)
+                (void)buf_append(&l->wire, ": keepalive\n\n", strlen(": keepalive\n\n"));
+        else if (l->wire.len == 0 && l->keepalive_due && !l->ended) {
                 /* SSE: also a comment line, the form proxies and EventSource know. */
                 if (l->framing == STREAM_SSE)
                         (void)buf_append(&l->wire, ": keepalive\n", strlen(": keepalive\n"));
@@ -1067,6 +1150,25 @@ not_allowed : {
 }
 }
 
+/* read_file of MCP: the file's first MAX_RETURN_FILE_BYTES bytes (the cap of a file returned in a
+ * JSON answer), read from the fd the runner passed, into the tool's result. */
+static enum MHD_Result mcp_file(Http *h, Req *req, uint64_t size) {
+        size_t want = (size_t)MIN(size, h->cfg.max_return_file_bytes);
+        _cleanup_free_ char *data = malloc(want + 1);
+        size_t got = 0;
+        while (data && got < want) {
+                ssize_t n = pread(req->sreq.fd, data + got, want - got, (off_t)got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                got += (size_t)n;
+        }
+        if (!data)
+                return send_error(req, 503, "out of memory", NULL, NULL);
+        return mcp_answer(req, 200, NULL, 0, data, got, got < size);
+}
+
 /* The runner answered a file operation: its report (checked here), and for a GET the file's
  * fd, served as it is: regular, on the sandbox's tmpfs (an fd of anything else the sandbox can
  * open, /proc or the read-only root, is refused), never opened by path in the server. */
@@ -1084,6 +1186,9 @@ static enum MHD_Result send_file_answer(Http *h, Req *req) {
         if (s->op == SOP_FILES_LIST)
                 return send_json(req, 200, fa.body, fa.body ? strlen(fa.body) : 0);
         free(fa.body);
+        if ((s->op == SOP_FILE_PUT || s->op == SOP_FILE_DELETE) && req->is_mcp && req->mcp)
+                return mcp_answer(
+                        req, s->op == SOP_FILE_PUT && fa.created ? 201 : 204, NULL, 0, NULL, 0, false);
         if (s->op == SOP_FILE_PUT || s->op == SOP_FILE_DELETE) {
                 struct MHD_Response *resp =
                         MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -1097,6 +1202,8 @@ static enum MHD_Result send_file_answer(Http *h, Req *req) {
                 sf.f_type != TMPFS_MAGIC)
                 return send_session_error(
                         req, 404, "FileNotFound", NULL, "not a regular file of the session");
+        if (req->is_mcp && req->mcp)
+                return mcp_file(h, req, (uint64_t)st.st_size);
         struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)st.st_size, s->fd);
         if (!resp)
                 return MHD_NO;
@@ -1133,6 +1240,8 @@ static enum MHD_Result send_session_answer(Http *h, Req *req) {
                 HttpStatus code = exec_answer(h, req, &body, &len);
                 return send_json(req, (unsigned)code, body, len);
         }
+        if (s->status == 204 && req->is_mcp && req->mcp)
+                return mcp_answer(req, 204, NULL, 0, NULL, 0, false);
         if (s->status == 204) {
                 struct MHD_Response *resp =
                         MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -1144,7 +1253,7 @@ static enum MHD_Result send_session_answer(Http *h, Req *req) {
         size_t len = body ? strlen(body) : 0;
         char retry[16];
         snprintf(retry, sizeof retry, "%u", s->retry_after);
-        if (s->location[0]) {
+        if (s->location[0] && !(req->is_mcp && req->mcp)) {
                 struct MHD_Response *resp =
                         body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
                 if (!resp) {
@@ -1161,9 +1270,192 @@ static enum MHD_Result send_session_answer(Http *h, Req *req) {
                 s->retry_after ? MHD_HTTP_HEADER_RETRY_AFTER : NULL, retry);
 }
 
+/* ---- MCP (mcp.c): /mcp, over the paths above ---- */
+
+/* True when origin is this server's own address on loopback ("http://" + a Host of
+ * 127.0.0.1, localhost or [::1], with its port): a page that DNS rebinding brings here has its
+ * own name in both Origin and Host, never a loopback one, so such a request cannot be one. */
+static bool loopback_same_origin(const char *origin, const char *host) {
+        static const char *const loopback[] = {"127.0.0.1", "localhost", "[::1]"};
+        if (!host || strncmp(origin, "http://", 7) != 0 || strcmp(origin + 7, host) != 0)
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(loopback); i++) {
+                size_t n = strlen(loopback[i]);
+                if (strncmp(host, loopback[i], n) == 0 && (host[n] == 0 || host[n] == ':'))
+                        return true;
+        }
+        return false;
+}
+
+/* An answer of /mcp before any message is read: a JSON-RPC error without id, as the transport's
+ * HTTP status. */
+static enum MHD_Result mcp_http_error(
+        Req *req, unsigned code, const char *msg, const char *hname, const char *hvalue) {
+        size_t len = 0;
+        char *body = mcp_error(NULL, -32000, msg, &len);
+        return send_body_raw(req, code, body, len, "application/json", hname, hvalue);
+}
+
+/* The MCP calls in flight are listed so that a notifications/cancelled can find its call: by
+ * the request id, from the same key (owner) and the same client address. */
+static void mcp_list(Http *h, Req *req, bool on) {
+        pthread_mutex_lock(&h->watch_lock);
+        if (on && !req->mcp_listed) {
+                req->mcp_next = h->mcp_calls;
+                req->mcp_prev = NULL;
+                if (h->mcp_calls)
+                        h->mcp_calls->mcp_prev = req;
+                h->mcp_calls = req;
+                req->mcp_listed = true;
+        } else if (!on && req->mcp_listed) {
+                *(req->mcp_prev ? &req->mcp_prev->mcp_next : &h->mcp_calls) = req->mcp_next;
+                if (req->mcp_next)
+                        req->mcp_next->mcp_prev = req->mcp_prev;
+                req->mcp_prev = req->mcp_next = NULL;
+                req->mcp_listed = false;
+        }
+        pthread_mutex_unlock(&h->watch_lock);
+}
+
+/* Cancels the call id_text of this client: its socket is shut down, which the pool sees as a
+ * client gone, as for /api: a run is killed, a session's cell interrupted. The spec wants no
+ * response to a cancelled request, and none can be sent. */
+static void mcp_cancel(Http *h, Req *by, const char *id_text) {
+        pthread_mutex_lock(&h->watch_lock);
+        for (Req *r = h->mcp_calls; r; r = r->mcp_next)
+                if (r->mcp && r->mcp_fd >= 0 && r->mcp_owner == by->mcp_owner &&
+                        strcmp(r->mcp_peer, by->mcp_peer) == 0 && strcmp(r->mcp->id_text, id_text) == 0)
+                        shutdown(r->mcp_fd, SHUT_RDWR);
+        pthread_mutex_unlock(&h->watch_lock);
+}
+
+/* The body of an MCP POST is in: answered at once, or a tool call run through the /api path it
+ * translates to (stateless: on_body_complete; a session's: session_body_complete). */
+static enum MHD_Result mcp_body_complete(Http *h, Req *req) {
+        if (req->too_large) {
+                char why[128];
+                snprintf(why, sizeof why,
+                        "request body too large: the limit is MAX_REQUEST_BYTES (%llu bytes)",
+                        (unsigned long long)h->cfg.max_request_bytes);
+                return mcp_http_error(req, MHD_HTTP_CONTENT_TOO_LARGE, why, NULL, NULL);
+        }
+        McpAnswer a;
+        const char *accept = header(req->conn, MHD_HTTP_HEADER_ACCEPT);
+        int r = mcp_handle(req->body.data ? req->body.data : "", req->body.len, req->mcp_rev,
+                accept && strcasestr(accept, "text/event-stream"), &h->cfg, &a);
+        buf_free(&req->body);
+        if (r < 0)
+                return send_body_raw(req, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, 0, NULL, NULL, NULL);
+        if (a.cancel[0])
+                mcp_cancel(h, req, a.cancel);
+        if (!a.call) {
+                if (a.http_status == MHD_HTTP_ACCEPTED) {
+                        struct MHD_Response *resp =
+                                MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+                        if (!resp)
+                                return MHD_NO;
+                        return queue(req, MHD_HTTP_ACCEPTED, resp);
+                }
+                return send_body_raw(req, a.http_status, a.body, a.body_len, "application/json", NULL, NULL);
+        }
+        McpCall *call = req->mcp = a.call;
+        req->outcome = "-";
+        buf_init(&req->body, call->op == SOP_FILE_PUT ? h->cfg.max_files_bytes : h->cfg.max_request_bytes);
+        if (call->body_len > req->body.cap)
+                req->too_large = true;
+        else if (buf_append(&req->body, call->body, call->body_len) < 0)
+                return send_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", NULL, NULL);
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        req->mcp_fd = ci ? fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 3) : -1;
+        if (req->mcp_fd >= 0)
+                mcp_list(h, req, true);
+        if (!call->session)
+                return on_body_complete(h, req);
+        if (h->cfg.max_sessions == 0)
+                return send_session_error(req, MHD_HTTP_NOT_FOUND, "SessionsDisabled", NULL,
+                        "sessions are disabled on this server (MAX_SESSIONS=0)");
+        req->session = true;
+        req->sreq = (SessionReq){
+                .fd = -1,
+                .op = (SessionOp)call->op,
+                .owner = req->mcp_owner,
+                .keyed = auth_enabled(h->auth),
+        };
+        snprintf(req->sreq.id, sizeof req->sreq.id, "%s", call->session_id);
+        snprintf(req->file, sizeof req->file, "%s", call->path);
+        return session_body_complete(h, req);
+}
+
+/* POST /mcp: the transport's checks, in the order the spec gives them, then the body. */
+static enum MHD_Result route_mcp(Http *h, Req *req, const char *method, bool bodyless) {
+        struct MHD_Connection *conn = req->conn;
+        req->endpoint = EP_MCP;
+        req->is_mcp = true;
+        req->mcp_fd = -1;
+        /* DNS rebinding: a page of another site that reaches this port through a name it
+         * controls sends its own Origin; browsers always send one with a POST. */
+        const char *origin = header(conn, "Origin");
+        if (origin && !origin_listed(h->cfg.mcp_allowed_origins, origin) &&
+                !loopback_same_origin(origin, header(conn, MHD_HTTP_HEADER_HOST)))
+                return mcp_http_error(req, MHD_HTTP_FORBIDDEN,
+                        "Forbidden: this Origin is not in MCP_ALLOWED_ORIGINS", NULL, NULL);
+        if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+                return mcp_http_error(req, MHD_HTTP_METHOD_NOT_ALLOWED,
+                        "Method not allowed: /mcp takes POST (this server opens no SSE stream of its own "
+                        "and keeps no MCP session to delete)",
+                        MHD_HTTP_HEADER_ALLOW, MHD_HTTP_METHOD_POST);
+        const char *authz = header(conn, MHD_HTTP_HEADER_AUTHORIZATION);
+        if (!auth_check(h->auth, authz))
+                return mcp_http_error(req, MHD_HTTP_UNAUTHORIZED,
+                        "Unauthorized: send the header Authorization: Bearer <API key>",
+                        MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"snakebox\"");
+        req->mcp_owner = auth_owner(h->auth, authz);
+        const char *v = header(conn, "MCP-Protocol-Version");
+        req->mcp_rev = MCP_REV_DEFAULT;
+        if (v && mcp_revision_parse(v, &req->mcp_rev) < 0)
+                return mcp_http_error(req, MHD_HTTP_BAD_REQUEST,
+                        "Bad Request: unsupported MCP-Protocol-Version; this server answers 2025-03-26, "
+                        "2025-06-18 and 2025-11-25",
+                        NULL, NULL);
+        if (!is_json(header(conn, MHD_HTTP_HEADER_CONTENT_TYPE)))
+                return mcp_http_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                        "Unsupported Media Type: send Content-Type: application/json", NULL, NULL);
+        const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+                char *end;
+                errno = 0;
+                unsigned long long n = strtoull(cl, &end, 10);
+                if (errno == 0 && *end == 0 && n > h->cfg.max_request_bytes)
+                        return mcp_http_error(req, MHD_HTTP_CONTENT_TOO_LARGE,
+                                "request body too large: the limit is MAX_REQUEST_BYTES", NULL, NULL);
+        }
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+                const struct sockaddr *sa = ci->client_addr;
+                if (sa->sa_family == AF_INET)
+                        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, req->mcp_peer,
+                                sizeof req->mcp_peer);
+                else if (sa->sa_family == AF_INET6)
+                        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, req->mcp_peer,
+                                sizeof req->mcp_peer);
+        }
+        buf_init(&req->body, h->cfg.max_request_bytes);
+        if (bodyless)
+                return mcp_body_complete(h, req);
+        return MHD_YES;
+}
+
 static enum MHD_Result route_request(Http *h, Req *req, const char *url, const char *method) {
         struct MHD_Connection *conn = req->conn;
         req->state = REQ_READING;
+        if (strcmp(url, "/mcp") == 0) {
+                const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+                bool bodyless =
+                        !header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING) && (!cl || strcmp(cl, "0") == 0);
+                return route_mcp(h, req, method, bodyless);
+        }
         if (strncmp(url, "/api/sessions", strlen("/api/sessions")) == 0 &&
                 (url[strlen("/api/sessions")] == 0 || url[strlen("/api/sessions")] == '/')) {
                 if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0 && req->origin[0])
@@ -1236,6 +1528,8 @@ static enum MHD_Result route_request(Http *h, Req *req, const char *url, const c
 static enum MHD_Result on_body_complete(Http *h, Req *req) {
         char why[512];
 
+        if (req->is_mcp && !req->mcp)
+                return mcp_body_complete(h, req);
         if (req->session)
                 return session_body_complete(h, req);
         if (req->too_large) {
@@ -1402,6 +1696,8 @@ static void on_completed(
         metrics_request(req->endpoint, req->code);
         *con_cls = NULL;
         atomic_fetch_sub(&h->active, 1);
+        if (req->mcp_listed)
+                mcp_list(h, req, false);
         if (in_flight) {
                 /* The client left a live answer mid-run: the pool sees the hang-up on our copy
                  * of the socket, kills the run (or interrupts the cell), and its done callback
@@ -1413,6 +1709,11 @@ static void on_completed(
 }
 
 static void req_free(Req *req) {
+        if (req->mcp_listed)
+                mcp_list(req->http, req, false);
+        if (req->mcp && req->mcp_fd >= 0)
+                close(req->mcp_fd);
+        mcp_call_free(req->mcp);
         if (req->ran)
                 metrics_run(&req->job.result);
         if (req->live.init) {

@@ -12,8 +12,9 @@
 #include "util/buf.h"
 
 static const char *const endpoint_names[_EP_MAX] = {
-        "/api/execute", "/health", "/metrics", "/openapi.json", "other", "/api/sessions"};
-static const unsigned codes[] = {200, 201, 204, 400, 401, 403, 404, 405, 409, 410, 413, 415, 429, 500, 503};
+        "/api/execute", "/health", "/metrics", "/openapi.json", "other", "/api/sessions", "/mcp"};
+static const unsigned codes[] = {
+        200, 201, 202, 204, 400, 401, 403, 404, 405, 409, 410, 413, 415, 429, 500, 503};
 #define NCODES (sizeof codes / sizeof codes[0])
 static _Atomic uint64_t requests[_EP_MAX][NCODES + 1]; /* last: any other code */
 

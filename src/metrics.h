@@ -13,6 +13,7 @@ typedef enum MetricsEndpoint {
         EP_OPENAPI,
         EP_OTHER,
         EP_SESSIONS, /* /api/sessions and everything under it */
+        EP_MCP,
         _EP_MAX,
 } MetricsEndpoint;
 

@@ -119,6 +119,7 @@ static const char *const key_order[] = {
         "LOG_FORMAT",
         "CORS_ORIGINS",
         "PLAYGROUND",
+        "MCP_ALLOWED_ORIGINS",
         "SHUTDOWN_GRACE",
         "MAX_CONNECTIONS_PER_IP",
         "HEADER_TIMEOUT",
