@@ -508,8 +508,9 @@ static int live_prepare(Req *req, int client_fd) {
         req->job.on_output = live_output;
         req->job.on_start = live_start;
         /* Figures as they are shown need the runner to send them: without the flag (no memory
-         * for it) they still come, in the end's report, streamed just before it. */
-        if (api_request_live(&req->job.request, &req->job.request_len) == 0)
+         * for it) they still come, in the end's report, streamed just before it. An MCP call's
+         * progress is text only: its figures are image blocks of the result. */
+        if (!req->mcp && api_request_live(&req->job.request, &req->job.request_len) == 0)
                 req->job.on_image = live_image;
         return req->live.fd;
 }

@@ -9,6 +9,7 @@ The cancellation-by-key test was also seen failing with the key check left out o
 cancellation's lookup (the other key's cancellation killed the run)."""
 
 import http.client
+import base64
 import json
 
 from conftest import (MARK_PRELUDE, assert_no_processes_left, host_processes, module_server, new_token,
@@ -268,6 +269,27 @@ def test_progress_token_and_sse_stream_the_output(mcp_server):
         r = post(mcp_server, msg, version="2025-06-18", accept=accept)
         assert r.headers["content-type"].startswith("application/json"), r
         assert r.json["result"]["content"][0]["text"] == "0\n1\n2\n"
+
+
+def test_a_progress_stream_with_a_figure_carries_only_json_rpc(mcp_server):
+    """A figure shown during a progress-streamed call: the /api live answer streams it as an
+    image event, which is not an MCP message; here every SSE message is JSON-RPC (progress,
+    then the response) and the figure is an image block of the result. Failed when live
+    figures were first merged beside MCP (an "event: image" with the /api event's JSON)."""
+    code = ("import matplotlib.pyplot as plt\nprint('a', flush=True)\nplt.plot([1, 2])\nplt.show()\n"
+            "print('b')")
+    r = post(mcp_server, call("run_python", {"code": code}, id=11, meta={"progressToken": "fig"}),
+             version="2025-06-18")
+    assert r.status == 200 and r.headers["content-type"].startswith("text/event-stream"), r
+    assert b"event: image" not in r.body, r.body[:500]
+    events = sse_events(r.body)
+    assert all(e.get("jsonrpc") == "2.0" for e in events), events
+    assert all(e["method"] == "notifications/progress" for e in events[:-1]), events
+    last = events[-1]
+    assert last["id"] == 11, last
+    images = [c for c in last["result"]["content"] if c["type"] == "image"]
+    assert len(images) == 1 and images[0]["mimeType"] == "image/png", last
+    assert base64.b64decode(images[0]["data"])[:4] == b"\x89PNG", last
 
 
 def test_session_tools_round_trip(mcp_server):
