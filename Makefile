@@ -4,7 +4,7 @@
 SHELL    := /bin/bash
 CC       ?= gcc
 BUILD    ?= build
-PKGS     := libmicrohttpd jansson libseccomp python3-embed
+PKGS     := libmicrohttpd jansson libseccomp python3-embed libcurl
 PYTHON   := /usr/bin/python3
 
 # -Wno-format-truncation: snprintf into fixed buffers is how messages are cut on purpose; where a

@@ -76,6 +76,7 @@ static const NumSpec numbers[] = {
         SPEC("SESSION_FILES_MB", session_files_bytes, 512, 1, 1048576, MIB, "megabytes"),
         SPEC("INTERRUPT_GRACE", interrupt_grace_sec, 2, 0, 60, 1, "seconds"),
         SPEC("NODE_ID", node_id, 0, 0, 65535, 1, NULL),
+        SPEC("MAX_FORWARDS", max_forwards, 256, 1, 1024, 1, NULL),
 };
 
 /* Every key, in the order the summary and the example list them. */
@@ -128,6 +129,9 @@ static const char *const key_order[] = {
         "SESSION_FILES_MB",
         "INTERRUPT_GRACE",
         "NODE_ID",
+        "PEER_URL",
+        "PEER_TOKEN",
+        "MAX_FORWARDS",
 };
 
 static uint64_t get(const Config *c, const NumSpec *s) {
