@@ -36,7 +36,7 @@ LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
 .PHONY: all run test unit api api-unprivileged deps check host-check clean format format-check example \
         bench fuzz fuzz-replay soak tidy tidy-changed tidy-seed lint build-clang api-sanitized \
-        compat compat-subset image image-test image-test-if-possible
+        compat compat-subset image image-test image-test-if-possible cluster-test
 all: $(BUILD)/snakebox
 
 # V=1 shows the commands.
@@ -172,10 +172,17 @@ test: deps
 	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	$(MAKE) api
 	$(MAKE) compat-subset
+	$(MAKE) cluster-test
 	$(MAKE) api-sanitized
 	$(MAKE) soak SOAK_REQUESTS=1000
 	$(MAKE) api-unprivileged
 	$(MAKE) image-test-if-possible
+
+# Many instances (tests/cluster, docs/scaling.md): three servers (NODE_ID 0, 1, 2) on loopback
+# ports and Debian's nginx in front with deploy/nginx/snakebox.conf, started and stopped by the
+# tests; then yamllint and a field check of the Kubernetes manifests (deploy/k8s).
+cluster-test: $(BUILD)/snakebox
+	$(PYTHON) -m pytest -q tests/cluster
 
 # Fuzzing: one target per parser of untrusted bytes (fuzz/fuzz-*.c). `make fuzz` builds them with
 # clang's libFuzzer, ASan and UBSan and runs each for FUZZ_SECONDS on a copy of its seed corpus;
