@@ -293,8 +293,9 @@ static void *forward_main(void *arg) {
                 curl_easy_setopt(x.c, CURLOPT_CUSTOMREQUEST, f->method);
                 if (strcmp(f->method, "HEAD") == 0)
                         curl_easy_setopt(x.c, CURLOPT_NOBODY, 1L);
-                else if (f->req_body) {
-                        curl_easy_setopt(x.c, CURLOPT_POSTFIELDS, f->req_body);
+                else if (f->req_body || strcmp(f->method, "POST") == 0 || strcmp(f->method, "PUT") == 0) {
+                        /* A POST or PUT without a body still says Content-Length: 0. */
+                        curl_easy_setopt(x.c, CURLOPT_POSTFIELDS, f->req_body ? f->req_body : "");
                         curl_easy_setopt(x.c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)f->req_body_len);
                 }
                 curl_easy_setopt(x.c, CURLOPT_HTTPHEADER, f->req_headers);

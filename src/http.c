@@ -842,14 +842,19 @@ static ssize_t fwd_read(void *cls, _unused_ uint64_t pos, char *buf, size_t max)
         return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
-/* A header line "Name: value" of the client's request, malloc'ed, or NULL when absent (or out of
- * memory: the owner then answers as if it was not sent). */
+/* "Name: value", malloc'ed, or NULL (out of memory). */
+static char *header_line(const char *name, const char *value) {
+        char *line = NULL;
+        if (asprintf(&line, "%s: %s", name, value) < 0)
+                return NULL; /* asprintf leaves line undefined then */
+        return line;
+}
+
+/* A header line of the client's request, or NULL when absent (or out of memory: the owner then
+ * answers as if it was not sent). */
 static char *pass_header(struct MHD_Connection *conn, const char *name) {
         const char *v = header(conn, name);
-        char *line = NULL;
-        if (v && asprintf(&line, "%s: %s", name, v) < 0)
-                line = NULL;
-        return line;
+        return v ? header_line(name, v) : NULL;
 }
 
 /* Sends the session request to its owner (req->fwd_url); its answer is relayed by send_forward.
@@ -865,11 +870,13 @@ static enum MHD_Result forward_begin(Http *h, Req *req) {
         for (size_t i = 0; i < ELEMENTSOF(passed); i++)
                 if ((lines[k] = pass_header(conn, passed[i])))
                         k++;
-        bool ok = asprintf(&lines[k++], "X-Request-Id: %s", req->id) >= 0 &&
-                  asprintf(&lines[k++], FORWARD_TOKEN_HEADER ": %s", h->cfg.peer_token) >= 0 &&
-                  asprintf(&lines[k++], FORWARD_HOP_HEADER ": %u", h->cfg.node_id) >= 0 &&
+        char hop[16];
+        snprintf(hop, sizeof hop, "%u", h->cfg.node_id);
+        bool ok = (lines[k++] = header_line("X-Request-Id", req->id)) &&
+                  (lines[k++] = header_line(FORWARD_TOKEN_HEADER, h->cfg.peer_token)) &&
+                  (lines[k++] = header_line(FORWARD_HOP_HEADER, hop)) &&
                   /* libcurl's own defaults: no 100-continue round trip, no form type. */
-                  (lines[k++] = strdup("Expect:")) != NULL &&
+                  (lines[k++] = strdup("Expect:")) &&
                   (header(conn, MHD_HTTP_HEADER_CONTENT_TYPE) || (lines[k++] = strdup("Content-Type:")));
         int r = -ENOMEM;
         if (ok) {

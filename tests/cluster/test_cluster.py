@@ -178,6 +178,37 @@ def test_session_through_nginx_and_forwarded_by_a_non_owner(cluster):
     assert_session_error(r, 410, "SessionGone", "deleted")
 
 
+def test_files_and_interrupt_through_a_non_owner(cluster):
+    """The other session endpoints through a non-owner: a raw PUT of a file whose name needs
+    encoding, its GET (bytes and Content-Disposition relayed), the listing, and an interrupt of a
+    cell running on the owner (the cell's client gets its KeyboardInterrupt). Seen failing before
+    owner forwarding existed: every one answered 404 SessionNotFound."""
+    sid = session_on(cluster, 0)
+    other = cluster.nodes[2]
+    data = bytes(range(256)) * 8
+    r = request(other, "PUT", f"/api/sessions/{sid}/files/dir/a%20b%3F.bin", body=data, timeout=30)
+    assert r.status == 201, show(r)
+    assert cell_value(cluster.nodes[0], sid, "print(len(open('/work/dir/a b?.bin', 'rb').read()))") == "2048"
+    r = request(other, "GET", f"/api/sessions/{sid}/files/dir/a%20b%3F.bin", timeout=30)
+    assert r.status == 200 and r.body == data, show(r)
+    assert "attachment" in r.headers.get("content-disposition", ""), show(r)
+    r = request(other, "GET", f"/api/sessions/{sid}/files", timeout=30)
+    assert r.status == 200 and "dir/a b?.bin" in json.dumps(r.json), show(r)
+    answers = []
+    t = threading.Thread(target=lambda: answers.append(
+        cell_via(cluster.nginx, sid, "import time\nprint('go', flush=True)\ntime.sleep(30)")))
+    t.start()
+    deadline = time.monotonic() + 20
+    while request(cluster.nodes[0], "GET", f"/api/sessions/{sid}", timeout=10).json["state"] != "busy":
+        assert time.monotonic() < deadline, "the cell never started"
+        time.sleep(0.05)
+    r = request(other, "POST", f"/api/sessions/{sid}/interrupt", timeout=30)
+    assert r.status == 200 and r.json["interrupted"] is True, show(r)
+    t.join(timeout=30)
+    assert answers and answers[0].status == 200 and "KeyboardInterrupt" in answers[0].json["output"], \
+        show(answers)
+
+
 def test_peer_headers_without_the_token_are_refused_and_forwards_do_not_loop(cluster):
     """A request that says it was forwarded (X-Snakebox-Forwarded-By) without the cluster's
     PEER_TOKEN, or with a wrong one, is refused 403 by the owner; a forwarded request (right
