@@ -237,8 +237,10 @@ def test_sigterm_under_load_drains_without_a_failed_request(cluster):
     it directly is 503 with Retry-After, and its run in flight finishes with its answer; no
     request of the load fails; it exits 0. Its session then answers 503 OwnerUnavailable through
     nginx and through a non-owner, and 410 server_restarted once a new boot of it is up; the
-    other instances' sessions keep their state. Seen failing before the drain: the instance
-    closed its listening socket at SIGTERM, so /health?ready=1 was a refused connection."""
+    other instances' sessions keep their state. Seen failing on main's binary (the instance
+    closed its listening socket at SIGTERM: /health?ready=1 was a reset connection), and with
+    http_503 left out of the shipped config's proxy_next_upstream (load requests failed with the
+    draining instance's 503)."""
     victim = 2
     s = cluster.nodes[victim]
     sid = session_on(cluster, victim)
@@ -299,8 +301,8 @@ def drain_and_check(cluster, s, sid, others):
 def test_kill9_of_an_instance_fails_only_its_sessions(cluster):
     """kill -9 one instance: its sessions answer 503 OwnerUnavailable (with Retry-After) through
     nginx and through another instance, stateless runs through nginx all succeed, and the other
-    instances' sessions keep their state. Seen failing before the nginx error_page and owner
-    forwarding: nginx answered its HTML 502 page and the other instance 404 SessionNotFound."""
+    instances' sessions keep their state. Seen failing without the config's error_page (nginx's
+    HTML 502 page) and on main's binary (the other instance: 404 SessionNotFound)."""
     victim = 1
     s = cluster.nodes[victim]
     sid = session_on(cluster, victim)
