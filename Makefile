@@ -4,7 +4,7 @@
 SHELL    := /bin/bash
 CC       ?= gcc
 BUILD    ?= build
-PKGS     := libmicrohttpd jansson libseccomp python3-embed
+PKGS     := libmicrohttpd jansson libseccomp python3-embed libcurl
 PYTHON   := /usr/bin/python3
 
 # -Wno-format-truncation: snprintf into fixed buffers is how messages are cut on purpose; where a
@@ -37,7 +37,7 @@ LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
 .PHONY: all run test unit api api-unprivileged deps check host-check clean format format-check example \
         bench fuzz fuzz-replay soak tidy tidy-changed tidy-seed lint build-clang api-sanitized \
-        compat compat-subset image image-test image-test-if-possible browser-test mcp-test
+        compat compat-subset image image-test image-test-if-possible browser-test mcp-test cluster-test
 all: $(BUILD)/snakebox
 
 # V=1 shows the commands.
@@ -198,12 +198,19 @@ test: deps
 	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	$(MAKE) api
 	$(MAKE) compat-subset
+	$(MAKE) cluster-test
 	$(MAKE) api-sanitized
 	$(MAKE) browser-test
 	$(MAKE) mcp-test
 	$(MAKE) soak SOAK_REQUESTS=1000
 	$(MAKE) api-unprivileged
 	$(MAKE) image-test-if-possible
+
+# Many instances (tests/cluster, docs/scaling.md): three servers (NODE_ID 0, 1, 2) on loopback
+# ports and Debian's nginx in front with deploy/nginx/snakebox.conf, started and stopped by the
+# tests; then yamllint and a field check of the Kubernetes manifests (deploy/k8s).
+cluster-test: $(BUILD)/snakebox
+	$(PYTHON) -m pytest -q tests/cluster
 
 # Fuzzing: one target per parser of untrusted bytes (fuzz/fuzz-*.c). `make fuzz` builds them with
 # clang's libFuzzer, ASan and UBSan and runs each for FUZZ_SECONDS on a copy of its seed corpus;

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "forward.h"
 #include "pylibs.h"
 #include "util/macro.h"
 #include "util/str.h"
@@ -62,6 +63,8 @@ static int check_keys(const char *value, char *buf, size_t size);
 static int check_log_format(const char *value, char *buf, size_t size);
 static int check_origins(const char *value, char *buf, size_t size);
 static int check_uid_range(const char *value, char *buf, size_t size);
+static int check_peer_url(const char *value, char *buf, size_t size);
+static int check_peer_token(const char *value, char *buf, size_t size);
 
 #define FIELD_SIZE(f) sizeof(((Config *)0)->f)
 #define SCALE(t) ((t) == KEY_MEGABYTES ? MIB : 1)
@@ -234,6 +237,19 @@ static const Key keys[] = {
         NUM("NODE_ID", KEY_COUNT, node_id, 0, 0, 65535,
                 "This server's number in session ids (<node>-<boot>-<random>), for routing sessions "
                 "when several servers share a name; ids of another node are unknown here."),
+        STR("PEER_URL", peer_url, "", check_peer_url,
+                "an http:// or https:// URL with {node} in it (no spaces), or nothing",
+                "Where another node's instance answers, with {node} for its NODE_ID (e.g. "
+                "http://snakebox-{node}.snakebox-hl:8080): a request for a session of another node is "
+                "forwarded there and its answer relayed. Nothing: such a request is answered 404. Needs "
+                "PEER_TOKEN."),
+        STR("PEER_TOKEN", peer_token, "", check_peer_token,
+                "16 to 255 printable characters without spaces, or nothing",
+                "A secret shared by the instances: forwarded requests carry it, and a request that says "
+                "it was forwarded without it is refused (403). Nothing: forwarded requests are refused."),
+        NUM("MAX_FORWARDS", KEY_COUNT, max_forwards, 256, 1, 1024,
+                "Requests this server forwards to other nodes at once (a thread each); more are answered "
+                "503 with Retry-After."),
 };
 
 _printf_(3, 0) static int vfail(char **ret_error, int r, const char *fmt, va_list ap) {
@@ -474,6 +490,23 @@ static int check_keys(const char *value, char *buf, size_t size) {
 static int check_log_format(const char *value, char *buf, size_t size) {
         if (strcmp(value, "text") != 0 && strcmp(value, "json") != 0)
                 return -EINVAL;
+        return str_copy(buf, size, value);
+}
+
+static int check_peer_url(const char *value, char *buf, size_t size) {
+        if (value[0] && !forward_url_template_ok(value))
+                return -EINVAL;
+        return str_copy(buf, size, value);
+}
+
+/* Long enough not to be guessed; printable because it travels in a header. */
+static int check_peer_token(const char *value, char *buf, size_t size) {
+        size_t n = strlen(value);
+        if (n && (n < 16 || n > 255))
+                return -EINVAL;
+        for (const char *p = value; *p; p++)
+                if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+                        return -EINVAL;
         return str_copy(buf, size, value);
 }
 

@@ -101,6 +101,11 @@ typedef struct Config {
         uint64_t session_files_bytes; /* SESSION_FILES_MB: a session's tmpfs */
         uint32_t interrupt_grace_sec;
         uint32_t node_id;
+        /* Owner forwarding (forward.c): PEER_URL (a template with {node}; empty: none), the
+         * PEER_TOKEN instances share, and MAX_FORWARDS at once. */
+        char peer_url[CONFIG_STR_MAX];
+        char peer_token[256];
+        uint32_t max_forwards;
 } Config;
 
 /* Fills every field with its default. */

@@ -48,6 +48,7 @@
 #include "api.h"
 #include "auth.h"
 #include "mcp.h"
+#include "forward.h"
 #include "metrics.h"
 #include "playground.h"
 #include "stream.h"
@@ -83,6 +84,8 @@ struct Http {
         Auth *auth;
         Config cfg;
         _Atomic uint32_t active; /* requests between their first call and their completion */
+        /* SIGTERM came (http_drain): not ready, new stateless work and sessions refused. */
+        _Atomic bool draining;
         /* The header watch: connections waiting for headers, oldest first (each joins at the
          * tail with the current time), and the thread that ends those past HEADER_TIMEOUT. */
         pthread_mutex_t watch_lock;
@@ -139,6 +142,10 @@ typedef struct Req {
         bool session; /* a session endpoint: job.session is &sreq */
         SessionReq sreq;
         char file[512]; /* a file endpoint's path under /work, checked as uploads are */
+        /* Another node's session: the owner's URL for it (forward.h), and the transfer. */
+        char *fwd_url;
+        int fwd_node;
+        Forward *fwd;
         Job job;
         struct timespec start;
         char method[16];
@@ -521,6 +528,10 @@ static enum MHD_Result send_health(Req *req) {
         pool_status(h->pool, &st);
         const CgroupRoot *cg = pool_cgroups(h->pool);
         bool ok = st.zygote_up && !st.fatal[0];
+        /* ?ready=1 is the balancer's question (Kubernetes' readinessProbe): a draining server is
+         * alive but takes no new work. Without it, the answer stays about liveness. */
+        bool draining = atomic_load(&h->draining);
+        bool ask_ready = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "ready") != NULL;
         json_t *o = json_pack("{ss s{sIsIsIsI} ss s{sIsIsIsIsIsI} s{ss sb sb sb sb sb sb sb sb}}", "status",
                 ok ? "ok" : "unavailable", "pool", "ready", (json_int_t)st.ready, "busy",
                 (json_int_t)st.busy, "queued", (json_int_t)st.queued, "starting", (json_int_t)st.spawning,
@@ -550,9 +561,14 @@ static enum MHD_Result send_health(Req *req) {
                                 (json_int_t)st.sessions_busy, "max", (json_int_t)st.sessions_max));
         if (o && st.fatal[0])
                 json_object_set_new(o, "error", json_string(st.fatal));
+        if (o) {
+                json_object_set_new(o, "ready", json_boolean(ok && !draining));
+                json_object_set_new(o, "draining", json_boolean(draining));
+                json_object_set_new(o, "node", json_integer((json_int_t)h->cfg.node_id));
+        }
         char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
-        return send_json(req, ok ? 200 : 503, body, body ? strlen(body) : 0);
+        return send_json(req, ok && !(ask_ready && draining) ? 200 : 503, body, body ? strlen(body) : 0);
 }
 
 static enum MHD_Result send_metrics(Req *req) {
@@ -904,6 +920,195 @@ static enum MHD_Result send_session_error(
                 code == 429 || code == 409 || code == 503 ? MHD_HTTP_HEADER_RETRY_AFTER : NULL, "1");
 }
 
+/* ---- owner forwarding (forward.h) ---- */
+
+/* Both run with the Forward's lock held: they only suspend or resume. */
+static void fwd_wake(void *userdata) {
+        Req *req = userdata;
+        MHD_resume_connection(req->conn);
+}
+
+static void fwd_suspend(void *userdata) {
+        Req *req = userdata;
+        MHD_suspend_connection(req->conn);
+}
+
+/* The relayed body: what the owner sent so far, or (nothing yet) the connection suspended until
+ * the transfer brings more. */
+static ssize_t fwd_read(void *cls, _unused_ uint64_t pos, char *buf, size_t max) {
+        Req *req = cls;
+        long n = forward_read(req->fwd, buf, max, fwd_suspend, req);
+        if (n > 0) {
+                req->bytes_out += (size_t)n;
+                return n;
+        }
+        if (n == 0)
+                return 0;
+        if (n == -EPIPE) {
+                req->outcome = "forwarded";
+                return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        req->outcome = "forward-broken";
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+/* "Name: value", malloc'ed, or NULL (out of memory). */
+static char *header_line(const char *name, const char *value) {
+        char *line = NULL;
+        if (asprintf(&line, "%s: %s", name, value) < 0)
+                return NULL; /* asprintf leaves line undefined then */
+        return line;
+}
+
+/* A header line of the client's request, or NULL when absent (or out of memory: the owner then
+ * answers as if it was not sent). */
+static char *pass_header(struct MHD_Connection *conn, const char *name) {
+        const char *v = header(conn, name);
+        return v ? header_line(name, v) : NULL;
+}
+
+/* Sends the session request to its owner (req->fwd_url); its answer is relayed by send_forward.
+ * The owner checks the API key, limits and everything else again: this server passes on the
+ * client's Authorization, Content-Type, Accept (a live cell stays live) and request id, and adds
+ * the peer headers. */
+static enum MHD_Result forward_begin(Http *h, Req *req) {
+        struct MHD_Connection *conn = req->conn;
+        char *lines[10] = {0};
+        size_t k = 0;
+        static const char *const passed[] = {
+                MHD_HTTP_HEADER_AUTHORIZATION, MHD_HTTP_HEADER_CONTENT_TYPE, MHD_HTTP_HEADER_ACCEPT};
+        for (size_t i = 0; i < ELEMENTSOF(passed); i++)
+                if ((lines[k] = pass_header(conn, passed[i])))
+                        k++;
+        char hop[16];
+        snprintf(hop, sizeof hop, "%u", h->cfg.node_id);
+        bool ok = (lines[k++] = header_line("X-Request-Id", req->id)) &&
+                  (lines[k++] = header_line(FORWARD_TOKEN_HEADER, h->cfg.peer_token)) &&
+                  (lines[k++] = header_line(FORWARD_HOP_HEADER, hop)) &&
+                  /* libcurl's own defaults: no 100-continue round trip, no form type. */
+                  (lines[k++] = strdup("Expect:")) &&
+                  (header(conn, MHD_HTTP_HEADER_CONTENT_TYPE) || (lines[k++] = strdup("Content-Type:")));
+        int r = -ENOMEM;
+        if (ok) {
+                const union MHD_ConnectionInfo *ci =
+                        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+                ForwardRequest fr = {
+                        .url = req->fwd_url,
+                        .method = req->method,
+                        .headers = (const char *const *)lines,
+                        .body = req->body.data,
+                        .body_len = req->body.len,
+                        /* The longest a cell may take, and its grace, with room for the queue. */
+                        .timeout_ms = (h->cfg.timeout_sec + h->cfg.interrupt_grace_sec + 60) * 1000,
+                        .connect_timeout_ms = 3000,
+                        .client_fd = ci ? ci->connect_fd : -1,
+                };
+                /* Suspend first: the transfer may wake the connection before start returns. */
+                req->state = REQ_WAITING;
+                MHD_suspend_connection(conn);
+                r = forward_start(&fr, h->cfg.max_forwards, fwd_wake, req, &req->fwd);
+                if (r < 0) {
+                        req->state = REQ_READING;
+                        MHD_resume_connection(conn);
+                }
+        }
+        for (size_t i = 0; i < ELEMENTSOF(lines); i++)
+                free(lines[i]);
+        buf_free(&req->body);
+        if (r == -EBUSY)
+                return send_session_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "ServiceUnavailable", NULL,
+                        "too many requests are being forwarded to other nodes (MAX_FORWARDS); try again "
+                        "later");
+        if (r < 0)
+                return send_session_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "ServiceUnavailable", NULL,
+                        "cannot forward the request to the session's node: out of memory or threads");
+        return MHD_YES;
+}
+
+/* The transfer has the owner's answer's headers (or failed): relay it. */
+static enum MHD_Result send_forward(Req *req) {
+        long status = 0;
+        ForwardHeaders fh;
+        ForwardState st = forward_state(req->fwd, &status, &fh);
+        if (st == FORWARD_CONNECTING)
+                return MHD_YES; /* a spurious wake-up; the transfer's wake comes later */
+        if (st == FORWARD_FAILED && status == 0) {
+                char msg[200];
+                snprintf(msg, sizeof msg,
+                        "session %.64s lives on node %d, which cannot be reached now (it may be "
+                        "restarting); try again later",
+                        req->sreq.id, req->fwd_node);
+                req->outcome = "owner-unavailable";
+                return send_session_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "OwnerUnavailable", NULL, msg);
+        }
+        struct MHD_Response *resp =
+                status == 204 || status == 304
+                        ? MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT)
+                        : MHD_create_response_from_callback(
+                                  MHD_SIZE_UNKNOWN, 16 * 1024, fwd_read, req, NULL);
+        if (!resp)
+                return MHD_NO;
+        const struct {
+                const char *name, *value;
+        } relay[] = {
+                {MHD_HTTP_HEADER_CONTENT_TYPE, fh.content_type},
+                {MHD_HTTP_HEADER_RETRY_AFTER, fh.retry_after},
+                {MHD_HTTP_HEADER_LOCATION, fh.location},
+                {MHD_HTTP_HEADER_CONTENT_DISPOSITION, fh.content_disposition},
+                {MHD_HTTP_HEADER_CACHE_CONTROL, fh.cache_control},
+                {MHD_HTTP_HEADER_ALLOW, fh.allow},
+                {MHD_HTTP_HEADER_WWW_AUTHENTICATE, fh.www_authenticate},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(relay); i++)
+                if (relay[i].value[0])
+                        MHD_add_response_header(resp, relay[i].name, relay[i].value);
+        /* A relayed live answer must not be held back by a proxy in front of this server. */
+        MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+        req->outcome = "client-gone"; /* until the relay ends */
+        return queue(req, status >= 100 && status <= 599 ? (unsigned)status : 502, resp);
+}
+
+/* Whether a session request is served here, refused (answered), or forwarded to its owner (the
+ * URL in req->fwd_url; the body is read first). Returns true when it answered. */
+static bool session_route_owner(Http *h, Req *req, const char *url, enum MHD_Result *ret) {
+        struct MHD_Connection *conn = req->conn;
+        ForwardInbound in = forward_inbound(
+                header(conn, FORWARD_TOKEN_HEADER), header(conn, FORWARD_HOP_HEADER), h->cfg.peer_token);
+        if (in == FORWARD_BAD_TOKEN) {
+                *ret = send_session_error(req, MHD_HTTP_FORBIDDEN, "Forbidden", NULL,
+                        "a forwarded request (" FORWARD_TOKEN_HEADER ", " FORWARD_HOP_HEADER
+                        ") without this cluster's PEER_TOKEN");
+                return true;
+        }
+        if (req->sreq.op == SOP_LIST || req->sreq.op == SOP_CREATE)
+                return false; /* served by whichever node gets them */
+        int owner = forward_owner(req->sreq.id, strlen(req->sreq.id));
+        if (owner < 0 || (uint32_t)owner == h->cfg.node_id)
+                return false;
+        if (in == FORWARD_PEER) {
+                /* Never forward twice: a PEER_URL that maps a node to the wrong instance would
+                 * otherwise bounce the request until something ran out. */
+                char msg[300];
+                snprintf(msg, sizeof msg,
+                        "forwarding loop: session %.64s belongs to node %d, but node %.8s forwarded it to "
+                        "this server (node %u): PEER_URL maps node %d to the wrong instance",
+                        req->sreq.id, owner, header(conn, FORWARD_HOP_HEADER) ?: "?", h->cfg.node_id, owner);
+                *ret = send_session_error(req, 508, "ForwardingLoop", NULL, msg);
+                return true;
+        }
+        if (!h->cfg.peer_url[0])
+                return false; /* no peers: another node's id is unknown here (404) */
+        char buf[FORWARD_URL_MAX];
+        if (forward_url(h->cfg.peer_url, (uint32_t)owner, url, buf, sizeof buf) < 0 ||
+                !(req->fwd_url = strdup(buf))) {
+                *ret = send_session_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "ServiceUnavailable", NULL,
+                        "cannot make the URL of the session's node (PEER_URL)");
+                return true;
+        }
+        req->fwd_node = owner;
+        return false;
+}
+
 /* Submits the session request in req->sreq (the cell, for an execute, in req->job.request). */
 static enum MHD_Result session_submit(Http *h, Req *req) {
         const union MHD_ConnectionInfo *ci =
@@ -955,6 +1160,11 @@ static enum MHD_Result session_body_complete(Http *h, Req *req) {
                                 (unsigned long long)h->cfg.max_request_bytes);
                 return send_session_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "TooLarge", NULL, why);
         }
+        if (req->fwd_url)
+                return forward_begin(h, req);
+        if (req->sreq.op == SOP_CREATE && atomic_load(&h->draining))
+                return send_session_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "ServiceUnavailable", NULL,
+                        "this server is draining (shutting down): make the session on another one");
         switch (req->sreq.op) {
         case SOP_CREATE: {
                 ApiSessionCreate ac;
@@ -1089,7 +1299,10 @@ static enum MHD_Result route_session(Http *h, Req *req, const char *url, const c
                         MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"snakebox\"");
         req->sreq.owner = auth_owner(h->auth, header(conn, MHD_HTTP_HEADER_AUTHORIZATION));
         req->sreq.keyed = auth_enabled(h->auth);
-        if (h->cfg.max_sessions == 0)
+        enum MHD_Result answered;
+        if (session_route_owner(h, req, url, &answered))
+                return answered;
+        if (h->cfg.max_sessions == 0 && !req->fwd_url)
                 return send_session_error(req, MHD_HTTP_NOT_FOUND, "SessionsDisabled", NULL,
                         "sessions are disabled on this server (MAX_SESSIONS=0)");
         if (op == SOP_FILE_PUT) {
@@ -1539,6 +1752,13 @@ static enum MHD_Result on_body_complete(Http *h, Req *req) {
                         (unsigned long long)h->cfg.max_request_bytes);
                 return send_error(req, MHD_HTTP_CONTENT_TOO_LARGE, why, NULL, NULL);
         }
+        if (atomic_load(&h->draining)) {
+                /* A balancer retries a 503 elsewhere (nginx: proxy_next_upstream http_503). */
+                req->outcome = "draining";
+                return send_error(req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                        "this server is draining (shutting down): send the request to another one",
+                        MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        }
         ApiRequest ar;
         HttpStatus code = api_decode_request(
                 req->body.data ? req->body.data : "", req->body.len, &h->cfg, &ar, why, sizeof why);
@@ -1618,6 +1838,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 }
                 return on_body_complete(h, req);
         case REQ_WAITING:
+                if (req->fwd)
+                        return send_forward(req);
                 /* A live answer's run began: its headers go out now. Else resumed before the
                  * job finished: only on a spurious wake-up. */
                 if (req->live.framing != STREAM_NONE)
@@ -1729,6 +1951,8 @@ static void req_free(Req *req) {
         free(req->sreq.body);
         free(req->sreq.extra);
         free(req->sreq.init_request);
+        forward_release(req->fwd);
+        free(req->fwd_url);
         if (req->session && req->sreq.fd >= 0)
                 close(req->sreq.fd);
         free(req);
@@ -1760,6 +1984,13 @@ int http_start(
                 }
         }
 
+        if (c->peer_url[0] && !c->peer_token[0]) {
+                snprintf(why, whyn,
+                        "PEER_URL is set but PEER_TOKEN is not: the owners would refuse every forwarded "
+                        "request");
+                auth_free(auth);
+                return -EINVAL;
+        }
         Http *h = calloc(1, sizeof *h);
         if (!h) {
                 auth_free(auth);
@@ -1800,6 +2031,11 @@ int http_start(
                 log_info("API keys required for /api/%s", c->auth_health ? ", /health and /metrics" : "");
         *ret = h;
         return 0;
+}
+
+void http_drain(Http *h) {
+        if (h)
+                atomic_store(&h->draining, true);
 }
 
 void http_quiesce(Http *h) {

@@ -16,6 +16,9 @@ int http_start(
         const Config *c, Pool *pool, Auth *auth, Http **ret, uint16_t *ret_port, char *why, size_t whyn);
 
 /* Stops accepting connections (requests in flight continue). */
+/* SIGTERM: from now on /health?ready=1 answers 503 and new stateless work and new sessions are
+ * refused with 503 (a balancer retries them elsewhere), while the server still listens. */
+void http_drain(Http *h);
 void http_quiesce(Http *h);
 
 /* Waits until no request is being handled (idle keep-alive connections do not count), at most

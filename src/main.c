@@ -24,6 +24,7 @@
 #include "cgroup.h"
 #include "memwatch.h"
 #include "config.h"
+#include "forward.h"
 #include "http.h"
 #include "pool.h"
 #include "pylibs.h"
@@ -110,6 +111,13 @@ static int cmd_serve(void) {
                         cg->pids ? ", process limit: pids cgroup" : "");
         }
         log_info("CPU limit: %s, %u%% of a core per run", cgroup_cpu_name(cg), c.cpu_limit_percent);
+        r = forward_global_init();
+        if (r < 0) {
+                log_error("cannot start: libcurl's initialisation failed");
+                pool_stop(pool);
+                auth_free(auth);
+                return 1;
+        }
         r = http_start(&c, pool, TAKE_PTR(auth), &http, &port, why, sizeof why);
         if (r < 0) {
                 log_error("cannot start: %s", why);
@@ -124,8 +132,12 @@ static int cmd_serve(void) {
         /* Graceful: no new connections or runs; runs in flight get SHUTDOWN_GRACE to finish and
          * their answers are sent; what is left is killed and answered 503; nothing stays. */
         log_info("%s: shutting down (runs in flight have %u s)", strsignal(sig), c.shutdown_grace_sec);
-        http_quiesce(http);
+        /* Still listening while runs finish: a balancer's new requests get a quick 503 (and go
+         * elsewhere) rather than a refused connection, which a plain Kubernetes Service would
+         * pass on to its client; /health?ready=1 says 503 from now on. */
+        http_drain(http);
         uint32_t left = pool_drain(pool, (uint64_t)c.shutdown_grace_sec * 1000);
+        http_quiesce(http);
         if (left)
                 log_info("%u runs still going after SHUTDOWN_GRACE: killing them", left);
         else
@@ -133,6 +145,7 @@ static int cmd_serve(void) {
         pool_stop(pool);
         http_wait_idle(http, 2000); /* the 503s of the runs killed, sent */
         http_stop(http);
+        forward_global_cleanup();
         return 0;
 }
 

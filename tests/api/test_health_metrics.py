@@ -353,7 +353,7 @@ def test_validator_rejects_invalid_expositions(name):
 # --- /health -------------------------------------------------------------------------------------
 
 # "sessions": {"active", "busy", "max"} since issue 13.
-HEALTH_KEYS = {"status", "pool", "zygote", "limits", "isolation", "sessions"}
+HEALTH_KEYS = {"status", "pool", "zygote", "limits", "isolation", "sessions", "ready", "draining", "node"}
 POOL_KEYS = {"ready", "busy", "queued", "starting"}
 LIMIT_KEYS = {"timeout_sec", "memory_mb", "max_processes", "tmp_size_mb", "max_output_bytes",
               "max_concurrency", "cpu_limit_percent", "memory_bound_mb"}

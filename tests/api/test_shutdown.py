@@ -1,14 +1,13 @@
 """Graceful shutdown (issue 5).
 
-On SIGTERM or SIGINT the server stops accepting connections, lets runs in flight finish for up to
-SHUTDOWN_GRACE seconds (their clients get their answers), kills what is still running then (those
+On SIGTERM or SIGINT the server drains (it answers new work 503 and /health?ready=1 503 while it
+still listens, issue 17), lets runs in flight finish for up to SHUTDOWN_GRACE seconds (their clients get their answers), kills what is still running then (those
 clients get 503), and exits 0 leaving no process, no /run/snakebox-<pid> and no cgroup
 snakebox-<pid>. Each test starts its own server and signals only that server's pid.
 """
 
 import os
 import signal
-import socket
 import threading
 import time
 
@@ -16,7 +15,7 @@ import pytest
 
 from conftest import runtime_dir as conftest_runtime_dir
 from conftest import (MARK_PRELUDE, assert_no_processes_left, cgroup_dirs, code, host_processes,
-                      new_token, run, show)
+                      new_token, request, run, show)
 
 SIGNALS = [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.SIGINT, id="SIGINT")]
 
@@ -46,17 +45,6 @@ def start_marked_run(server, body_src):
     return token, results, t, answered
 
 
-def refused(port):
-    """True when a new connection to the port is refused."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2):
-            return False
-    except ConnectionRefusedError:
-        return True
-    except ConnectionResetError:
-        return False  # queued on the listening socket as it closed: ask again
-
-
 def assert_left_nothing(server, token, runtime_dir):
     assert_no_processes_left(token, timeout=5)
     assert not runtime_dir.exists(), f"{runtime_dir} was left behind"
@@ -81,13 +69,18 @@ def test_run_in_flight_finishes_within_the_grace_period(start_server, sig):
     sent = time.monotonic()
     os.kill(s.pid, sig)
 
-    # New connections are refused while the run is still going.
+    # While the run is still going the server drains (issue 17): it still listens, so that a
+    # balancer's new requests get a quick 503 to retry elsewhere rather than a refused
+    # connection, and says it is not ready.
     deadline = time.monotonic() + 1.2
-    while not refused(s.port) and time.monotonic() < deadline:
+    while request(s, "GET", "/health?ready=1", timeout=5).status != 503 and time.monotonic() < deadline:
         time.sleep(0.02)
+    ready = request(s, "GET", "/health?ready=1", timeout=5)
+    new_run = run(s, "print(1)", timeout=5)
     still_running = t.is_alive()
-    assert refused(s.port), "the server still accepts connections after the signal"
-    assert still_running, "the run was over before the listening socket was closed: cannot tell"
+    assert ready.status == 503 and ready.json["draining"] is True, show(ready)
+    assert new_run[0] == 503 and "draining" in new_run[1]["output"], show(new_run)
+    assert still_running, "the run was over before the drain was seen: cannot tell"
 
     t.join(timeout=15)
     assert not t.is_alive(), "the client got no answer"

@@ -77,6 +77,7 @@ static const NumSpec numbers[] = {
         SPEC("INTERRUPT_GRACE", interrupt_grace_sec, 2, 0, 60, 1, "seconds"),
         SPEC("NODE_ID", node_id, 0, 0, 65535, 1, NULL),
         SPEC("PLAYGROUND", playground, 1, 0, 1, 1, NULL),
+        SPEC("MAX_FORWARDS", max_forwards, 256, 1, 1024, 1, NULL),
 };
 
 /* Every key, in the order the summary and the example list them. */
@@ -131,6 +132,9 @@ static const char *const key_order[] = {
         "SESSION_FILES_MB",
         "INTERRUPT_GRACE",
         "NODE_ID",
+        "PEER_URL",
+        "PEER_TOKEN",
+        "MAX_FORWARDS",
 };
 
 static uint64_t get(const Config *c, const NumSpec *s) {
