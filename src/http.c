@@ -975,8 +975,8 @@ static enum MHD_Result forward_begin(Http *h, Req *req) {
         struct MHD_Connection *conn = req->conn;
         char *lines[10] = {0};
         size_t k = 0;
-        static const char *const passed[] = {
-                MHD_HTTP_HEADER_AUTHORIZATION, MHD_HTTP_HEADER_CONTENT_TYPE, MHD_HTTP_HEADER_ACCEPT};
+        static const char *const passed[] = {MHD_HTTP_HEADER_AUTHORIZATION, MHD_HTTP_HEADER_CONTENT_TYPE,
+                MHD_HTTP_HEADER_ACCEPT, "MCP-Protocol-Version"};
         for (size_t i = 0; i < ELEMENTSOF(passed); i++)
                 if ((lines[k] = pass_header(conn, passed[i])))
                         k++;
@@ -1557,7 +1557,10 @@ static enum MHD_Result mcp_body_complete(Http *h, Req *req) {
         const char *accept = header(req->conn, MHD_HTTP_HEADER_ACCEPT);
         int r = mcp_handle(req->body.data ? req->body.data : "", req->body.len, req->mcp_rev,
                 accept && strcasestr(accept, "text/event-stream"), &h->cfg, &a);
-        buf_free(&req->body);
+        /* The JSON-RPC message itself, kept for a call on another node's session, which goes to
+         * that node's /mcp as it came. */
+        _cleanup_(buf_free) Buf message = req->body;
+        req->body = (Buf){0};
         if (r < 0)
                 return send_body_raw(req, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, 0, NULL, NULL, NULL);
         if (a.cancel[0])
@@ -1598,6 +1601,18 @@ static enum MHD_Result mcp_body_complete(Http *h, Req *req) {
         };
         snprintf(req->sreq.id, sizeof req->sreq.id, "%s", call->session_id);
         snprintf(req->file, sizeof req->file, "%s", call->path);
+        /* The session's owner is in its id: another node's call is forwarded as the REST
+         * session routes are (same checks, same loop guard), the whole JSON-RPC message to its
+         * /mcp; the owner's answer is already the JSON-RPC response and is relayed as it is. */
+        enum MHD_Result answered;
+        if (session_route_owner(h, req, "/mcp", &answered))
+                return answered;
+        if (req->fwd_url) {
+                buf_free(&req->body);
+                req->body = message;
+                message = (Buf){0};
+                return forward_begin(h, req);
+        }
         return session_body_complete(h, req);
 }
 

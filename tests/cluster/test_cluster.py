@@ -209,6 +209,52 @@ def test_files_and_interrupt_through_a_non_owner(cluster):
         show(answers)
 
 
+def mcp_call(target, name, arguments, id=1, accept="application/json, text/event-stream", meta=None):
+    params = {"name": name, "arguments": arguments}
+    if meta:
+        params["_meta"] = meta
+    return request(target, "POST", "/mcp", body=json.dumps(
+        {"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}),
+        headers={"Content-Type": "application/json", "Accept": accept,
+                 "MCP-Protocol-Version": "2025-06-18"}, timeout=CELL_TIMEOUT)
+
+
+def mcp_text(r, id):
+    assert r.status == 200, show(r)
+    if r.headers.get("content-type", "").startswith("text/event-stream"):
+        msgs = [json.loads(line[len("data: "):]) for line in r.body.decode().split("\n")
+                if line.startswith("data: ")]
+    else:
+        msgs = [r.json]
+    assert msgs[-1]["id"] == id and not msgs[-1]["result"].get("isError"), show(r)
+    return msgs, msgs[-1]["result"]["content"][0]["text"]
+
+
+def test_mcp_calls_reach_the_session_owner_through_any_instance(cluster):
+    """MCP carries the session in the JSON-RPC body (session_id), so a balancer cannot route it:
+    an instance that gets a call on another node's session forwards the message to the owner's
+    /mcp and relays the response, progress notifications included. A session made through one
+    instance keeps its variables through the two others. Failed before the MCP route used the
+    forwarding (a non-owner answered isError: session not found)."""
+    r = mcp_call(cluster.nodes[0], "create_session", {})
+    assert r.status == 200 and not r.json["result"].get("isError"), show(r)
+    sid = r.json["result"]["structuredContent"]["session_id"]
+    assert node_of(sid) == 0, sid
+    _, text = mcp_text(mcp_call(cluster.nodes[1], "run_python", {"code": "x = 6\nprint(x)", "session_id": sid},
+                                id=2), 2)
+    assert text.strip() == "6", text
+    msgs, text = mcp_text(mcp_call(cluster.nodes[2], "run_python",
+                                   {"code": "print(x * 7, flush=True)\nprint('done')", "session_id": sid},
+                                   id=3, meta={"progressToken": "p"}), 3)
+    assert text == "42\ndone\n", text
+    assert msgs[:-1] and all(m["method"] == "notifications/progress" for m in msgs[:-1]), msgs
+    r = mcp_call(cluster.nodes[1], "close_session", {"session_id": sid}, id=4)
+    assert r.status == 200 and not r.json["result"].get("isError"), show(r)
+    r = mcp_call(cluster.nodes[2], "run_python", {"code": "print(x)", "session_id": sid}, id=5)
+    assert r.status == 200 and r.json["result"]["isError"] is True, show(r)
+    assert "gone" in r.json["result"]["content"][0]["text"], show(r)
+
+
 def test_peer_headers_without_the_token_are_refused_and_forwards_do_not_loop(cluster):
     """A request that says it was forwarded (X-Snakebox-Forwarded-By) without the cluster's
     PEER_TOKEN, or with a wrong one, is refused 403 by the owner; a forwarded request (right
