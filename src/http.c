@@ -144,6 +144,7 @@ typedef struct Req {
         char file[512]; /* a file endpoint's path under /work, checked as uploads are */
         /* Another node's session: the owner's URL for it (forward.h), and the transfer. */
         char *fwd_url;
+        Buf mcp_message; /* /mcp: the JSON-RPC message, forwarded as it came to a session's owner */
         int fwd_node;
         Forward *fwd;
         Job job;
@@ -1559,7 +1560,7 @@ static enum MHD_Result mcp_body_complete(Http *h, Req *req) {
                 accept && strcasestr(accept, "text/event-stream"), &h->cfg, &a);
         /* The JSON-RPC message itself, kept for a call on another node's session, which goes to
          * that node's /mcp as it came. */
-        _cleanup_(buf_free) Buf message = req->body;
+        req->mcp_message = req->body;
         req->body = (Buf){0};
         if (r < 0)
                 return send_body_raw(req, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, 0, NULL, NULL, NULL);
@@ -1587,8 +1588,10 @@ static enum MHD_Result mcp_body_complete(Http *h, Req *req) {
         req->mcp_fd = ci ? fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 3) : -1;
         if (req->mcp_fd >= 0)
                 mcp_list(h, req, true);
-        if (!call->session)
+        if (!call->session) {
+                buf_free(&req->mcp_message);
                 return on_body_complete(h, req);
+        }
         if (h->cfg.max_sessions == 0)
                 return send_session_error(req, MHD_HTTP_NOT_FOUND, "SessionsDisabled", NULL,
                         "sessions are disabled on this server (MAX_SESSIONS=0)");
@@ -1609,10 +1612,11 @@ static enum MHD_Result mcp_body_complete(Http *h, Req *req) {
                 return answered;
         if (req->fwd_url) {
                 buf_free(&req->body);
-                req->body = message;
-                message = (Buf){0};
+                req->body = req->mcp_message;
+                req->mcp_message = (Buf){0};
                 return forward_begin(h, req);
         }
+        buf_free(&req->mcp_message);
         return session_body_complete(h, req);
 }
 
@@ -1968,6 +1972,7 @@ static void req_free(Req *req) {
         free(req->sreq.init_request);
         forward_release(req->fwd);
         free(req->fwd_url);
+        buf_free(&req->mcp_message);
         if (req->session && req->sreq.fd >= 0)
                 close(req->sreq.fd);
         free(req);
