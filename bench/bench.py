@@ -1050,6 +1050,11 @@ class Bench:
         return out
 
     # 6. Sessions (issue 13).
+    def session_memory(self, conn, sid):
+        """The session's memory_bytes (its cgroup's charge), or None."""
+        st, ans, _ = self.session_call(conn, "GET", f"/api/sessions/{sid}")
+        return ans.get("memory_bytes") if st == 200 and isinstance(ans, dict) else None
+
     def session_call(self, conn, method, path, obj=None):
         """One request on a keep-alive connection: (status, JSON answer or None, seconds)."""
         body = json.dumps(obj).encode() if obj is not None else None
@@ -1146,6 +1151,9 @@ class Bench:
             if st != 201:
                 raise RuntimeError(f"create: HTTP {st}: {str(ans)[:300]}")
             sid = ans["session_id"]
+            # What a session costs beyond the zygote it was cloned from: its cgroup's charge
+            # (GET memory_bytes), idle after create, and after the 1,000,000-row DataFrame.
+            out["memory_idle_bytes"] = self.session_memory(conn, sid)
             log(f"sessions: print(\"hi\") x{a.n} in one session")
             out["print"] = self.session_series(conn, sid, SESSION_PRINT_CODE, a.n, a.warmup)
             st, ans, dt = self.session_call(conn, "POST", f"/api/sessions/{sid}/execute",
@@ -1153,9 +1161,14 @@ class Bench:
             if st != 200 or not isinstance(ans, dict) or ans.get("status") != "Success":
                 raise RuntimeError(f"the DataFrame cell failed: HTTP {st}: {str(ans)[:300]}")
             out["dataframe_cell_ms"] = dt * 1000
+            out["memory_dataframe_bytes"] = self.session_memory(conn, sid)
             log(f"sessions: groupby on 1,000,000 rows x{a.session_groupby_n}")
             out["groupby"] = self.session_series(conn, sid, SESSION_GROUPBY_CODE, a.session_groupby_n, 2)
             self.session_call(conn, "DELETE", f"/api/sessions/{sid}")
+            st, ans, _ = self.session_call(conn, "POST", "/api/sessions", {"profile": "lean"})
+            if st == 201:
+                out["memory_idle_lean_bytes"] = self.session_memory(conn, ans["session_id"])
+                self.session_call(conn, "DELETE", f"/api/sessions/{ans['session_id']}")
         finally:
             conn.close()
             self.finish_server("sessions", s)
@@ -1416,6 +1429,11 @@ def render(res):
                  f"(create answered in state {cr.get('states')}); the DataFrame cell took "
                  f"{fmt(r.get('dataframe_cell_ms'), '.0f')} ms; server p50 = the answers' duration "
                  f"(duration_us when given, else duration_ms, whole ms)")
+        mib = {k: (f"{r[k] / 1048576:.1f} MiB" if isinstance(r.get(k), int) else "n/a")
+               for k in ("memory_idle_bytes", "memory_dataframe_bytes", "memory_idle_lean_bytes")}
+        L.append(f"  a session's memory beyond its zygote (its cgroup, GET memory_bytes): idle "
+                 f"{mib['memory_idle_bytes']} (full), {mib['memory_idle_lean_bytes']} (lean); with the "
+                 f"1,000,000-row DataFrame {mib['memory_dataframe_bytes']}")
         for k in ("print", "groupby", "create"):
             if r.get(k, {}).get("error_sample"):
                 L.append(f"  {k} error: {r[k]['error_sample'][:200]}")
