@@ -316,18 +316,7 @@ static bool origin_listed(const char *list, const char *origin) {
 
 /* The Origin, when CORS_ORIGINS lists it exactly; NULL otherwise (no CORS headers at all). */
 static const char *allowed_origin(Http *h, const char *origin) {
-        if (!origin || !h->cfg.cors_origins[0])
-                return NULL;
-        size_t n = strlen(origin);
-        for (const char *p = h->cfg.cors_origins; *p;) {
-                while (*p == ' ' || *p == ',')
-                        p++;
-                size_t m = strcspn(p, ", ");
-                if (m && m == n && strncmp(p, origin, n) == 0)
-                        return origin;
-                p += m;
-        }
-        return NULL;
+        return origin && origin_listed(h->cfg.cors_origins, origin) ? origin : NULL;
 }
 
 static enum MHD_Result queue(Req *req, unsigned code, struct MHD_Response *resp) {

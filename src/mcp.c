@@ -24,6 +24,7 @@
 #include "upload.h"
 #include "util/buf.h"
 #include "util/macro.h"
+#include "util/str.h"
 #include "util/utf8.h"
 
 /* jansson's own cleanup attribute (json_auto_t) under our naming, as api.c has it. */
@@ -211,59 +212,6 @@ static json_t *tools_list(McpRevision rev, const Config *c) {
 
 /* ---- tools/call ---- */
 
-static int base64_value(unsigned char ch) {
-        if (ch >= 'A' && ch <= 'Z')
-                return ch - 'A';
-        if (ch >= 'a' && ch <= 'z')
-                return ch - 'a' + 26;
-        if (ch >= '0' && ch <= '9')
-                return ch - '0' + 52;
-        return ch == '+' ? 62 : ch == '/' ? 63 : -1;
-}
-
-/* Decodes strict base64 (checked by upload_base64_size). Returns 0, -EINVAL or -ENOMEM. */
-static int base64_decode(const char *s, size_t n, char **ret, size_t *ret_len) {
-        size_t size;
-        if (upload_base64_size(s, n, &size) < 0)
-                return -EINVAL;
-        char *out = malloc(size + 1);
-        if (!out)
-                return -ENOMEM;
-        size_t k = 0;
-        for (size_t i = 0; i + 4 <= n; i += 4) {
-                int v[4];
-                for (int j = 0; j < 4; j++)
-                        v[j] = s[i + j] == '=' ? 0 : base64_value((unsigned char)s[i + j]);
-                uint32_t w =
-                        (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-                char b[3] = {(char)(w >> 16), (char)(w >> 8), (char)w};
-                for (int j = 0; j < 3 && k < size; j++)
-                        out[k++] = b[j];
-        }
-        *ret = out;
-        *ret_len = size;
-        return 0;
-}
-
-static char *base64_encode(const char *p, size_t n) {
-        static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        char *out = malloc((n + 2) / 3 * 4 + 1);
-        if (!out)
-                return NULL;
-        const unsigned char *s = (const unsigned char *)p;
-        size_t k = 0;
-        for (size_t i = 0; i < n; i += 3) {
-                uint32_t w = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0) |
-                             (i + 2 < n ? s[i + 2] : 0);
-                out[k++] = alphabet[w >> 18 & 63];
-                out[k++] = alphabet[w >> 12 & 63];
-                out[k++] = i + 1 < n ? alphabet[w >> 6 & 63] : '=';
-                out[k++] = i + 2 < n ? alphabet[w & 63] : '=';
-        }
-        out[k] = 0;
-        return out;
-}
-
 /* A CallToolResult that is a tool error (isError), for arguments the tool cannot use: the
  * 2025-11-25 revision asks for this rather than a protocol error, so that the model sees it. */
 static json_t *tool_error(const char *msg) {
@@ -369,7 +317,7 @@ static json_t *prepare_call(McpCall *call, json_t *args, const Config *c, bool p
                         return tool_error("write_file needs content, a string");
                 size_t n = json_string_length(json_object_get(args, "content"));
                 if (enc && strcmp(enc, "base64") == 0) {
-                        int r = base64_decode(content, n, &call->body, &call->body_len);
+                        int r = upload_base64_decode(content, n, &call->body, &call->body_len);
                         if (r == -EINVAL)
                                 return tool_error("content is not strict base64 (padded, no whitespace)");
                         if (r < 0)

@@ -5,6 +5,7 @@
 #include "upload.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,30 @@ int upload_base64_size(const char *s, size_t n, size_t *ret) {
                 if (b64_value((unsigned char)s[i]) < 0)
                         return -EINVAL;
         *ret = n / 4 * 3 - pad;
+        return 0;
+}
+
+int upload_base64_decode(const char *s, size_t n, char **ret, size_t *ret_len) {
+        size_t size;
+        if (upload_base64_size(s, n, &size) < 0)
+                return -EINVAL;
+        char *out = malloc(size + 1);
+        if (!out)
+                return -ENOMEM;
+        size_t k = 0;
+        for (size_t i = 0; i + 4 <= n; i += 4) {
+                int v[4];
+                for (int j = 0; j < 4; j++)
+                        v[j] = s[i + j] == '=' ? 0 : b64_value((unsigned char)s[i + j]);
+                uint32_t w =
+                        (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+                char b[3] = {(char)(w >> 16), (char)(w >> 8), (char)w};
+                for (int j = 0; j < 3 && k < size; j++)
+                        out[k++] = b[j];
+        }
+        out[size] = 0;
+        *ret = out;
+        *ret_len = size;
         return 0;
 }
 

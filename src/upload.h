@@ -16,6 +16,9 @@ int upload_check_name(const char *name, size_t len, char *why, size_t whyn);
 /* 0 and the decoded size in *ret when s (n bytes) is strict base64 (the standard alphabet,
  * padded to a multiple of 4, no whitespace), else -EINVAL. */
 int upload_base64_size(const char *s, size_t n, size_t *ret);
+/* Decodes strict base64 (as upload_base64_size checks it) into a new buffer, NUL-terminated
+ * past *ret_len. Returns 0, -EINVAL or -ENOMEM. */
+int upload_base64_decode(const char *s, size_t n, char **ret, size_t *ret_len);
 
 /* Looks for a name (among n checked names) that repeats another or has a directory part that
  * is also a name ("a" and "a/b"). Returns 1 and sets *ret to it, 0 when there is none, or

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "upload.h"
+#include "util/str.h"
 
 #define WHY_SIZE 512
 
@@ -573,6 +574,40 @@ static void test_conflict_many_names(void **state) {
         expect_conflict(names, n + 1, "dir99/file9999.csv");
 }
 
+/* Decoding: every padding length, all 256 byte values, NUL after the bytes; what the size
+ * check refuses is refused. */
+static void test_base64_decode(void **state) {
+        (void)state;
+        static const struct {
+                const char *in, *out;
+                size_t n;
+        } ok[] = {
+                {"", "", 0}, {"YQ==", "a", 1}, {"YWI=", "ab", 2}, {"YWJj", "abc", 3}, {"AP8=", "\0\xff", 2}};
+        for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+                char *out = NULL;
+                size_t n = 99;
+                assert_int_equal(upload_base64_decode(
+                                         exact_copy(ok[i].in, strlen(ok[i].in)), strlen(ok[i].in), &out, &n),
+                        0);
+                assert_int_equal(n, ok[i].n);
+                assert_memory_equal(out, ok[i].out, n);
+                assert_int_equal(out[n], 0);
+                free(out);
+        }
+        char all[256], *enc, *out;
+        for (int i = 0; i < 256; i++)
+                all[i] = (char)i;
+        enc = base64_encode(all, sizeof all);
+        size_t n;
+        assert_int_equal(upload_base64_decode(enc, strlen(enc), &out, &n), 0);
+        assert_int_equal(n, sizeof all);
+        assert_memory_equal(out, all, sizeof all);
+        free(out);
+        free(enc);
+        assert_int_equal(upload_base64_decode(exact_copy("YQ=", 3), 3, &out, &n), -EINVAL);
+        assert_int_equal(upload_base64_decode(exact_copy("Y!==", 4), 4, &out, &n), -EINVAL);
+}
+
 #define T(f) cmocka_unit_test_teardown(f, release_all)
 
 int main(void) {
@@ -587,6 +622,7 @@ int main(void) {
                 T(test_base64_valid),
                 T(test_base64_invalid),
                 T(test_base64_uses_length),
+                T(test_base64_decode),
                 T(test_base64_exhaustive_groups),
                 T(test_base64_large),
                 T(test_conflict_none),
