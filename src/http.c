@@ -102,6 +102,12 @@ struct Http {
 
 typedef enum ReqState { REQ_ROUTE, REQ_READING, REQ_WAITING, REQ_DONE, REQ_ANSWERED } ReqState;
 
+/* A request's place in one of Http's lists of requests (lives, mcp_calls), under watch_lock. */
+typedef struct ReqLink {
+        struct Req *prev, *next;
+        bool listed;
+} ReqLink;
+
 /* A live answer (stream.h) of an execute request. The pool thread adds output and marks start
  * and end; this thread turns them into events when the client can take more (the content
  * reader, live_read). Everything here is under lock. The connection is suspended while there is
@@ -120,8 +126,7 @@ typedef struct Live {
          * valid while the run goes on even after libmicrohttpd closed its own. */
         int fd;
         bool init; /* lock, wire and fd to free */
-        struct Req *prev, *next; /* in Http.lives (under watch_lock) */
-        bool listed;
+        ReqLink link; /* in Http.lives */
         uint64_t first_ms; /* when the oldest unsent output came (0: none waiting) */
         uint64_t last_event_ms; /* when the last event was made */
         bool keepalive_due;
@@ -165,9 +170,32 @@ typedef struct Req {
         int mcp_owner;
         int mcp_fd; /* a duplicate of the client's socket: shut down to cancel the call */
         char mcp_peer[64]; /* the client's address: a cancellation must come from it */
-        struct Req *mcp_prev, *mcp_next;
-        bool mcp_listed;
+        ReqLink mcp_link; /* in Http.mcp_calls */
 } Req;
+
+/* Under watch_lock: puts req in (on) or takes it out of the list at *head, whose links are the
+ * ReqLink at offset off in a Req. Returns whether that changed anything. */
+static bool req_list(Req **head, Req *req, size_t off, bool on) {
+#define LINK(r) ((ReqLink *)(void *)((char *)(r) + off))
+        ReqLink *l = LINK(req);
+        if (on == l->listed)
+                return false;
+        if (on) {
+                l->next = *head;
+                l->prev = NULL;
+                if (*head)
+                        LINK(*head)->prev = req;
+                *head = req;
+        } else {
+                *(l->prev ? &LINK(l->prev)->next : head) = l->next;
+                if (l->next)
+                        LINK(l->next)->prev = l->prev;
+                l->prev = l->next = NULL;
+        }
+        l->listed = on;
+        return true;
+#undef LINK
+}
 
 static uint64_t now_ms(void) {
         struct timespec ts;
@@ -406,6 +434,18 @@ static bool is_json(const char *ct) {
         while (*ct == ' ')
                 ct++;
         return *ct == 0 || *ct == ';';
+}
+
+/* True when the request's Content-Length names more than limit bytes: refused before its body
+ * is read. One that does not parse is left to the reader's cap. */
+static bool declared_over(struct MHD_Connection *conn, uint64_t limit) {
+        const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (!cl)
+                return false;
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        return errno == 0 && *end == 0 && n > limit;
 }
 
 static void req_free(Req *req);
@@ -702,12 +742,8 @@ static void live_end(Req *req) {
                 size_t n = 0;
                 _cleanup_free_ char *res = mcp_call_result(req->mcp, code, body, len, NULL, 0, false, &n);
                 free(body);
-                if (res) {
-                        (void)buf_append(
-                                &l->wire, "event: message\ndata: ", strlen("event: message\ndata: "));
-                        (void)buf_append(&l->wire, res, n);
-                        (void)buf_append(&l->wire, "\n\n", 2);
-                }
+                if (res)
+                        (void)stream_sse(&l->wire, "message", res, n);
                 l->ended = true;
                 return;
         }
@@ -806,7 +842,7 @@ static void live_fill(Req *req) {
  * next tick is needed. */
 static uint64_t live_tick(Http *h, uint64_t now) {
         uint64_t next = UINT64_MAX;
-        for (Req *req = h->lives; req; req = req->live.next) {
+        for (Req *req = h->lives; req; req = req->live.link.next) {
                 Live *l = &req->live;
                 pthread_mutex_lock(&l->lock);
                 /* The other threads stamp with their own clock reads, which may be later than
@@ -830,23 +866,9 @@ static uint64_t live_tick(Http *h, uint64_t now) {
 }
 
 static void live_list(Http *h, Req *req, bool on) {
-        Live *l = &req->live;
         pthread_mutex_lock(&h->watch_lock);
-        if (on && !l->listed) {
-                l->next = h->lives;
-                l->prev = NULL;
-                if (h->lives)
-                        h->lives->live.prev = req;
-                h->lives = req;
-                l->listed = true;
+        if (req_list(&h->lives, req, offsetof(Req, live.link), on) && on)
                 pthread_cond_signal(&h->watch_cond);
-        } else if (!on && l->listed) {
-                *(l->prev ? &l->prev->live.next : &h->lives) = l->next;
-                if (l->next)
-                        l->next->live.prev = l->prev;
-                l->prev = l->next = NULL;
-                l->listed = false;
-        }
         pthread_mutex_unlock(&h->watch_lock);
 }
 
@@ -1297,11 +1319,7 @@ static enum MHD_Result route_session(Http *h, Req *req, const char *url, const c
                         "sessions are disabled on this server (MAX_SESSIONS=0)");
         if (op == SOP_FILE_PUT) {
                 /* Raw bytes, any type; MAX_FILES_BYTES per upload, as "files" in a request. */
-                const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
-                char *end;
-                errno = 0;
-                unsigned long long n = cl ? strtoull(cl, &end, 10) : 0;
-                if (cl && errno == 0 && *end == 0 && n > h->cfg.max_files_bytes) {
+                if (declared_over(conn, h->cfg.max_files_bytes)) {
                         char msg[160];
                         snprintf(msg, sizeof msg,
                                 "file too large: the limit is MAX_FILES_BYTES (%llu bytes)",
@@ -1328,18 +1346,12 @@ static enum MHD_Result route_session(Http *h, Req *req, const char *url, const c
         if (!is_json(header(conn, MHD_HTTP_HEADER_CONTENT_TYPE)))
                 return send_session_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "BadRequest", NULL,
                         "unsupported media type: send Content-Type: application/json");
-        const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl) {
-                char *end;
-                errno = 0;
-                unsigned long long n = strtoull(cl, &end, 10);
-                if (errno == 0 && *end == 0 && n > h->cfg.max_request_bytes) {
-                        char msg[128];
-                        snprintf(msg, sizeof msg,
-                                "request body too large: the limit is MAX_REQUEST_BYTES (%llu bytes)",
-                                (unsigned long long)h->cfg.max_request_bytes);
-                        return send_session_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "TooLarge", NULL, msg);
-                }
+        if (declared_over(conn, h->cfg.max_request_bytes)) {
+                char msg[128];
+                snprintf(msg, sizeof msg,
+                        "request body too large: the limit is MAX_REQUEST_BYTES (%llu bytes)",
+                        (unsigned long long)h->cfg.max_request_bytes);
+                return send_session_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "TooLarge", NULL, msg);
         }
         req->state = REQ_READING;
         buf_init(&req->body, h->cfg.max_request_bytes);
@@ -1504,20 +1516,7 @@ static enum MHD_Result mcp_http_error(
  * the request id, from the same key (owner) and the same client address. */
 static void mcp_list(Http *h, Req *req, bool on) {
         pthread_mutex_lock(&h->watch_lock);
-        if (on && !req->mcp_listed) {
-                req->mcp_next = h->mcp_calls;
-                req->mcp_prev = NULL;
-                if (h->mcp_calls)
-                        h->mcp_calls->mcp_prev = req;
-                h->mcp_calls = req;
-                req->mcp_listed = true;
-        } else if (!on && req->mcp_listed) {
-                *(req->mcp_prev ? &req->mcp_prev->mcp_next : &h->mcp_calls) = req->mcp_next;
-                if (req->mcp_next)
-                        req->mcp_next->mcp_prev = req->mcp_prev;
-                req->mcp_prev = req->mcp_next = NULL;
-                req->mcp_listed = false;
-        }
+        (void)req_list(&h->mcp_calls, req, offsetof(Req, mcp_link), on);
         pthread_mutex_unlock(&h->watch_lock);
 }
 
@@ -1526,7 +1525,7 @@ static void mcp_list(Http *h, Req *req, bool on) {
  * response to a cancelled request, and none can be sent. */
 static void mcp_cancel(Http *h, Req *by, const char *id_text) {
         pthread_mutex_lock(&h->watch_lock);
-        for (Req *r = h->mcp_calls; r; r = r->mcp_next)
+        for (Req *r = h->mcp_calls; r; r = r->mcp_link.next)
                 if (r->mcp && r->mcp_fd >= 0 && r->mcp_owner == by->mcp_owner &&
                         strcmp(r->mcp_peer, by->mcp_peer) == 0 && strcmp(r->mcp->id_text, id_text) == 0)
                         shutdown(r->mcp_fd, SHUT_RDWR);
@@ -1643,15 +1642,9 @@ static enum MHD_Result route_mcp(Http *h, Req *req, const char *method, bool bod
         if (!is_json(header(conn, MHD_HTTP_HEADER_CONTENT_TYPE)))
                 return mcp_http_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
                         "Unsupported Media Type: send Content-Type: application/json", NULL, NULL);
-        const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl) {
-                char *end;
-                errno = 0;
-                unsigned long long n = strtoull(cl, &end, 10);
-                if (errno == 0 && *end == 0 && n > h->cfg.max_request_bytes)
-                        return mcp_http_error(req, MHD_HTTP_CONTENT_TOO_LARGE,
-                                "request body too large: the limit is MAX_REQUEST_BYTES", NULL, NULL);
-        }
+        if (declared_over(conn, h->cfg.max_request_bytes))
+                return mcp_http_error(req, MHD_HTTP_CONTENT_TOO_LARGE,
+                        "request body too large: the limit is MAX_REQUEST_BYTES", NULL, NULL);
         const union MHD_ConnectionInfo *ci =
                 MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         if (ci && ci->client_addr) {
@@ -1730,18 +1723,12 @@ static enum MHD_Result route_request(Http *h, Req *req, const char *url, const c
         if (!is_json(header(conn, MHD_HTTP_HEADER_CONTENT_TYPE)))
                 return send_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
                         "unsupported media type: send Content-Type: application/json", NULL, NULL);
-        const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl) {
-                char *end;
-                errno = 0;
-                unsigned long long n = strtoull(cl, &end, 10);
-                if (errno == 0 && *end == 0 && n > h->cfg.max_request_bytes) {
-                        char msg[128];
-                        snprintf(msg, sizeof msg,
-                                "request body too large: the limit is MAX_REQUEST_BYTES (%llu bytes)",
-                                (unsigned long long)h->cfg.max_request_bytes);
-                        return send_error(req, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL, NULL);
-                }
+        if (declared_over(conn, h->cfg.max_request_bytes)) {
+                char msg[128];
+                snprintf(msg, sizeof msg,
+                        "request body too large: the limit is MAX_REQUEST_BYTES (%llu bytes)",
+                        (unsigned long long)h->cfg.max_request_bytes);
+                return send_error(req, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL, NULL);
         }
         buf_init(&req->body, h->cfg.max_request_bytes);
         return MHD_YES;
@@ -1927,7 +1914,7 @@ static void on_completed(
         metrics_request(req->endpoint, req->code);
         *con_cls = NULL;
         atomic_fetch_sub(&h->active, 1);
-        if (req->mcp_listed)
+        if (req->mcp_link.listed)
                 mcp_list(h, req, false);
         if (in_flight) {
                 /* The client left a live answer mid-run: the pool sees the hang-up on our copy
@@ -1940,7 +1927,7 @@ static void on_completed(
 }
 
 static void req_free(Req *req) {
-        if (req->mcp_listed)
+        if (req->mcp_link.listed)
                 mcp_list(req->http, req, false);
         if (req->mcp && req->mcp_fd >= 0)
                 close(req->mcp_fd);
