@@ -19,9 +19,6 @@
 #include "util/str.h"
 #include "util/utf8.h"
 
-/* jansson's own cleanup attribute (json_auto_t) under our naming. */
-#define _cleanup_json_ _cleanup_(json_decrefp)
-
 static const char *const allowed_fields[] = {
         "code", "stdin", "files", "return_files", "timeout", "memory_mb", "image_format"};
 #define ALLOWED_FIELDS_TEXT "code, stdin, files, return_files, timeout, memory_mb, image_format"

@@ -21,14 +21,12 @@
 #include <string.h>
 
 #include "pool.h"
+#include "stream.h"
 #include "upload.h"
 #include "util/buf.h"
 #include "util/macro.h"
 #include "util/str.h"
 #include "util/utf8.h"
-
-/* jansson's own cleanup attribute (json_auto_t) under our naming, as api.c has it. */
-#define _cleanup_json_ _cleanup_(json_decrefp)
 
 #define JSONRPC_PARSE_ERROR (-32700)
 #define JSONRPC_INVALID_REQUEST (-32600)
@@ -391,7 +389,7 @@ static json_t *tools_call(
 
 /* ---- messages ---- */
 
-static json_t *initialize(json_t *id, json_t *params, McpRevision rev) {
+static json_t *initialize(json_t *id, json_t *params) {
         json_t *v = json_object_get(params, "protocolVersion");
         if (!json_is_string(v))
                 return error_object(id, JSONRPC_INVALID_PARAMS, "initialize needs params.protocolVersion");
@@ -399,7 +397,6 @@ static json_t *initialize(json_t *id, json_t *params, McpRevision rev) {
         McpRevision r;
         if (mcp_revision_parse(json_string_value(v), &r) < 0)
                 r = MCP_REV_NEWEST;
-        (void)rev;
         return result_object(
                 id, json_pack("{ss s{s{sb}} s{ss ss} ss}", "protocolVersion", revision_names[r],
                             "capabilities", "tools", "listChanged", 0, "serverInfo", "name", "snakebox",
@@ -451,7 +448,7 @@ static json_t *one_message(
                 if (in_batch)
                         return error_object(
                                 id, JSONRPC_INVALID_REQUEST, "initialize must not be in a batch");
-                r = initialize(id, params, rev);
+                r = initialize(id, params);
         } else if (strcmp(meth, "ping") == 0)
                 r = result_object(id, json_object());
         else if (strcmp(meth, "tools/list") == 0)
@@ -796,11 +793,12 @@ char *mcp_progress_event(McpCall *call, const char *text, size_t n, size_t *ret_
         _cleanup_free_ char *s = dump(o, NULL);
         if (!s)
                 return NULL;
-        size_t len = strlen("event: message\ndata: ") + strlen(s) + 2;
-        char *ev = malloc(len + 1);
-        if (!ev)
+        Buf ev;
+        buf_init(&ev, SIZE_MAX / 2);
+        if (stream_sse(&ev, "message", s, strlen(s)) < 0) {
+                buf_free(&ev);
                 return NULL;
-        snprintf(ev, len + 1, "event: message\ndata: %s\n\n", s);
-        *ret_len = len;
-        return ev;
+        }
+        *ret_len = ev.len;
+        return ev.data; /* NUL-terminated, as a Buf keeps it */
 }

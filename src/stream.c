@@ -228,13 +228,17 @@ int stream_event(Buf *wire, StreamFraming f, const char *type, uint64_t seq, uin
                 return -ENOMEM;
         int r = 0;
         if (f == STREAM_SSE)
-                r = buf_append(wire, "event: ", 7) < 0 || buf_append(wire, type, strlen(type)) < 0 ||
-                                    buf_append(wire, "\ndata: ", 7) < 0 ||
-                                    buf_append(wire, s, strlen(s)) < 0 || buf_append(wire, "\n\n", 2) < 0
-                            ? -ENOMEM
-                            : 0;
+                r = stream_sse(wire, type, s, strlen(s));
         else
                 r = buf_append(wire, s, strlen(s)) < 0 || buf_append(wire, "\n", 1) < 0 ? -ENOMEM : 0;
         free(s);
         return r;
+}
+
+int stream_sse(Buf *wire, const char *type, const char *data, size_t n) {
+        return buf_append(wire, "event: ", 7) < 0 || buf_append(wire, type, strlen(type)) < 0 ||
+                               buf_append(wire, "\ndata: ", 7) < 0 || buf_append(wire, data, n) < 0 ||
+                               buf_append(wire, "\n\n", 2) < 0
+                       ? -ENOMEM
+                       : 0;
 }

@@ -69,3 +69,6 @@ void stream_queue_free(StreamQueue *q);
 /* Appends one event to wire in framing f: ev (an object, which gets "type", "seq" and "t" when
  * t_ms is not UINT64_MAX, in front of its members). Returns 0 or -ENOMEM. */
 int stream_event(Buf *wire, StreamFraming f, const char *type, uint64_t seq, uint64_t t_ms, json_t *ev);
+/* Appends one SSE message, "event: <type>\ndata: <data>\n\n", to wire; data (n bytes) must be one
+ * line (compact JSON is). Also how /mcp frames its messages. Returns 0 or -ENOMEM. */
+int stream_sse(Buf *wire, const char *type, const char *data, size_t n);

@@ -48,6 +48,9 @@ static inline void freep(void *p) {
         free(*(void **)p);
 }
 #define _cleanup_free_ _cleanup_(freep)
+/* jansson's own cleanup (json_auto_t's json_decrefp) under our naming: for files that include
+ * jansson.h, where json_decrefp is declared. */
+#define _cleanup_json_ _cleanup_(json_decrefp)
 
 /* Closes an fd and keeps errno intact, so it can run on error paths. Returns -1. */
 static inline int safe_close(int fd) {
