@@ -17,6 +17,7 @@
 
 #include "util/fd.h"
 #include "util/macro.h"
+#include "util/str.h"
 
 #define KEYS_MAX 1024
 #define KEY_LEN_MAX 512
@@ -128,13 +129,7 @@ bool auth_enabled(const Auth *a) {
 
 /* 0 when equal. Reads all of both (up to KEY_LEN_MAX), whatever they hold. */
 static unsigned ct_differs(const char *a, size_t an, const char *b, size_t bn) {
-        unsigned d = an != bn;
-        for (size_t i = 0; i < KEY_LEN_MAX; i++) {
-                unsigned char x = i < an ? (unsigned char)a[i] : 0;
-                unsigned char y = i < bn ? (unsigned char)b[i] : 0;
-                d |= x ^ y;
-        }
-        return d;
+        return str_ct_differs(a, an, b, bn, KEY_LEN_MAX);
 }
 
 int auth_owner(const Auth *a, const char *authorization) {

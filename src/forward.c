@@ -25,6 +25,7 @@
 
 #include "util/buf.h"
 #include "util/macro.h"
+#include "util/str.h"
 
 int forward_owner(const char *id, size_t len) {
         size_t i = 0;
@@ -95,11 +96,8 @@ bool forward_url_template_ok(const char *tmpl) {
 
 /* Constant time in the length of b (the secret). */
 static bool same_secret(const char *a, const char *b) {
-        size_t na = strlen(a), nb = strlen(b);
-        unsigned char diff = na != nb;
-        for (size_t i = 0; i < nb; i++)
-                diff |= (unsigned char)(b[i] ^ (i < na ? a[i] : 0));
-        return diff == 0;
+        size_t nb = strlen(b);
+        return str_ct_differs(a, strlen(a), b, nb, nb) == 0;
 }
 
 ForwardInbound forward_inbound(const char *token_header, const char *hop_header, const char *peer_token) {

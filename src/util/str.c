@@ -33,3 +33,13 @@ char *base64_encode(const char *p, size_t n) {
         out[k] = 0;
         return out;
 }
+
+unsigned str_ct_differs(const char *a, size_t an, const char *b, size_t bn, size_t span) {
+        unsigned d = an != bn;
+        for (size_t i = 0; i < span; i++) {
+                unsigned char x = i < an ? (unsigned char)a[i] : 0;
+                unsigned char y = i < bn ? (unsigned char)b[i] : 0;
+                d |= x ^ y;
+        }
+        return d;
+}
