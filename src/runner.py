@@ -301,10 +301,9 @@ def _send_image(fmt, width, height, data):
     first = CHUNK - len(head) + 1
     try:
         os.write(SOCK, head + data[:first])
-        for off in range(first, len(data), CHUNK):
-            os.writev(SOCK, [_TAG_IMAGE_MORE, data[off:off + CHUNK]])
     except OSError:
-        pass  # the server stopped reading: the run is being ended
+        return  # the server stopped reading: the run is being ended
+    _send(_TAG_IMAGE_MORE, memoryview(data)[first:])
 
 
 def _reseed():
