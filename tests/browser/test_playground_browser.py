@@ -88,15 +88,22 @@ def browser():
     driver.quit()
 
 
-@pytest.fixture
-def page(server, browser):
-    """A fresh page (no session yet) on the module's server; fails the test if the page showed a
-    script error or made a request to another origin."""
+def open_fresh(browser, server):
+    """Opens the playground of server with an empty sessionStorage (no session, no key) and waits
+    for its first cell. Returns the server's base URL."""
     base = f"http://127.0.0.1:{server.port}"
     browser.get(base + "/playground")
     browser.execute_script("sessionStorage.clear()")
     browser.get(base + "/playground")
     WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".cell .editor"))
+    return base
+
+
+@pytest.fixture
+def page(server, browser):
+    """A fresh page (no session yet) on the module's server; fails the test if the page showed a
+    script error or made a request to another origin."""
+    base = open_fresh(browser, server)
     browser.get_log("performance")
     browser.get_log("browser")  # what earlier tests left there
     browser.base = base
@@ -383,11 +390,7 @@ def test_playground_off_is_404(browser, start_server):
 def test_api_key_is_asked_for_and_kept_out_of_urls(browser, start_server):
     key = "pg-browser-key-5f1c"
     s = start_server(dict(LIGHT, API_KEYS=key))
-    base = f"http://127.0.0.1:{s.port}"
-    browser.get(base + "/playground")
-    browser.execute_script("sessionStorage.clear()")
-    browser.get(base + "/playground")
-    WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".cell .editor"))
+    open_fresh(browser, s)
     browser.get_log("performance")
     run_cell(browser, 0, "print('no key yet')")
     # The session could not be made (401): the page asks for a key.
@@ -439,11 +442,7 @@ def test_run_all_stderr_and_the_idle_time(page):
 
 def test_one_shot_mode_without_sessions(browser, start_server):
     s = start_server(dict(LIGHT, MAX_SESSIONS="0"))
-    base = f"http://127.0.0.1:{s.port}"
-    browser.get(base + "/playground")
-    browser.execute_script("sessionStorage.clear()")
-    browser.get(base + "/playground")
-    WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".cell .editor"))
+    open_fresh(browser, s)
     out = run_cell(browser, 0, "import time\nprint('one', flush=True)\nx = 5\nprint(x)")
     assert "one" in out and "5" in out
     assert "one-shot" in browser.find_element(By.ID, "remaining").text
