@@ -12,8 +12,8 @@ $SNAKEBOX_BIN, or --bin) with `serve`, HOST=127.0.0.1 and PORT=0 in a temporary 
 directory, talks to it over loopback HTTP, and stops it with SIGTERM (SIGKILL after 10 s).
 
 Phases (see bench/README.md):
-  latency     sequential requests on one keep-alive connection, p50/p90/p99 per snippet
-  throughput  closed loop, 1/4/16/64 keep-alive clients, hello and pandas
+  latency     sequential requests on one keep-alive connection, p50/p90/p99/p99.9 per snippet
+  throughput  closed loop, 1/4/16/64 keep-alive clients, hello and pandas (p50/p99/p99.9 too)
   sleep       64 concurrent `time.sleep(1)` with MAX_CONCURRENCY=64: wall time to the last answer
   memory      server RSS, zygote RSS, PSS of an idle ready sandbox, total PSS at 16 clients
   baselines   (a) cold python3 per run inside bwrap --unshare-all, (b) a warm interpreter
@@ -182,14 +182,25 @@ def percentile(values, p):
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
+# p99.9 is reported only from this many samples: below it, it is the maximum (one unlucky
+# request), not a rate.
+P99_9_MIN_N = 1000
+
+
 def ms_summary(seconds):
-    """p50/p90/p99/min/max/mean in milliseconds of a list of durations in seconds."""
+    """p50/p90/p99/p99.9/min/max/mean in milliseconds of a list of durations in seconds, and the
+    tail ratios p99/p50 and p99.9/p50 (issue 19). p99.9 only where N >= 1000."""
     if not seconds:
         return {"n": 0}
     ms = [x * 1000.0 for x in seconds]
-    return {"n": len(ms), "p50_ms": percentile(ms, 50), "p90_ms": percentile(ms, 90),
-            "p99_ms": percentile(ms, 99), "min_ms": min(ms), "max_ms": max(ms),
-            "mean_ms": sum(ms) / len(ms)}
+    p50 = percentile(ms, 50)
+    p99 = percentile(ms, 99)
+    p999 = percentile(ms, 99.9) if len(ms) >= P99_9_MIN_N else None
+    return {"n": len(ms), "p50_ms": p50, "p90_ms": percentile(ms, 90),
+            "p99_ms": p99, "p99_9_ms": p999, "min_ms": min(ms), "max_ms": max(ms),
+            "mean_ms": sum(ms) / len(ms),
+            "p99_over_p50": p99 / p50 if p50 else None,
+            "p99_9_over_p50": p999 / p50 if p50 and p999 is not None else None}
 
 
 # --- /proc ----------------------------------------------------------------------------------------
@@ -723,6 +734,8 @@ class Bench:
         try:
             client = Client(s.port)
             for name, code in self.snippets.items():
+                if name not in a.snippets:
+                    continue
                 s.wait_settled(timeout=15)
                 body = body_of(code)
                 for _ in range(a.warmup):
@@ -766,8 +779,8 @@ class Bench:
                "errors": len(flat) - len(ok)}
         res["error_kinds"], res["error_samples"] = error_report(flat)
         lat = ms_summary([r.latency for r in ok])
-        res.update({"p50_ms": lat.get("p50_ms"), "p90_ms": lat.get("p90_ms"),
-                    "p99_ms": lat.get("p99_ms"), "max_ms": lat.get("max_ms")})
+        res.update({k: lat.get(k) for k in ("p50_ms", "p90_ms", "p99_ms", "p99_9_ms", "max_ms",
+                                            "p99_over_p50", "p99_9_over_p50")})
         res["connects"] = sum(connects)
         res["drain_after_window_s"] = tail_s
         res.update(cpu)
@@ -780,6 +793,8 @@ class Bench:
         s = self.server("throughput", config)
         try:
             for name in THROUGHPUT_SNIPPETS:
+                if name not in a.snippets:
+                    continue
                 body = body_of(self.snippets[name])
                 warm = Client(s.port)
                 for _ in range(a.warmup):
@@ -1224,6 +1239,14 @@ def evaluate_targets(res):
         None if p is None or b is None else f"{p:.1f} ms vs 2 x {b:.1f} ms = {2 * b:.1f} ms")
     add(None if p is None else p <= 40, "pandas p50 <= 40 ms", None if p is None else f"{p:.1f} ms")
 
+    # Tail latency (issue 19): same-run ratios, back to back and at 4 clients.
+    for name in ("hello", "pandas"):
+        for where, s, bound in (("back to back", lat.get(name, {}), 2.5),
+                                ("at 4 clients", thr.get(name, {}).get("4", {}), 3.0)):
+            x, y = s.get("p99_ms"), s.get("p50_ms")
+            add(None if x is None or y is None else x <= bound * y, f"{name} p99 <= {bound:g} x p50 {where}",
+                None if x is None or y is None else f"{x:.1f} ms vs {bound:g} x {y:.1f} ms ({x / y:.2f}x)")
+
     for name, floor in (("hello", 200), ("pandas", 25)):
         r = thr.get(name, {}).get("16")
         add(None if r is None else (r["req_per_s"] >= floor and r["errors"] == 0),
@@ -1313,11 +1336,14 @@ def render(res):
         rows = []
         for name, s in r["snippets"].items():
             rows.append([name, fmt(s.get("p50_ms"), ".2f"), fmt(s.get("p90_ms"), ".2f"),
-                         fmt(s.get("p99_ms"), ".2f"), fmt(s.get("min_ms"), ".2f"), fmt(s.get("max_ms"), ".2f"),
+                         fmt(s.get("p99_ms"), ".2f"), fmt(s.get("p99_9_ms"), ".2f"),
+                         fmt(s.get("p99_over_p50"), ".2f") + "x", fmt(s.get("min_ms"), ".2f"),
+                         fmt(s.get("max_ms"), ".2f"),
                          fmt(s.get("server_duration_ms_p50"), ".0f"), s.get("errors"),
                          fmt(s.get("server_cpu_cores"), ".2f"), fmt(s.get("other_cpu_cores"), ".2f")])
-        L += table(["snippet", "p50 ms", "p90 ms", "p99 ms", "min ms", "max ms", "server duration p50",
-                    "errors", "server+runs CPU", "other CPU"], rows)
+        L += table(["snippet", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "p99/p50", "min ms", "max ms",
+                    "server duration p50", "errors", "server+runs CPU", "other CPU"], rows)
+        L.append(f"  p99.9 only from N >= {P99_9_MIN_N} (use --n)")
     elif "latency_error" in res:
         L += ["", "1. Sequential latency: could not run: " + res["latency_error"].splitlines()[0]]
 
@@ -1330,10 +1356,11 @@ def render(res):
         for name, levels in r["snippets"].items():
             for c, s in levels.items():
                 rows.append([name, c, fmt(s["req_per_s"], ".1f"), s["errors"], fmt(s.get("p50_ms"), ".1f"),
-                             fmt(s.get("p99_ms"), ".1f"), fmt(s["client_cpu_cores"], ".2f"),
+                             fmt(s.get("p99_ms"), ".1f"), fmt(s.get("p99_9_ms"), ".1f"),
+                             fmt(s.get("p99_over_p50"), ".2f") + "x", fmt(s["client_cpu_cores"], ".2f"),
                              fmt(s["server_cpu_cores"], ".2f"), fmt(s["other_cpu_cores"], ".2f"),
                              fmt(s["machine_busy_cores"], ".2f")])
-        L += table(["snippet", "clients", "req/s", "errors", "p50 ms", "p99 ms", "client CPU",
+        L += table(["snippet", "clients", "req/s", "errors", "p50 ms", "p99 ms", "p99.9 ms", "p99/p50", "client CPU",
                     "server+runs CPU", "other CPU", "machine busy"], rows)
         L.append("  CPU columns, in cores: client = this benchmark process (near 1.0 = the Python client is"
                  " the bottleneck);")
@@ -1525,6 +1552,8 @@ def parse_args(argv):
     p.add_argument("--n", type=int, help="sequential requests per snippet (200; quick 30)")
     p.add_argument("--duration", type=float, help="seconds per throughput level (20; quick 3)")
     p.add_argument("--clients", help="throughput client counts (1,4,16,64)")
+    p.add_argument("--snippets", default=",".join(SNIPPETS),
+                   help=f"snippets the latency and throughput phases run, of: {','.join(SNIPPETS)}")
     p.add_argument("--cold-n", type=int, help="cold bwrap runs per snippet (20; quick 5)")
     p.add_argument("--warm-n", type=int, help="warm-interpreter runs per snippet (200; quick 30)")
     a = p.parse_args(argv)
@@ -1532,6 +1561,10 @@ def parse_args(argv):
     bad = [x for x in a.phases if x not in PHASES]
     if bad:
         p.error(f"unknown phase(s) {', '.join(bad)}; choose from {', '.join(PHASES)}")
+    a.snippets = [x.strip() for x in a.snippets.split(",") if x.strip()]
+    bad = [x for x in a.snippets if x not in SNIPPETS]
+    if bad:
+        p.error(f"unknown snippet(s) {', '.join(bad)}; choose from {', '.join(SNIPPETS)}")
     q = a.quick
     a.n = a.n or (30 if q else 200)
     a.warmup = 3 if q else 5
