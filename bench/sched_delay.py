@@ -11,9 +11,8 @@ request's path (the client, the server's threads, the run being served; spares b
 nice 5 and teardowns nice 19). The task switched out when the waiter got its CPU is blamed,
 sorted by what the pool gave it: a sandbox ("snakebox-run") at nice 19 is a teardown, at nice
 5 a spare being made (sealing, pre-copying pages, or its runner preparing); "snakebox-zygote"
-/ "snakebox-lean" at nice 5 is a zygote cloning (or its clone before it renames itself). A
-SCHED_IDLE task keeps its nice value in the trace, so the classes read the same before and
-after the change; what differs is how long a waiter waits behind them.
+/ "snakebox-lean" at nice 5 is a zygote cloning (or its clone before it renames itself).
+bench/offcpu.py is its complement: where the same tasks sleep (not waiting for a CPU).
 Standard library only; needs `perf` (linux-perf) to turn the trace into text.
 """
 
