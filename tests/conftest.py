@@ -311,6 +311,18 @@ def assert_healthy(server):
     assert body["output"] == "Hello, World!\n", show(body)
 
 
+def wait_for(predicate, timeout, what, step=0.02):
+    """predicate()'s first true value, polled every step seconds; fails saying what it waited
+    for once timeout seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} (waited {timeout} s)"
+        time.sleep(step)
+
+
 def code(src):
     """Dedents a block of test Python source."""
     return textwrap.dedent(src).lstrip("\n")

@@ -11,7 +11,7 @@ import threading
 import time
 
 from conftest import runtime_dir as conftest_runtime_dir
-from conftest import assert_cgroups_only_for_live_sandboxes, children, comm, own_pid_namespace
+from conftest import assert_cgroups_only_for_live_sandboxes, children, comm, own_pid_namespace, wait_for
 from conftest import (MARK_PRELUDE, assert_healthy, assert_no_processes_left, cgroup_dirs, code,
                       host_processes, new_token, request, run, run_json, show)
 
@@ -20,13 +20,6 @@ def full_zygote(server):
     zs = [c for c in children(server.pid) if comm(c) == "snakebox-zygote" and own_pid_namespace(c)]
     assert len(zs) == 1, f"expected one snakebox-zygote among the server's children, found {zs}"
     return zs[0]
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what} (waited {timeout} s)"
-        time.sleep(0.02)
 
 
 def is_answer(status, body):

@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 
-from conftest import children, comm, own_pid_namespace, request, run, show
+from conftest import children, comm, own_pid_namespace, request, run, show, wait_for
 
 HASH = 'print(hash("snakebox"))'
 FULL_HASH = 'import numpy\nprint(hash("snakebox"))'
@@ -31,16 +31,6 @@ def recycles(server):
 
 def full_zygotes(server):
     return sorted(c for c in children(server.pid) if comm(c) == "snakebox-zygote" and own_pid_namespace(c))
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} (waited {timeout} s)"
-        time.sleep(0.01)
 
 
 def hash_of(server, src):
