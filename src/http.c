@@ -1155,23 +1155,26 @@ static enum MHD_Result session_submit(Http *h, Req *req) {
         return MHD_YES;
 }
 
+/* 413 for a session request whose body is over its limit: a file upload's (MAX_FILES_BYTES) or
+ * any other's (MAX_REQUEST_BYTES). The same answer whether Content-Length said so or the body
+ * outgrew the cap while being read. */
+static enum MHD_Result send_session_too_large(Http *h, Req *req) {
+        bool file = req->sreq.op == SOP_FILE_PUT;
+        char why[160];
+        snprintf(why, sizeof why, "%s too large: the limit is %s (%llu bytes)",
+                file ? "file" : "request body", file ? "MAX_FILES_BYTES" : "MAX_REQUEST_BYTES",
+                (unsigned long long)(file ? h->cfg.max_files_bytes : h->cfg.max_request_bytes));
+        return send_session_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "TooLarge", NULL, why);
+}
+
 /* The body of a session request is in: decode it, then submit. */
 static enum MHD_Result session_body_complete(Http *h, Req *req) {
         char why[512];
         const char *body = req->body.data ? req->body.data : "";
         size_t len = req->body.len;
         HttpStatus code = HTTP_STATUS_NONE;
-        if (req->too_large) {
-                if (req->sreq.op == SOP_FILE_PUT)
-                        snprintf(why, sizeof why,
-                                "file too large: the limit is MAX_FILES_BYTES (%llu bytes)",
-                                (unsigned long long)h->cfg.max_files_bytes);
-                else
-                        snprintf(why, sizeof why,
-                                "request body too large: the limit is MAX_REQUEST_BYTES (%llu bytes)",
-                                (unsigned long long)h->cfg.max_request_bytes);
-                return send_session_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "TooLarge", NULL, why);
-        }
+        if (req->too_large)
+                return send_session_too_large(h, req);
         if (req->fwd_url)
                 return forward_begin(h, req);
         if (req->sreq.op == SOP_CREATE && atomic_load(&h->draining))
@@ -1319,13 +1322,8 @@ static enum MHD_Result route_session(Http *h, Req *req, const char *url, const c
                         "sessions are disabled on this server (MAX_SESSIONS=0)");
         if (op == SOP_FILE_PUT) {
                 /* Raw bytes, any type; MAX_FILES_BYTES per upload, as "files" in a request. */
-                if (declared_over(conn, h->cfg.max_files_bytes)) {
-                        char msg[160];
-                        snprintf(msg, sizeof msg,
-                                "file too large: the limit is MAX_FILES_BYTES (%llu bytes)",
-                                (unsigned long long)h->cfg.max_files_bytes);
-                        return send_session_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "TooLarge", NULL, msg);
-                }
+                if (declared_over(conn, h->cfg.max_files_bytes))
+                        return send_session_too_large(h, req);
                 req->state = REQ_READING;
                 buf_init(&req->body, h->cfg.max_files_bytes);
                 if (bodyless)
@@ -1346,13 +1344,8 @@ static enum MHD_Result route_session(Http *h, Req *req, const char *url, const c
         if (!is_json(header(conn, MHD_HTTP_HEADER_CONTENT_TYPE)))
                 return send_session_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "BadRequest", NULL,
                         "unsupported media type: send Content-Type: application/json");
-        if (declared_over(conn, h->cfg.max_request_bytes)) {
-                char msg[128];
-                snprintf(msg, sizeof msg,
-                        "request body too large: the limit is MAX_REQUEST_BYTES (%llu bytes)",
-                        (unsigned long long)h->cfg.max_request_bytes);
-                return send_session_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "TooLarge", NULL, msg);
-        }
+        if (declared_over(conn, h->cfg.max_request_bytes))
+                return send_session_too_large(h, req);
         req->state = REQ_READING;
         buf_init(&req->body, h->cfg.max_request_bytes);
         return MHD_YES;
