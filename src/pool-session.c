@@ -26,7 +26,8 @@
  * the same number (RLIMIT_CPU counts a process's whole life: for a session it is only a
  * backstop, see sb_spawn). cpu_ms and memory_peak_bytes are the cell's: CPU as a difference
  * of the sandbox's counters, memory as the most its cgroup held at the cell's start, each
- * tick and its end (or the watchdog's samples without a cgroup). */
+ * tick and its end (without a cgroup: the most of the watchdog's samples and the runner's
+ * peak RSS, which it sets back to its current RSS as each cell starts). */
 #include "pool-internal.h"
 
 #include <errno.h>
@@ -477,8 +478,9 @@ void session_cell_done(Pool *p, Sandbox *sb) {
                 if (s->peak_exact)
                         r->memory_peak_bytes = MAX(
                                 r->memory_peak_bytes, cgroup_peak_read(&p->cgroups, &sb->cg, sb->peak_fd));
-        } else
-                r->memory_peak_bytes = sb->mem_peak;
+        } else /* the runner's own peak RSS for the cell (runner.py _reset_peak_rss) catches what
+                * the samples miss; the samples, what the cell's other processes held */
+                r->memory_peak_bytes = MAX(sb->mem_peak, sb->report_maxrss);
         if (s->state == SS_INTERRUPTING && s->stop_reason != RUN_EXITED)
                 outcome = s->stop_reason;
         Job *intr = TAKE_PTR(s->interrupter);

@@ -917,10 +917,12 @@ def _session(req, mod, out, err):
     import signal
     signal.signal(signal.SIGINT, _ignore_interrupt)
     cells = 0
+    peak = False
     while True:
         op = req.get("op", "cell")  # a cell is the /api/execute request as it is
         if op == "cell":
             cells += 1
+            peak = _reset_peak_rss()
             try:
                 report = _run(req, mod, err, None, cell=cells)
             except KeyboardInterrupt:
@@ -947,7 +949,8 @@ def _session(req, mod, out, err):
                                                     "traceback": ""}}
         else:
             report = {"exit_code": 70, "error": None}
-        _report(out, err, report)
+        _report(out, err, report, peak_rss=_cell_peak_rss() if op == "cell" and peak else 0)
+        peak = False
         req = _read_request()
 
 
@@ -1077,11 +1080,41 @@ def _finish(out, err, report):
     os._exit(status)
 
 
-def _report(out, err, report):
+def _reset_peak_rss():
+    """Sets this process's peak RSS (VmHWM) back to its current RSS, so that the next one read
+    is a session cell's own, not the kernel's since the fork (getrusage's ru_maxrss never goes
+    down). True if it could. The server's other measures of a cell's memory are its memory
+    cgroup's peak, or without a cgroup, /proc samples every MEMWATCH_INTERVAL_MS, which miss
+    a cell that allocates and frees between two samples."""
+    try:
+        fd = os.open("/proc/self/clear_refs", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"5")  # Documentation/filesystems/proc.rst: reset the peak RSS
+        finally:
+            os.close(fd)
+        return True
+    except OSError:
+        return False
+
+
+def _cell_peak_rss():
+    """Bytes: this process's peak RSS since _reset_peak_rss, or 0 if unknown."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _report(out, err, report, peak_rss=None):
     """Flushes the streams, sends the report and its 'Z' (from the runner only); returns the
     exit status. The program's current streams (a TextIOWrapper of its own over
     sys.stdout.buffer holds text until Python flushes it at exit), then ours; each alone: one
-    closed or detached must not hold back the others' output."""
+    closed or detached must not hold back the others' output. peak_rss: the bytes the 'Z'
+    frame says; None: this process's peak RSS since it began."""
     streams = [sys.stdout, sys.stderr]
     streams += [s for s in (out, err) if s is not streams[0] and s is not streams[1]]
     for stream in streams:
@@ -1091,12 +1124,13 @@ def _report(out, err, report):
             pass
     status = report.pop("exit_code")
     if os.getpid() == _RUNNER_PID:
-        maxrss = 0
-        try:
-            import resource
-            maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        except BaseException:
-            pass
+        maxrss = peak_rss or 0
+        if peak_rss is None:
+            try:
+                import resource
+                maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            except BaseException:
+                pass
         # The report, in as many 'R' frames as it needs, then 'Z' with the exit status and
         # the peak RSS in binary (proto.h FRAME_END_SIZE): the report is complete.
         # UTF-8 that the server's JSON parser accepts: a lone surrogate (a file name with

@@ -490,8 +490,9 @@ def test_cpu_and_memory_figures_are_per_cell(srv):
     """))
     small = cell_ok(srv, sid, "x = 1")
     assert big["cpu_ms"] >= 400 and small["cpu_ms"] < 300, show((big, small))
-    # Without a memory cgroup the watchdog samples every 100 ms: it may see less than all 150 MB.
-    assert big["memory_peak_bytes"] >= 100 * 1024 * 1024, show(big)
+    # All 150 MB, though they were held for less than the 100 ms between two samples of the
+    # watchdog's that measures memory without a cgroup: the runner's own peak RSS counts too.
+    assert big["memory_peak_bytes"] >= 150 * 1024 * 1024, show(big)
     # A sanitizer build's allocator keeps freed memory (its quarantine): the next cell holds it.
     if not SANITIZED:
         assert small["memory_peak_bytes"] < big["memory_peak_bytes"] - 80 * 1024 * 1024, show((big, small))
