@@ -17,10 +17,12 @@
  * progress, yet a busy run cannot starve it, since it no longer competes with the run's
  * processes one by one but with the run as one group (a quarter of a core at worst against one
  * busy run). The pool gives the full weight when it hands the sandbox a request, and a small one
- * when it tears it down (cgroup_cpu_weight). The leaves sit under "snakebox-<pid>", which
- * competes as one group of the default weight with the server and the zygotes in the cgroup
- * above it: however many processes the runs start, a zygote (nice 5) keeps about a quarter of
- * a core under full load, the server's threads (nice 0) half of one. The run's CPU time is read
+ * when it tears it down (cgroup_cpu_weight). Of the spares a zygote is making at once, all but
+ * the oldest are idle (cpu.idle; order_spares in pool.c): they finish one after the other
+ * instead of all together. The leaves sit under "snakebox-<pid>", which competes as one group
+ * of the default weight with the server and the zygotes in the cgroup above it: however many
+ * processes the runs start, a zygote (nice 5) keeps about a quarter of a core under full load,
+ * the server's threads (nice 0) half of one. The run's CPU time is read
  * from its cgroup (cpuacct.usage, cpu.stat), so it counts every process of the run.
  *
  * v2 forbids processes in a cgroup whose controllers are delegated to children ("no internal
@@ -197,8 +199,10 @@ static void init_v2(CgroupRoot *root) {
                 return;
         }
         write_knob(root->mem_base, "cgroup.subtree_control", root->pids ? "+memory +pids" : "+memory");
-        if (cpu && write_knob(root->mem_base, "cgroup.subtree_control", "+cpu") == 0)
+        if (cpu && write_knob(root->mem_base, "cgroup.subtree_control", "+cpu") == 0) {
                 root->cpu = CGROUP_V2;
+                root->cpu_idle = file_exists(root->mem_base, "cpu.idle");
+        }
         /* cpu.stat's usage_usec is kept for every cgroup, with or without the cpu controller. */
         root->cpuacct = true;
         root->mode = CGROUP_V2;
@@ -232,6 +236,7 @@ static void init_v1_cpu(CgroupRoot *root) {
                 make_base("/sys/fs/cgroup/cpu", own, root->cpu_base, sizeof root->cpu_base) == 0) {
                 root->cpu = CGROUP_V1;
                 root->cpuacct = together;
+                root->cpu_idle = file_exists(root->cpu_base, "cpu.idle");
         }
         if (!together && own_path("cpuacct", own, sizeof own) == 0 &&
                 access("/sys/fs/cgroup/cpuacct", W_OK) == 0 &&
@@ -483,15 +488,24 @@ int cgroup_cpu_usage_us(const CgroupRoot *root, const Cgroup *cg, uint64_t *ret)
         return 0;
 }
 
-void cgroup_cpu_weight(const CgroupRoot *root, const Cgroup *cg, CgroupCpuWeight w) {
+void cgroup_cpu_weight(const CgroupRoot *root, Cgroup *cg, CgroupCpuWeight w) {
         /* v1 shares of 1024 and v2 weights of 100 are nice 0's; 335 and 33 are nice 5's, the
          * zygote's; a teardown gets an eighth of a run's weight, so that it still ends while
-         * runs are busy. */
+         * runs are busy. An idle group keeps the weight it had for when it stops being idle,
+         * and the kernel refuses a new weight while it is idle: off first, and idle after. */
         static const char *const v1[] = {"335", "1024", "128"}, *const v2[] = {"33", "100", "12"};
-        if (root->cpu == CGROUP_V1 && cg->cpu[0])
-                write_knob(cg->cpu, "cpu.shares", v1[w]);
-        else if (root->cpu == CGROUP_V2 && cg->mem[0])
-                write_knob(cg->mem, "cpu.weight", v2[w]);
+        const char *dir = root->cpu == CGROUP_V1 ? cg->cpu : root->cpu == CGROUP_V2 ? cg->mem : "";
+        if (!dir[0])
+                return;
+        if (w == CGROUP_CPU_IDLE) {
+                if (root->cpu_idle && !cg->idle && write_knob(dir, "cpu.idle", "1") == 0)
+                        cg->idle = true;
+                return;
+        }
+        if (cg->idle && write_knob(dir, "cpu.idle", "0") == 0)
+                cg->idle = false;
+        write_knob(dir, root->cpu == CGROUP_V1 ? "cpu.shares" : "cpu.weight",
+                (root->cpu == CGROUP_V1 ? v1 : v2)[w]);
 }
 
 uint64_t cgroup_memory_bound(const CgroupRoot *root, const Config *c) {

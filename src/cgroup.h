@@ -27,6 +27,9 @@ typedef struct CgroupRoot {
          * memory dir's), or NONE (RLIMIT_CPU is all there is). Independent of mode on v1. */
         CgroupMode cpu;
         bool cpuacct; /* a run's CPU time can be read from its cgroup */
+        /* The cpu controller has cpu.idle (Linux 5.15+): a leaf can be made SCHED_IDLE as a
+         * group (CGROUP_CPU_IDLE). */
+        bool cpu_idle;
         char mem_base[CGROUP_PATH_MAX]; /* v1: memory hierarchy dir; v2: the one dir */
         char pids_base[CGROUP_PATH_MAX]; /* v1 only */
         char cpu_base[CGROUP_PATH_MAX]; /* v1 only */
@@ -41,6 +44,7 @@ typedef struct Cgroup {
         char cpuacct[CGROUP_PATH_MAX]; /* v1 only, when a hierarchy of its own */
         int procs_fds[CGROUP_PROCS_MAX]; /* cgroup.procs, opened for the zygote to write the pid */
         int nprocs_fds;
+        bool idle; /* cpu.idle is 1 (cgroup_cpu_weight) */
 } Cgroup;
 
 typedef struct CgroupStats {
@@ -77,10 +81,14 @@ typedef enum CgroupCpuWeight {
         CGROUP_CPU_WAITING, /* sealing, or waiting for its request: like nice 5 */
         CGROUP_CPU_RUNNING, /* running a request: the full weight, the same for every run */
         CGROUP_CPU_DYING, /* being torn down: takes CPU from nobody else, or nearly */
+        /* A spare being made behind an older one (pool.c order_spares): cpu.idle, so that it
+         * runs only on a CPU nothing else wants and anything else preempts it at once. Where
+         * cpu.idle is missing, as CGROUP_CPU_WAITING. */
+        CGROUP_CPU_IDLE,
 } CgroupCpuWeight;
 
 /* Sets the run's CPU weight. No-op without a cpu controller; best effort (does not fail). */
-void cgroup_cpu_weight(const CgroupRoot *root, const Cgroup *cg, CgroupCpuWeight w);
+void cgroup_cpu_weight(const CgroupRoot *root, Cgroup *cg, CgroupCpuWeight w);
 
 /* The most memory one run can hold at any instant: MEMORY_LIMIT_MB with a memory cgroup;
  * without one, the pool's sampling (memwatch.c) enforces MEMORY_LIMIT_MB only every

@@ -269,6 +269,10 @@ void reroute_to_lean(Pool *p);
 void dispatch(Pool *p);
 
 /* --- pool-sandbox.c: a sandbox from spawn to release --- */
+/* sb is a spare of kind k that a zygote is still making (spawning or sealing). */
+static inline bool sb_spare_in_making(const Sandbox *sb, const Kind *k) {
+        return sb->kind == k && !sb->for_session && (sb->state == SB_SPAWNING || sb->state == SB_SEALING);
+}
 /* Asks k's zygote for a new sandbox. Returns 0, -EUSERS when every uid slot is held, or
  * another -errno. */
 int sb_new(Pool *p, Kind *k);

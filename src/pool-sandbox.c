@@ -550,6 +550,9 @@ static void on_frame(Pool *p, Sandbox *sb, const char *m, size_t n) {
         case FRAME_IS_READY:
                 /* The init's only child yet: the runner. */
                 sb->runner_pid = proc_first_child(sb->pid);
+                /* Idle only while an older spare was being made (order_spares). */
+                if (sb->cg.idle)
+                        cgroup_cpu_weight(&p->cgroups, &sb->cg, CGROUP_CPU_WAITING);
                 sb_set_state(p, sb, sb->for_session ? SB_SESSION : SB_READY);
                 p->seal_failures = 0;
                 set_fatal(p, FATAL_NONE, "");

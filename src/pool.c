@@ -248,6 +248,31 @@ void reroute_to_lean(Pool *p) {
         }
 }
 
+/* Why: spares made at once used to share the CPUs evenly and so became ready together, late: a
+ * request that found none ready waited for the whole batch, the next few found one at once,
+ * and back to back on a busy machine that spread was most of the tail (issue 19). The next
+ * request takes the oldest spare, so the oldest one in the making gets the CPU it wants and
+ * the younger ones are idle (cpu.idle): they use only what it and everything else leave, and
+ * the spares become ready one after the other. Idle work still runs whenever a CPU is free, so
+ * the total, and the throughput, stay the same. A spare's cgroup stops being idle when it is
+ * ready (on_frame), taken (sb_assign) or torn down (sb_retire_now).
+ * Sessions' sandboxes are not spares: someone waits for each of them. */
+static void order_spares(Pool *p) {
+        if (!p->cgroups.cpu_idle)
+                return; /* the younger spares keep nice 5's weight, as before */
+        for (int i = 0; i < _POOL_KINDS; i++) {
+                const Kind *k = &p->kinds[i];
+                const Sandbox *oldest = NULL;
+                for (const Sandbox *sb = p->sandboxes; sb; sb = sb->next)
+                        if (sb_spare_in_making(sb, k) && (!oldest || sb->id < oldest->id))
+                                oldest = sb;
+                for (Sandbox *sb = p->sandboxes; sb; sb = sb->next)
+                        if (sb_spare_in_making(sb, k) && sb->cg.idle != (sb != oldest))
+                                cgroup_cpu_weight(&p->cgroups, &sb->cg,
+                                        sb != oldest ? CGROUP_CPU_IDLE : CGROUP_CPU_WAITING);
+        }
+}
+
 void dispatch(Pool *p) {
         /* Requests that queued while the full zygote's last ready sandboxes were still there. */
         reroute_to_lean(p);
@@ -283,6 +308,7 @@ void dispatch(Pool *p) {
                         }
                 }
         }
+        order_spares(p);
 }
 
 static void on_tick(Pool *p) {
