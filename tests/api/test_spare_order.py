@@ -18,11 +18,10 @@ oldest, so no longer idle, by the time it is ready; the reset is for the ones th
 import os
 import re
 import threading
-import time
 
 import pytest
 
-from conftest import children, own_pid_namespace, request, run, show
+from conftest import children, own_pid_namespace, request, run, show, wait_for
 
 SPARES = 8
 SLEEP = "import time; time.sleep(3)"
@@ -30,16 +29,6 @@ SLEEP = "import time; time.sleep(3)"
 
 def pool(server):
     return (request(server, "GET", "/health", timeout=10).json or {}).get("pool", {})
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} (waited {timeout} s)"
-        time.sleep(0.05)
 
 
 def settled(server, size):
