@@ -917,12 +917,12 @@ def _session(req, mod, out, err):
     import signal
     signal.signal(signal.SIGINT, _ignore_interrupt)
     cells = 0
-    peak = False
     while True:
         op = req.get("op", "cell")  # a cell is the /api/execute request as it is
+        peak_rss = 0  # the 'Z' frame's: a cell's own peak, 0 for the other ops
         if op == "cell":
             cells += 1
-            peak = _reset_peak_rss()
+            measured = _reset_peak_rss()
             try:
                 report = _run(req, mod, err, None, cell=cells)
             except KeyboardInterrupt:
@@ -931,6 +931,8 @@ def _session(req, mod, out, err):
                 signal.signal(signal.SIGINT, _ignore_interrupt)
                 report = {"exit_code": 1, "error": {"type": "KeyboardInterrupt", "message": "",
                                                     "traceback": ""}}
+            if measured:
+                peak_rss = _cell_peak_rss()
         elif op in _FILE_OPS:
             try:
                 report = _FILE_OPS[op](req)
@@ -949,8 +951,7 @@ def _session(req, mod, out, err):
                                                     "traceback": ""}}
         else:
             report = {"exit_code": 70, "error": None}
-        _report(out, err, report, peak_rss=_cell_peak_rss() if op == "cell" and peak else 0)
-        peak = False
+        _report(out, err, report, peak_rss=peak_rss)
         req = _read_request()
 
 
