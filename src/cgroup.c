@@ -284,9 +284,16 @@ void cgroup_root_destroy(CgroupRoot *root) {
         root->cpuacct = false;
 }
 
-static int open_procs(const char *dir, int *ret) {
+/* Opens the file through which a sandbox joins the cgroup at dir: v1's `tasks`, v2's
+ * `cgroup.procs`. The sandbox writes "0" to it itself (seal_join_cgroups): on v1 that moves only
+ * the writing thread (the sandbox is single-threaded then), for which the kernel takes no global
+ * lock (kernel/cgroup/cgroup.c cgroup_procs_write_start: the thread is `current`), while moving
+ * a process through cgroup.procs write-locks cgroup_threadgroup_rwsem, which waits for an RCU
+ * grace period, holding cgroup_mutex (unless the host mounted cgroup2 with favordynmods). The kernel checks the credentials of whoever opened the file
+ * (Linux 5.16+), so the sandbox needs no right of its own on the host's cgroup tree. */
+static int open_procs(const char *dir, CgroupMode mode, int *ret) {
         char p[CGROUP_PATH_MAX + 32];
-        snprintf(p, sizeof p, "%s/cgroup.procs", dir);
+        snprintf(p, sizeof p, "%s/%s", dir, mode == CGROUP_V1 ? "tasks" : "cgroup.procs");
         int fd = open(p, O_WRONLY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
@@ -294,7 +301,7 @@ static int open_procs(const char *dir, int *ret) {
         return 0;
 }
 
-/* Makes a v1 leaf "sb-<id>" under base and opens its cgroup.procs for the zygote. */
+/* Makes a v1 leaf "sb-<id>" under base and opens its `tasks` for the sandbox to join. */
 static int make_leaf_v1(const char *base, uint64_t id, char *path, Cgroup *cg) {
         snprintf(path, CGROUP_PATH_MAX, "%s/sb-%" PRIu64, base, id);
         if (mkdir(path, 0755) < 0) {
@@ -302,7 +309,7 @@ static int make_leaf_v1(const char *base, uint64_t id, char *path, Cgroup *cg) {
                 path[0] = 0;
                 return r;
         }
-        int r = open_procs(path, &cg->procs_fds[cg->nprocs_fds]);
+        int r = open_procs(path, CGROUP_V1, &cg->procs_fds[cg->nprocs_fds]);
         if (r < 0)
                 return r;
         cg->nprocs_fds++;
@@ -366,7 +373,7 @@ int cgroup_create(const CgroupRoot *root, uint64_t id, const Config *c, Cgroup *
         }
         if (r < 0)
                 goto fail;
-        r = open_procs(ret->mem, &ret->procs_fds[ret->nprocs_fds]);
+        r = open_procs(ret->mem, root->mode, &ret->procs_fds[ret->nprocs_fds]);
         if (r < 0)
                 goto fail;
         ret->nprocs_fds++;
@@ -382,7 +389,7 @@ int cgroup_create(const CgroupRoot *root, uint64_t id, const Config *c, Cgroup *
                         }
                         r = write_knob(ret->pids, "pids.max", v);
                         if (r == 0)
-                                r = open_procs(ret->pids, &ret->procs_fds[ret->nprocs_fds]);
+                                r = open_procs(ret->pids, CGROUP_V1, &ret->procs_fds[ret->nprocs_fds]);
                         if (r < 0)
                                 goto fail;
                         ret->nprocs_fds++;

@@ -9,7 +9,8 @@
 #include "config.h"
 
 #define CGROUP_PATH_MAX 512
-/* cgroup.procs fds a sandbox joins: v1 memory, pids, cpu, cpuacct (separate hierarchies). */
+/* Files a sandbox joins its cgroups through: v1 memory, pids, cpu, cpuacct (separate
+ * hierarchies), or v2's one directory. */
 #define CGROUP_PROCS_MAX 4
 /* CFS period of the per-run quota: the kernel's default; a shorter one costs more accounting. */
 #define CGROUP_CPU_PERIOD_US 100000
@@ -42,7 +43,7 @@ typedef struct Cgroup {
         char pids[CGROUP_PATH_MAX]; /* empty if same as mem (v2) or no pids controller */
         char cpu[CGROUP_PATH_MAX]; /* v1 only */
         char cpuacct[CGROUP_PATH_MAX]; /* v1 only, when a hierarchy of its own */
-        int procs_fds[CGROUP_PROCS_MAX]; /* cgroup.procs, opened for the zygote to write the pid */
+        int procs_fds[CGROUP_PROCS_MAX]; /* v1 `tasks` or v2 `cgroup.procs`: the sandbox joins itself */
         int nprocs_fds;
         bool idle; /* cpu.idle is 1 (cgroup_cpu_weight) */
 } Cgroup;
@@ -64,7 +65,8 @@ void cgroup_root_init(CgroupRoot *root);
 /* Removes our "snakebox-<pid>" directories (they must be empty of processes). */
 void cgroup_root_destroy(CgroupRoot *root);
 
-/* Creates the run's cgroup(s) with the limits and opens their cgroup.procs. Returns 0 or
+/* Creates the run's cgroup(s) with the limits and opens the files the sandbox joins them
+ * through (v1 `tasks`, v2 `cgroup.procs`). Returns 0 or
  * -errno. Does not log. */
 int cgroup_create(const CgroupRoot *root, uint64_t id, const Config *c, Cgroup *ret);
 
@@ -100,7 +102,7 @@ uint64_t cgroup_memory_bound(const CgroupRoot *root, const Config *c);
  * "none (RLIMIT_CPU only)". */
 const char *cgroup_cpu_name(const CgroupRoot *root);
 
-/* Closes the procs fds (once the zygote placed the child). */
+/* Closes the procs fds (once they were sent to the zygote, whose child inherits them). */
 void cgroup_close_fds(Cgroup *cg);
 
 void cgroup_read_stats(const CgroupRoot *root, const Cgroup *cg, CgroupStats *ret);

@@ -19,7 +19,7 @@
  *   out,err pipes: bytes written to fds 1 and 2 outside Python's sys.stdout/sys.stderr
  *   pidfd   readable when the sandbox's init exited
  *   timer   timerfd: the run's deadline, then the grace period for draining output
- * The sandbox's ends of sock, out and err, and the cgroup.procs fds, are sent to the zygote
+ * The sandbox's ends of sock, out and err, and the cgroup fds it joins through, are sent to the zygote
  * with SCM_RIGHTS and closed here at once; the zygote closes its copies after the clone. So
  * after a run, EOF on all three means no process of the run is left holding them.
  *

@@ -49,7 +49,8 @@ typedef struct ZygoteReady {
 } ZygoteReady;
 
 /* server -> zygote: make one sandbox. Carries fds, in this order: the sandbox's end of its
- * socket, the stdout pipe, the stderr pipe, then optional cgroup.procs fds (ncgroups). uid and
+ * socket, the stdout pipe, the stderr pipe, then the files the sandbox joins its cgroups
+ * through (ncgroups: v1 `tasks`, v2 `cgroup.procs`; the child writes itself into them). uid and
  * gid: the host ids of the sandbox's slot (a root zygote maps the run to them and makes them
  * the owner of its user namespace; an unprivileged one can only map its own and ignores them). */
 #define SPAWN_CGROUPS_MAX 4
@@ -142,7 +143,8 @@ enum {
 
 /* Each step of the child's pipeline, in order; a failure reports its step. */
 typedef enum SealStep {
-        SEAL_SYNC, /* wait until the zygote wrote the id maps and placed us in cgroups */
+        SEAL_CGROUPS, /* joined the run's cgroups (seal_join_cgroups, before the others) */
+        SEAL_SYNC, /* wait until the zygote wrote the id maps */
         SEAL_FDS, /* 0 = /dev/null, 1 = stdout pipe, 2 = stderr pipe, 3 = socket; close rest */
         SEAL_SESSION, /* a session and process group of our own */
         SEAL_CGROUPNS, /* a cgroup namespace rooted at the run's own cgroup */

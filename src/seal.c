@@ -29,7 +29,8 @@
 #include "util/macro.h"
 
 static const char *const step_names[_SEAL_MAX] = {
-        [SEAL_SYNC] = "wait for id maps and cgroups",
+        [SEAL_CGROUPS] = "join the run's cgroups",
+        [SEAL_SYNC] = "wait for id maps",
         [SEAL_FDS] = "file descriptors",
         [SEAL_SESSION] = "session and process group",
         [SEAL_CGROUPNS] = "cgroup namespace",
@@ -53,6 +54,9 @@ const char *seal_step_hint(int step, int error) {
                 return "user namespaces are restricted: enable them with "
                        "`sysctl -w kernel.unprivileged_userns_clone=1` and "
                        "`sysctl -w user.max_user_namespaces=15000`, or run the server as root";
+        if (step == SEAL_CGROUPS && error == EACCES)
+                return "the kernel checked the sandbox's own credentials, not the server's: Linux 5.16 "
+                       "or later is needed";
         if (step == SEAL_MOUNTS)
                 return "mounting inside a user namespace was refused: the host (or the container "
                        "running snakebox) must allow it";
@@ -65,8 +69,25 @@ const char *seal_step_hint(int step, int error) {
  * fd 3 and updates sock_fd, so a later failure is reported on the right fd. */
 typedef struct SealCtx {
         const SealPlan *plan;
+        int joined; /* seal_join_cgroups' result */
         int sock_fd, out_fd, err_fd, sync_fd;
 } SealCtx;
+
+int seal_join_cgroups(const int *fds, size_t n) {
+        int r = 0;
+        for (size_t i = 0; i < n; i++) {
+                /* "0": the calling thread (v1 `tasks`) or process (v2 `cgroup.procs`). */
+                if (r == 0 && write(fds[i], "0", 1) != 1)
+                        r = -errno;
+                close(fds[i]);
+        }
+        return r;
+}
+
+/* The join ran before everything else (see seal.h); this step reports how it went. */
+static int step_cgroups(SealCtx *c) {
+        return c->joined;
+}
 
 static int step_sync(SealCtx *c) {
         return userns_wait_maps(c->sync_fd);
@@ -337,6 +358,7 @@ static const struct {
         SealStep step;
         int (*fn)(SealCtx *c);
 } seal_steps[] = {
+        {SEAL_CGROUPS, step_cgroups},
         {SEAL_SYNC, step_sync},
         {SEAL_FDS, step_fds},
         {SEAL_SESSION, step_session},
@@ -351,9 +373,13 @@ static const struct {
 };
 _Static_assert(ELEMENTSOF(seal_steps) == _SEAL_MAX, "every SealStep has its function");
 
-int seal_run(const SealPlan *plan, int sock_fd, int out_fd, int err_fd, int sync_fd) {
-        SealCtx c = {
-                .plan = plan, .sock_fd = sock_fd, .out_fd = out_fd, .err_fd = err_fd, .sync_fd = sync_fd};
+int seal_run(const SealPlan *plan, int joined, int sock_fd, int out_fd, int err_fd, int sync_fd) {
+        SealCtx c = {.plan = plan,
+                .joined = joined,
+                .sock_fd = sock_fd,
+                .out_fd = out_fd,
+                .err_fd = err_fd,
+                .sync_fd = sync_fd};
 
         /* Tells an operator's ps which processes are runs; not a security measure. */
         prctl(PR_SET_NAME, "snakebox-run", 0, 0, 0);

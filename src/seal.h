@@ -45,13 +45,24 @@ typedef struct SealPlan {
  * program in a sealed memfd. Returns 0 or -errno. Runs in the zygote. */
 int seal_plan_init(SealPlan *plan, const ZygoteConfig *init);
 
-/* Runs every step on the calling process, a fresh clone in new namespaces. fds: the socket,
- * stdout and stderr pipes; sync_fd: read end of the zygote's "maps written" pipe. The last step
+/* The child's very first act: writes "0" to each of the n files the server opened for it
+ * (cgroup_create: v1 `tasks`, v2 `cgroup.procs`), which moves it into the run's cgroups, and
+ * closes them. First, so that what it allocates from then on (PyOS_AfterFork_Child, the seal)
+ * is the run's. The sandbox does this itself, not the zygote: on v1 a thread moving itself
+ * takes no global lock (cgroup.c open_procs), and on v2 the wait for an RCU grace period that
+ * a process move costs is the child's, in parallel, instead of the zygote's, in series with
+ * every other sandbox. Returns 0 or the first -errno; seal_run reports it (SEAL_CGROUPS).
+ * Child; async-signal-safe. */
+int seal_join_cgroups(const int *fds, size_t n);
+
+/* Runs every step on the calling process, a fresh clone in new namespaces. joined:
+ * seal_join_cgroups' result. fds: the socket, stdout and stderr pipes; sync_fd: read end of
+ * the zygote's "maps written" pipe. The last step
  * starts the runner: the calling process stays pid 1 of the namespace, execs the init program
  * and never returns from here; seal_run returns 0 in the runner, pid 2, on the same stack and
  * with the same memory. On failure it reports FRAME_FAIL on the socket and returns -errno.
  * Runs in the child; allocates nothing. */
-int seal_run(const SealPlan *plan, int sock_fd, int out_fd, int err_fd, int sync_fd);
+int seal_run(const SealPlan *plan, int joined, int sock_fd, int out_fd, int err_fd, int sync_fd);
 
 /* --- seal-mount.c --- */
 /* Builds the run's root from the skeleton and pivots into it; cwd ends as /work. Child. */

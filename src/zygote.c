@@ -11,7 +11,7 @@
  *   server -> zygote   ZygoteConfig             once: limits, libraries, the skeleton root
  *   zygote -> server   ZygoteReady              once: libraries imported, or why not
  *   server -> zygote   SpawnRequest + fds       per sandbox: its host uid/gid, its socket,
- *                                               stdout and stderr pipes, cgroup.procs fds
+ *                                               stdout and stderr pipes, cgroup fds
  *   zygote -> server   SpawnReply               pid (in the server's pid namespace) or errno
  *
  * Each sandbox is one clone() with CLONE_PARENT and all six namespace flags. CLONE_PARENT makes
@@ -20,8 +20,10 @@
  * flight finish; only new sandboxes wait for the restarted zygote). A root zygote clones with
  * its effective uid switched to the host uid of the sandbox's slot (SpawnRequest.uid), so that
  * the namespace's owner, which the kernel charges per-user counts to, differs between
- * concurrent runs (spawn_one). The zygote writes the child's id maps and cgroup membership,
- * then releases it through a pipe; the child seals itself (seal.c), starts the runner (a clone
+ * concurrent runs (spawn_one). The child first joins the run's cgroups through the fds it
+ * inherited (seal_join_cgroups: itself, so that the zygote never waits for the kernel's cgroup
+ * locks); the zygote writes its id maps and releases it through a pipe; the child seals itself
+ * (seal.c), starts the runner (a clone
  * that shares its memory) and execs the run's init (src/init/sandbox-init.c), which leaves the
  * runner the only copy of the zygote; the runner says FRAME_READY on the socket to
  * the server, and blocks until the server sends the request. The zygote keeps no fd of any
@@ -333,7 +335,9 @@ static int thread_count(void) {
         return n;
 }
 
-_noreturn_ static void child_main(Zygote *z, int *fds, int sync_fd, const SpawnRequest *req) {
+_noreturn_ static void child_main(
+        Zygote *z, int *fds, size_t ncgroups, int sync_fd, const SpawnRequest *req) {
+        int joined = seal_join_cgroups(fds + 3, ncgroups);
         /* Before the seal: the fork hooks libraries registered may still need what the seal
          * closes (matplotlib's clears its font cache, whose FreeType faces close their font
          * files; with those fds gone FreeType crashed). Python then stays untouched until the
@@ -347,7 +351,7 @@ _noreturn_ static void child_main(Zygote *z, int *fds, int sync_fd, const SpawnR
                 z->plan.tmp_size_bytes = req->tmp_size_bytes;
         /* Returns in the runner only: the sealed child stays behind as the run's init, an
          * exec'd program that no longer shares this memory. */
-        if (seal_run(&z->plan, fds[0], fds[1], fds[2], sync_fd) < 0)
+        if (seal_run(&z->plan, joined, fds[0], fds[1], fds[2], sync_fd) < 0)
                 _exit(127);
         /* First copy, in one call per range, the pages the runner is going to write anyway
          * (see learn_prefault): its preparation writes hundreds of pages, and a copy-on-write
@@ -401,7 +405,6 @@ static int effective_caps_from_permitted(void) {
 static int spawn_one(Zygote *z, int *fds, size_t ncgroups, const SpawnRequest *req, pid_t *ret_pid) {
         uint32_t uid = req->uid, gid = req->gid;
         _cleanup_close_pair_ int sync[2] = {-1, -1};
-        char buf[32];
         int r = 0;
 
         *ret_pid = -1;
@@ -425,7 +428,7 @@ static int spawn_one(Zygote *z, int *fds, size_t ncgroups, const SpawnRequest *r
                 NULL, NULL, NULL, 0);
         if (pid == 0) {
                 sync[1] = safe_close(sync[1]);
-                child_main(z, fds, sync[0], req);
+                child_main(z, fds, ncgroups, sync[0], req);
         }
         int saved = errno;
         PyOS_AfterFork_Parent();
@@ -440,12 +443,8 @@ static int spawn_one(Zygote *z, int *fds, size_t ncgroups, const SpawnRequest *r
         *ret_pid = pid;
         sync[0] = safe_close(sync[0]);
 
-        for (size_t i = 0; i < ncgroups && r == 0; i++) {
-                int n = snprintf(buf, sizeof buf, "%d\n", (int)pid);
-                r = fd_write_all(fds[3 + i], buf, (size_t)n);
-        }
-        if (r == 0)
-                r = userns_write_maps(pid, uid, gid);
+        /* The child joins its cgroups itself (seal_join_cgroups): only the maps are ours. */
+        r = userns_write_maps(pid, uid, gid);
         if (r < 0)
                 return r;
         if (fd_write_all(sync[1], "G", 1) < 0)

@@ -41,7 +41,7 @@ int zygote_recv_ready(ZygoteProc *z, ZygoteReady *ret);
 
 /* Asks for one sandbox that runs as host uid/gid; cpu_limit_sec and tmp_size_bytes: its
  * RLIMIT_CPU and tmpfs size, 0 for a run's (SpawnRequest); fds: socket, stdout pipe, stderr
- * pipe, then ncgroups cgroup.procs fds. Returns 0 or -errno. */
+ * pipe, then ncgroups cgroup fds (the child joins through them). Returns 0 or -errno. */
 int zygote_request_spawn(ZygoteProc *z, uint64_t id, uint32_t uid, uint32_t gid, uint32_t cpu_limit_sec,
         uint64_t tmp_size_bytes, const int *fds, size_t ncgroups);
 
