@@ -5,7 +5,11 @@ the sandboxes) were off CPU and not runnable, i.e. waiting for something other t
 bench/sched_delay.py is its complement (waits for a CPU).
 
     perf sched record -g -o /tmp/s.data -- /usr/bin/python3 bench/bench.py --only latency --snippets hello --n 1000
-    /usr/bin/python3 bench/offcpu.py /tmp/s.data
+    /usr/bin/python3 bench/offcpu.py /tmp/s.data [FRAME ...]
+
+With FRAME arguments (kernel function names, e.g. rcu_sync_enter cgroup_kn_lock_live) it also
+prints, per process name, the single waits whose stack holds that frame: how many, and their
+median, 90th percentile and longest. A few long waits are a tail; many short ones are not.
 
 It reads `perf sched timehist`: a line is a task switched in, with how long it waited before
 and the stack it went to sleep with at its previous switch-out, so each wait is charged to the
@@ -25,10 +29,12 @@ GENERIC = ("schedule", "__schedule", "preempt_schedule", "schedule_timeout", "sc
 
 
 def main(argv):
-    if len(argv) != 2:
+    if len(argv) < 2:
         print(__doc__.strip().splitlines()[0], file=sys.stderr)
-        print("usage: offcpu.py PERF_SCHED_DATA", file=sys.stderr)
+        print("usage: offcpu.py PERF_SCHED_DATA [FRAME ...]", file=sys.stderr)
         return 2
+    frames_wanted = argv[2:]
+    single = collections.defaultdict(list)
     text = subprocess.run(["perf", "sched", "timehist", "-i", argv[1]], capture_output=True,
                           text=True, check=True).stdout
     last = {}
@@ -46,6 +52,9 @@ def main(argv):
         if tid in last:
             frames = [f for f in last[tid].split(" <- ") if f and not f.startswith(GENERIC)]
             wait[(comm, " < ".join(frames[:4]))] += waited
+            for want in frames_wanted:
+                if any(f.split("+")[0] == want for f in frames):
+                    single[(want, comm)].append(waited)
         run[comm] += ran
         delay[comm] += sch_delay
         last[tid] = m.group(6)
@@ -55,6 +64,15 @@ def main(argv):
     print("ms asleep, by process name and the kernel stack it slept in (top 30)")
     for (comm, stack), ms in wait.most_common(30):
         print(f"  {ms:10.1f}  {comm:16s} {stack}")
+    if frames_wanted:
+        print("single waits whose stack holds FRAME, ms: count, median, p90, longest")
+        for want in frames_wanted:
+            for (w, comm), ws in sorted(single.items()):
+                if w != want:
+                    continue
+                ws.sort()
+                print(f"  {want:28s} {comm:16s} {len(ws):6d} {ws[len(ws) // 2]:8.2f} "
+                      f"{ws[min(len(ws) - 1, int(len(ws) * 0.9))]:8.2f} {ws[-1]:8.2f}")
     return 0
 
 
