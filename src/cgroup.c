@@ -289,8 +289,9 @@ void cgroup_root_destroy(CgroupRoot *root) {
  * the writing thread (the sandbox is single-threaded then), for which the kernel takes no global
  * lock (kernel/cgroup/cgroup.c cgroup_procs_write_start: the thread is `current`), while moving
  * a process through cgroup.procs write-locks cgroup_threadgroup_rwsem, which waits for an RCU
- * grace period, holding cgroup_mutex (unless the host mounted cgroup2 with favordynmods). The kernel checks the credentials of whoever opened the file
- * (Linux 5.16+), so the sandbox needs no right of its own on the host's cgroup tree. */
+ * grace period, holding cgroup_mutex (unless the host mounted cgroup2 with favordynmods). The
+ * kernel checks the credentials of whoever opened the file (Linux 5.16+), so the sandbox needs
+ * no right of its own on the host's cgroup tree. */
 static int open_procs(const char *dir, CgroupMode mode, int *ret) {
         char p[CGROUP_PATH_MAX + 32];
         snprintf(p, sizeof p, "%s/%s", dir, mode == CGROUP_V1 ? "tasks" : "cgroup.procs");

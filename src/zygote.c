@@ -23,11 +23,10 @@
  * concurrent runs (spawn_one). The child first joins the run's cgroups through the fds it
  * inherited (seal_join_cgroups: itself, so that the zygote never waits for the kernel's cgroup
  * locks); the zygote writes its id maps and releases it through a pipe; the child seals itself
- * (seal.c), starts the runner (a clone
- * that shares its memory) and execs the run's init (src/init/sandbox-init.c), which leaves the
- * runner the only copy of the zygote; the runner says FRAME_READY on the socket to
- * the server, and blocks until the server sends the request. The zygote keeps no fd of any
- * sandbox.
+ * (seal.c), starts the runner (a clone that shares its memory) and execs the run's init
+ * (src/init/sandbox-init.c), which leaves the runner the only copy of the zygote; the runner
+ * says FRAME_READY on the socket to the server, and blocks until the server sends the request.
+ * The zygote keeps no fd of any sandbox.
  *
  * Whatever the zygote holds, every run can read in its own memory (it is a fork): so the
  * zygote starts in "/" with a fixed environment and argv, receives only ZygoteConfig (no key,
