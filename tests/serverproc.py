@@ -56,10 +56,15 @@ class ServerProcess:
         self.port = None
         self.listen_offset = 0
         self._last_stderr = ""
-        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                [str(self.binary), "serve"], cwd=self.workdir, env=self.env,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err, preexec_fn=preexec_fn)
+        try:
+            with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+                self.proc = subprocess.Popen(
+                    [str(self.binary), "serve"], cwd=self.workdir, env=self.env,
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, preexec_fn=preexec_fn)
+        except BaseException:
+            # No server, so nobody will call stop(): its working directory goes now.
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
         self.pid = self.proc.pid
 
     def stderr(self):
