@@ -1347,7 +1347,7 @@ def render(res):
                          fmt(s.get("server_cpu_cores"), ".2f"), fmt(s.get("other_cpu_cores"), ".2f")])
         L += table(["snippet", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "p99/p50", "min ms", "max ms",
                     "server duration p50", "errors", "server+runs CPU", "other CPU"], rows)
-        if (r.get("n") or 0) < P99_9_MIN_N:
+        if r["n"] < P99_9_MIN_N:
             L.append(f"  p99.9 only from N >= {P99_9_MIN_N} (use --n)")
     elif "latency_error" in res:
         L += ["", "1. Sequential latency: could not run: " + res["latency_error"].splitlines()[0]]
